@@ -17,18 +17,24 @@ pytestmark = pytest.mark.integration
 def post(port: int, body: bytes, headers: dict[str, str] | None = None) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("POST", "/api/v2/write?org=o&bucket=b&precision=s", body=body, headers=headers or {})
+        conn.request(
+            "POST", "/api/v2/write?org=o&bucket=b&precision=s", body=body, headers=headers or {}
+        )
         return conn.getresponse().status
     finally:
         conn.close()
 
 
-def test_proxy_forwards_to_the_real_server(victoria: VictoriaMetrics, victoria_proxy: FaultProxy) -> None:
+def test_proxy_forwards_to_the_real_server(
+    victoria: VictoriaMetrics, victoria_proxy: FaultProxy
+) -> None:
     assert post(victoria_proxy.port, b"m,t=a f=1 1700000000\n") == 204
     assert victoria_proxy.stats.forwarded == 1
 
 
-def test_proxy_down_refuses_connections_and_up_listens_on_the_same_port(victoria_proxy: FaultProxy) -> None:
+def test_proxy_down_refuses_connections_and_up_listens_on_the_same_port(
+    victoria_proxy: FaultProxy,
+) -> None:
     port = victoria_proxy.port
     victoria_proxy.down()
     with pytest.raises(ConnectionRefusedError):

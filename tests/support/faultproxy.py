@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def setup(self) -> None:
@@ -161,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.stats.forwarded += 1
         self._answer(response.status, out, payload)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle
 
 
 class FaultProxy:
@@ -217,8 +217,9 @@ class FaultProxy:
     def stop(self) -> None:
         self.down()
 
-    def respond(self, status: int, times: int = 1, headers: dict[str, str] | None = None,
-                body: bytes = b"") -> None:
+    def respond(
+        self, status: int, times: int = 1, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> None:
         """Answer the next `times` requests with `status` instead of forwarding them."""
         with self._lock:
             self._canned.append(Canned(status, times, headers or {}, body))

@@ -130,7 +130,9 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def running(server: ServerProcess, ready: Callable[[], bool], timeout: float = 30) -> Iterator[ServerProcess]:
+def running(
+    server: ServerProcess, ready: Callable[[], bool], timeout: float = 30
+) -> Iterator[ServerProcess]:
     server.start()
     try:
         server.wait_ready(ready, timeout)

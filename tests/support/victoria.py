@@ -69,5 +69,8 @@ class VictoriaMetrics:
         selector = ",".join([f'__name__="{metric}"'] + [f'{k}="{v}"' for k, v in labels.items()])
         rows = []
         for series in self.export("{" + selector + "}"):
-            rows.extend((ts, v, series.labels) for ts, v in zip(series.timestamps, series.values, strict=True))
+            rows.extend(
+                (ts, v, series.labels)
+                for ts, v in zip(series.timestamps, series.values, strict=True)
+            )
         return sorted(rows, key=lambda row: row[0])

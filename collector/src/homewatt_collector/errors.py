@@ -1,0 +1,43 @@
+"""The collector's errors: one base class, so the CLI can end any of them with one clear line."""
+
+from __future__ import annotations
+
+
+class CollectorError(Exception):
+    """An expected fault with a message a user can act on."""
+
+
+class ConfigError(CollectorError):
+    """The configuration is wrong; the message names the file, the key and the problem."""
+
+
+class SourceError(CollectorError):
+    """A source could not read (a device, a port, a cloud API)."""
+
+
+class SinkError(CollectorError):
+    """A sink could not take a batch. Subclasses say what the forwarder should do next."""
+
+
+class SinkUnavailable(SinkError):
+    """Transient: connection refused or reset, timeout, 429, 5xx. Retry with backoff, forever."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SinkUnauthorized(SinkError):
+    """401/403/404: the token, org or bucket is wrong. The data is fine: keep it and retry."""
+
+
+class SinkRejected(SinkError):
+    """Another 4xx: the server refuses the data. Split the batch, quarantine the bad point."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OutboxBusy(CollectorError):
+    """Another process (the running service) holds the outbox."""

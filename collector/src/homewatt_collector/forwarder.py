@@ -1,0 +1,208 @@
+"""The forwarder: moves batches from one outbox to one sink, oldest first, until stopped.
+
+A batch leaves the outbox only after the sink acknowledged it. Transient failures (connection,
+timeout, 429, 5xx) are retried forever with jittered exponential backoff (honouring Retry-After);
+a wrong token/org/bucket is retried at the longest backoff, data kept. A batch the server refuses
+(another 4xx) is split in halves until the refused point is alone; that point is quarantined and
+everything else delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
+
+from homewatt_collector.errors import SinkError, SinkRejected, SinkUnauthorized, SinkUnavailable
+from homewatt_collector.outbox import Entry, Outbox
+from homewatt_collector.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+
+class Stopped(Exception):
+    """Shutdown was asked for while waiting to retry."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    min_s: float = 1.0
+    max_s: float = 60.0
+
+
+class Forwarder:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink: Sink,
+        stop: threading.Event,
+        *,
+        batch_size: int = 5000,
+        backoff: Backoff = Backoff(),
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.sink = sink
+        self.batch_size = batch_size
+        self.backoff = backoff
+        self.idle_poll_s = idle_poll_s
+        self.wake = threading.Event()
+        self.state = "starting"
+        self._stop = stop
+        self._errors = 0
+        self._errors_lock = threading.Lock()
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._jitter = wait_random_exponential(
+            multiplier=backoff.min_s, min=backoff.min_s, max=backoff.max_s
+        )
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"forwarder-{self.sink.name}", daemon=True
+        )
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def take_errors(self) -> int:
+        """Sink errors since the last call (for the health sample)."""
+        with self._errors_lock:
+            errors, self._errors = self._errors, 0
+        return errors
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.deliver_batch(retry=True)
+            except Stopped:
+                break
+            if sent == 0:
+                self.wake.wait(self.idle_poll_s)
+                self.wake.clear()
+        self.outbox.release_inflight()
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def deliver_batch(self, retry: bool) -> int:
+        """Send the oldest batch; returns how many entries left the outbox (0: nothing pending).
+
+        With retry=False a transient failure raises its SinkError (for one-shot commands).
+        """
+        entries = self.outbox.peek(self.batch_size)
+        if not entries:
+            self.state = "idle" if self._failing_since is None else self.state
+            return 0
+        self._send(entries, retry)
+        return len(entries)
+
+    def drain(
+        self, progress: Callable[[int], None] | None = None, deadline: float | None = None
+    ) -> int:
+        """Deliver until the outbox is empty (or `deadline`, monotonic); no retries."""
+        total = 0
+        while deadline is None or time.monotonic() < deadline:
+            sent = self.deliver_batch(retry=False)
+            if sent == 0:
+                break
+            total += sent
+            if progress is not None:
+                progress(sent)
+        return total
+
+    def _send(self, entries: Sequence[Entry], retry: bool) -> None:
+        lines = [entry.line for entry in entries]
+        try:
+            if retry:
+                self._write_retrying(lines)
+            else:
+                self._write_once(lines)
+        except SinkRejected as exc:
+            if len(entries) == 1:
+                self.outbox.quarantine(entries[0], exc.status, str(exc))
+                log.error(
+                    "sink %s refused a point, quarantined (`homewatt-collector outbox`): %s: %s",
+                    self.sink.name,
+                    exc,
+                    entries[0].line[:200],
+                )
+                return
+            middle = len(entries) // 2
+            self._send(entries[:middle], retry)
+            self._send(entries[middle:], retry)
+            return
+        self.outbox.ack(entries)
+
+    def _write_once(self, lines: list[str]) -> None:
+        try:
+            self.sink.write(lines)
+        except SinkError:
+            self._count_error()
+            raise
+        self._recovered()
+
+    def _write_retrying(self, lines: list[str]) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception_type((SinkUnavailable, SinkUnauthorized)),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._note_failure,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self._write_once(lines)
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, SinkUnauthorized):
+            return self.backoff.max_s
+        wait = float(self._jitter(retry_state))
+        if isinstance(exc, SinkUnavailable) and exc.retry_after_s is not None:
+            wait = max(wait, exc.retry_after_s)
+        return min(wait, self.backoff.max_s)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise Stopped
+
+    def _count_error(self) -> None:
+        with self._errors_lock:
+            self._errors += 1
+
+    def _note_failure(self, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self._failures += 1
+        self.state = f"retrying: {exc}"
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning(
+                "sink %s: %s; samples stay in the outbox, retrying (backoff up to %.0f s)",
+                self.sink.name,
+                exc,
+                self.backoff.max_s,
+            )
+        else:
+            log.debug("sink %s: still failing (%s); next try in %.1f s", self.sink.name, exc, wait)
+
+    def _recovered(self) -> None:
+        self.state = "ok"
+        if self._failing_since is not None:
+            log.info(
+                "sink %s: delivering again after %d failed attempts over %.0f s",
+                self.sink.name,
+                self._failures,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+            self._failures = 0

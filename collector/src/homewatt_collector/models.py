@@ -1,0 +1,33 @@
+"""The values that flow through the collector: sources produce Samples, the outbox keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+FieldValue = float | int | bool | str
+
+ELECTRICITY = "electricity"
+HEALTH = "homewatt_health"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One point: a measurement with tags and fields at a UTC unix timestamp in seconds.
+
+    Its identity is (measurement, tags, ts): two samples with the same identity are the same
+    sample, and InfluxDB keeps one of them.
+    """
+
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a source returns for one cycle: the samples it read and the faults it counted."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: int = 0

@@ -1,0 +1,341 @@
+"""The outbox: every sample on disk (SQLite, WAL) until its sink has acknowledged it.
+
+- A sample is committed before `put` returns. With WAL and synchronous=NORMAL a commit is in the
+  OS's page cache, so it survives a crash or SIGKILL of this process; the WAL is fsynced by a
+  checkpoint every `checkpoint_interval_s` (about 10 s), which bounds what a power cut can take
+  and spares the SD card an fsync per sample.
+- Order is insertion order (the integer primary key); a sample's identity is a 64-bit hash of
+  its series key and timestamp, and a second sample with the same identity is ignored.
+- Bounded: when the file holds more than `max_bytes`, the oldest samples not in flight are
+  dropped (and counted) to make room. Points a server refused are kept in `quarantine`.
+- Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
+- One process at a time: an exclusive flock on `<path>.lock` (the service holds it while it runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from homewatt_collector import lineprotocol
+from homewatt_collector.errors import CollectorError, OutboxBusy
+from homewatt_collector.models import Sample
+
+SCHEMA_VERSION = 1
+COUNTERS = ("enqueued", "duplicates", "delivered", "dropped", "quarantined")
+# When full, drop down to this fraction of the bound, so drops come in batches, not per sample.
+REFILL_FRACTION = 0.9
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+  id INTEGER PRIMARY KEY,
+  ident INTEGER NOT NULL UNIQUE,  -- hash of (series key, ts): the sample's identity
+  ts INTEGER NOT NULL,
+  line TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+  id INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  quarantined_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    ts: int
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedEntry:
+    ts: int
+    line: str
+    status: int
+    reason: str
+    quarantined_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    backlog: int
+    oldest_ts: int | None
+    quarantined_now: int
+    size_bytes: int
+    max_bytes: int
+    counters: dict[str, int]
+
+
+def identity(series: str, ts: int) -> int:
+    digest = hashlib.blake2b(f"{series} {ts}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Outbox:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int,
+        checkpoint_interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        lock: bool = True,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._lock_file: IO[bytes] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if lock:
+                self._lock_file = _take_flock(path.with_name(path.name + ".lock"))
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except OSError as exc:
+            raise CollectorError(f"outbox {path}: {exc.strerror or exc}") from exc
+        path.chmod(0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (the fsyncs) happen on our schedule, not every 1000 pages.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        for name in COUNTERS:
+            self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._backlog = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+        self._counters = {
+            str(name): int(value)
+            for name, value in self._db.execute("SELECT name, value FROM counters").fetchall()
+        }
+        self._inflight_upto = 0  # ids <= this are being sent: never dropped to make room
+        self._last_checkpoint = clock()
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def put(self, samples: Iterable[Sample]) -> int:
+        """Commit samples (in order); returns how many were new. Duplicates are ignored."""
+        rows = []
+        for sample in samples:
+            line = lineprotocol.encode(sample)
+            rows.append((identity(lineprotocol.series_key(sample), sample.ts), sample.ts, line))
+        if not rows:
+            return 0
+        with self._lock, self._transaction():
+            cursor = self._db.executemany(
+                "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)", rows
+            )
+            added = max(cursor.rowcount, 0)
+            self._bump("enqueued", added)
+            self._bump("duplicates", len(rows) - added)
+            self._backlog_delta += added
+        self._enforce_bound()
+        self.maybe_checkpoint()
+        return added
+
+    # -- consumer side -------------------------------------------------------------------------
+
+    def peek(self, limit: int) -> list[Entry]:
+        """The oldest `limit` pending entries, marked in flight (safe from drop-oldest)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, ts, line FROM pending ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            if rows:
+                self._inflight_upto = rows[-1][0]
+        return [Entry(*row) for row in rows]
+
+    def ack(self, entries: Sequence[Entry]) -> int:
+        """The sink has these entries (a contiguous run from `peek`): delete them."""
+        if not entries:
+            return 0
+        with self._lock, self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM pending WHERE id BETWEEN ? AND ?", (entries[0].id, entries[-1].id)
+            )
+            deleted = cursor.rowcount
+            self._bump("delivered", deleted)
+            self._backlog_delta -= deleted
+        self.maybe_checkpoint()
+        return deleted
+
+    def quarantine(self, entry: Entry, status: int, reason: str) -> None:
+        """The server refused this point: keep it aside, counted, out of the delivery queue."""
+        with self._lock, self._transaction():
+            deleted = self._db.execute("DELETE FROM pending WHERE id = ?", (entry.id,)).rowcount
+            if deleted:
+                self._db.execute(
+                    "INSERT INTO quarantine (ts, line, status, reason, quarantined_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (entry.ts, entry.line, status, reason[:500], int(time.time())),
+                )
+                self._bump("quarantined", 1)
+                self._backlog_delta -= 1
+
+    def release_inflight(self) -> None:
+        with self._lock:
+            self._inflight_upto = 0
+
+    # -- operations ----------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    def counter(self, name: str) -> int:
+        """A lifetime counter (enqueued, duplicates, delivered, dropped, quarantined)."""
+        return self._counters[name]
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            oldest = self._db.execute("SELECT ts FROM pending ORDER BY id LIMIT 1").fetchone()
+            quarantined = self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+            size = self._used_bytes()
+        return OutboxStats(
+            backlog=self._backlog,
+            oldest_ts=oldest[0] if oldest else None,
+            quarantined_now=int(quarantined),
+            size_bytes=size,
+            max_bytes=self.max_bytes,
+            counters=dict(self._counters),
+        )
+
+    def quarantined(self, limit: int = 20) -> list[QuarantinedEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ts, line, status, reason, quarantined_at FROM quarantine"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [QuarantinedEntry(*row) for row in rows]
+
+    def requeue_quarantined(self) -> int:
+        """Put quarantined points back into the queue (after the cause was fixed)."""
+        with self._lock, self._transaction():
+            rows = self._db.execute("SELECT ts, line FROM quarantine ORDER BY id").fetchall()
+            moved = 0
+            for ts, line in rows:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)",
+                    (identity(_series_of(line), ts), ts, line),
+                )
+                moved += cursor.rowcount
+            self._db.execute("DELETE FROM quarantine")
+            self._backlog_delta += moved
+        return moved
+
+    def maybe_checkpoint(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._last_checkpoint < self.checkpoint_interval_s:
+            return
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._last_checkpoint = now
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._uncommitted: dict[str, int] = {}
+        self._backlog_delta = 0
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        for name, by in self._uncommitted.items():
+            self._counters[name] += by
+        self._backlog += self._backlog_delta
+
+    def _bump(self, name: str, by: int) -> None:
+        """Count inside the current transaction; the in-memory copy follows on commit."""
+        if by:
+            self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name))
+            self._uncommitted[name] = self._uncommitted.get(name, 0) + by
+
+    def _used_bytes(self) -> int:
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self._page_size
+
+    def _enforce_bound(self) -> None:
+        """Over the bound: drop the oldest pending samples not in flight (then quarantined ones)."""
+        with self._lock:
+            used = self._used_bytes()
+            if used <= self.max_bytes:
+                return
+            quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+            rows = max(self._backlog + quarantined, 1)
+            excess = used - self.max_bytes * REFILL_FRACTION
+            to_drop = max(1, math.ceil(excess / (used / rows)))
+            with self._transaction():
+                dropped = self._db.execute(
+                    "DELETE FROM pending WHERE id IN"
+                    " (SELECT id FROM pending WHERE id > ? ORDER BY id LIMIT ?)",
+                    (self._inflight_upto, to_drop),
+                ).rowcount
+                self._backlog_delta -= dropped
+                if dropped < to_drop:
+                    dropped += self._db.execute(
+                        "DELETE FROM quarantine WHERE id IN"
+                        " (SELECT id FROM quarantine ORDER BY id LIMIT ?)",
+                        (to_drop - dropped,),
+                    ).rowcount
+                self._bump("dropped", dropped)
+
+
+def _series_of(line: str) -> str:
+    """The series key of an encoded line: everything before the first unescaped space."""
+    escaped = False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == " ":
+            return line[:index]
+    return line
+
+
+def _take_flock(path: Path) -> IO[bytes]:
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise OutboxBusy(
+            f"outbox {path.with_suffix('')} is in use by another process"
+            " (the running collector service?): stop it first"
+        ) from None
+    return handle

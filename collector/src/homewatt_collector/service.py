@@ -1,0 +1,249 @@
+"""The running collector: source -> outbox (one per sink) -> forwarder threads -> sinks.
+
+The source loop runs on the main thread on monotonic deadlines and never waits for a sink;
+each sink's forwarder runs on its own thread. Every cycle also records a `homewatt_health`
+sample. Shutdown (SIGTERM) stops the loop, gives each sink a moment to take what is pending,
+and closes the outboxes with a checkpoint, so nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from homewatt_collector import notify
+from homewatt_collector.clock import clock_synchronized
+from homewatt_collector.config import CollectorConfig, SinkConfig, outbox_dir, read_token
+from homewatt_collector.errors import SinkError, SourceError
+from homewatt_collector.forwarder import Backoff, Forwarder
+from homewatt_collector.models import HEALTH, Reading, Sample
+from homewatt_collector.outbox import Outbox
+from homewatt_collector.scheduler import Scheduler, Slot
+from homewatt_collector.sinks.influxdb import InfluxDBSink
+from homewatt_collector.sources import Source, create_source
+
+log = logging.getLogger(__name__)
+
+# How long a stopping collector lets the sinks take what is pending (the rest stays on disk).
+FINAL_FLUSH_S = 5.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One sink's outbox and forwarder."""
+
+    outbox: Outbox
+    forwarder: Forwarder
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What one cycle did, for the live table and the tests."""
+
+    slot: Slot
+    reading: Reading
+    read_s: float
+    deliveries: Sequence[Delivery]
+
+
+def outbox_path(directory: Path, sink_name: str) -> Path:
+    return directory / f"outbox-{sink_name}.sqlite"
+
+
+class Collector:
+    def __init__(
+        self,
+        *,
+        site: str,
+        unit: str,
+        interval_s: int,
+        source: Source,
+        deliveries: Sequence[Delivery],
+        stop: threading.Event,
+        health: bool = True,
+        wait_for_clock_sync: bool = True,
+        on_cycle: Callable[[Cycle], None] | None = None,
+    ) -> None:
+        self.site = site
+        self.unit = unit
+        self.interval_s = interval_s
+        self.source = source
+        self.deliveries = deliveries
+        self.stop = stop
+        self.health = health
+        self.wait_for_clock_sync = wait_for_clock_sync
+        self.on_cycle = on_cycle
+        self._watchdog_s = notify.watchdog_interval_s()
+        self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
+
+    def run(self) -> None:
+        for delivery in self.deliveries:
+            delivery.forwarder.start()
+        try:
+            if self.wait_for_clock_sync and not self._wait_for_clock():
+                return
+            self.source.open()
+            notify.notify("READY=1")
+            notify.notify(f"STATUS=collecting every {self.interval_s} s")
+            log.info("collecting from %s every %d s", self.source.kind, self.interval_s)
+            scheduler = Scheduler(self.interval_s, sleep=self._sleep)
+            for slot in scheduler.slots():
+                self._cycle(slot)
+        finally:
+            notify.notify("STOPPING=1")
+            self._shutdown()
+
+    def _cycle(self, slot: Slot) -> None:
+        started = time.monotonic()
+        try:
+            reading = self.source.read(slot.ts)
+        except SourceError as exc:
+            log.warning("%s: %s", self.source.kind, exc)
+            reading = Reading(errors=1)
+        read_s = time.monotonic() - started
+        samples = list(reading.samples)
+        if self.health:
+            samples.append(self._health_sample(slot, reading, read_s))
+        for delivery in self.deliveries:
+            delivery.outbox.put(samples)
+        if self._watchdog_s is not None:
+            notify.notify("WATCHDOG=1")
+        if self.on_cycle is not None:
+            self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
+
+    def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:
+        dropped = 0
+        for delivery in self.deliveries:
+            now = delivery.outbox.counter("dropped")
+            dropped += now - self._dropped_seen[id(delivery)]
+            self._dropped_seen[id(delivery)] = now
+        fields: dict[str, float | int] = {
+            "cycle_lateness_ms": round(slot.lateness_s * 1000, 3),
+            "skipped_slots": slot.skipped,
+            "read_errors": reading.errors,
+            "read_duration_ms": round(read_s * 1000, 3),
+            "outbox_backlog": sum(d.outbox.backlog for d in self.deliveries),
+            "outbox_dropped": dropped,
+            "sink_errors": sum(d.forwarder.take_errors() for d in self.deliveries),
+        }
+        tags = {"site": self.site, "unit": self.unit, "source": self.source.kind}
+        return Sample(HEALTH, tags, fields, slot.ts)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep until the next slot (True: stop), pinging the watchdog on a long interval."""
+        if self._watchdog_s is None:
+            return self.stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(remaining, self._watchdog_s)):
+                return True
+            notify.notify("WATCHDOG=1")
+        return self.stop.is_set()
+
+    def _wait_for_clock(self) -> bool:
+        """Block until NTP has synchronised the clock; False if stopped meanwhile."""
+        if clock_synchronized() is not False:
+            return True
+        notify.notify("STATUS=waiting for the system clock to be synchronised (NTP)")
+        log.warning(
+            "waiting for the system clock to be synchronised (NTP) before taking samples;"
+            " for a site without network time set clock.wait_for_sync: false"
+        )
+        waited = 0.0
+        while clock_synchronized() is False:
+            if self._sleep(1.0):
+                return False
+            waited += 1.0
+            if waited % 300 == 0:
+                log.warning("still waiting for clock synchronisation (%.0f s)", waited)
+        log.info("system clock synchronised")
+        return True
+
+    def _shutdown(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(SourceError):
+            self.source.close()
+        for delivery in self.deliveries:
+            delivery.forwarder.join()
+        deadline = time.monotonic() + FINAL_FLUSH_S
+        for delivery in self.deliveries:
+            pending = delivery.outbox.backlog
+            if pending:
+                try:
+                    delivery.forwarder.drain(deadline=deadline)
+                except SinkError as exc:
+                    log.info(
+                        "sink %s: %s; %d samples stay in the outbox for the next start",
+                        delivery.forwarder.sink.name,
+                        exc,
+                        delivery.outbox.backlog,
+                    )
+        for delivery in self.deliveries:
+            delivery.forwarder.sink.close()
+            delivery.outbox.close()
+
+
+def build_collector(
+    config: CollectorConfig,
+    stop: threading.Event,
+    source: Source | None = None,
+    outbox_directory: Path | None = None,
+    on_cycle: Callable[[Cycle], None] | None = None,
+) -> Collector:
+    """Wire a collector from its config; reads secrets, opens outboxes (ConfigError/OutboxBusy)."""
+    tokens = {sink.name: read_token(sink) for sink in config.sinks}
+    directory = outbox_directory or outbox_dir(config)
+    deliveries: list[Delivery] = []
+    try:
+        for sink_config in config.sinks:
+            outbox = Outbox(
+                outbox_path(directory, sink_config.name),
+                max_bytes=config.outbox.max_size_mb * 1024 * 1024,
+                checkpoint_interval_s=config.outbox.checkpoint_interval_s,
+            )
+            deliveries.append(
+                Delivery(
+                    outbox, make_forwarder(sink_config, tokens[sink_config.name], outbox, stop)
+                )
+            )
+    except Exception:
+        for delivery in deliveries:
+            delivery.outbox.close()
+        raise
+    return Collector(
+        site=config.site,
+        unit=config.unit or "collector",
+        interval_s=config.interval_s,
+        source=source or create_source(config.source, config.site),
+        deliveries=deliveries,
+        stop=stop,
+        health=config.health,
+        wait_for_clock_sync=config.clock.wait_for_sync,
+        on_cycle=on_cycle,
+    )
+
+
+def make_forwarder(
+    sink: SinkConfig, token: str | None, outbox: Outbox, stop: threading.Event
+) -> Forwarder:
+    return Forwarder(
+        outbox,
+        InfluxDBSink(
+            name=sink.name,
+            url=sink.url,
+            org=sink.org,
+            bucket=sink.bucket,
+            token=token,
+            timeout_s=sink.timeout_s,
+            verify_tls=sink.verify_tls,
+        ),
+        stop,
+        batch_size=sink.batch_size,
+        backoff=Backoff(sink.retry_min_s, sink.retry_max_s),
+        idle_poll_s=sink.flush_interval_s,
+    )

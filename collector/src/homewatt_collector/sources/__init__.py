@@ -1,0 +1,44 @@
+"""Sources read devices and return typed samples; they never talk to the database.
+
+A source kind is registered here by name with its config model and its factory; the config's
+`source.kind` selects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from homewatt_collector.models import Reading
+from homewatt_collector.registry import Registry
+from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+
+
+class Source(Protocol):
+    kind: str
+
+    def open(self) -> None:
+        """Acquire the device (a serial port, a session). May raise SourceError."""
+
+    def read(self, ts: int) -> Reading:
+        """One cycle's samples, timestamped `ts`; faults are counted in Reading.errors."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    config_model: type[BaseModel]
+    factory: Callable[[Any, str], Source]  # (its config model instance, site) -> Source
+
+
+SOURCES: Registry[SourceKind] = Registry("source kind")
+SOURCES.register("demo", SourceKind(DemoSourceConfig, DemoSource))
+
+
+def create_source(config: BaseModel, site: str) -> Source:
+    kind = SOURCES.get(config.kind)  # type: ignore[attr-defined]
+    return kind.factory(config, site)
