@@ -7,6 +7,7 @@ import typing
 from pathlib import Path
 
 import pytest
+
 from homewatt_collector.config import (
     CollectorConfig,
     SourceConfig,
@@ -16,7 +17,6 @@ from homewatt_collector.config import (
 )
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
-
 from tests.collector.conftest import REPO
 
 EXAMPLE = REPO / "collector" / "collector.example.yaml"

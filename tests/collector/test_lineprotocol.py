@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from homewatt_collector.lineprotocol import encode, series_key
 from homewatt_collector.models import Sample
 

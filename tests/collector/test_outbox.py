@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from homewatt_collector.errors import OutboxBusy
 from homewatt_collector.models import Sample
 from homewatt_collector.outbox import Outbox

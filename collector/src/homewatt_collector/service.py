@@ -169,6 +169,7 @@ class Collector:
         with contextlib.suppress(SourceError):
             self.source.close()
         for delivery in self.deliveries:
+            delivery.forwarder.wake.set()  # out of its idle wait
             delivery.forwarder.join()
         deadline = time.monotonic() + FINAL_FLUSH_S
         for delivery in self.deliveries:
@@ -184,6 +185,11 @@ class Collector:
                         delivery.outbox.backlog,
                     )
         for delivery in self.deliveries:
+            log.info(
+                "stopped; sink %s: %d samples pending in the outbox",
+                delivery.forwarder.sink.name,
+                delivery.outbox.backlog,
+            )
             delivery.forwarder.sink.close()
             delivery.outbox.close()
 

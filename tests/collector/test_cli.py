@@ -1,0 +1,182 @@
+"""The command line as a user meets it: one clear line per mistake, tables, the outbox commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from homewatt_collector import __version__
+from tests.collector.conftest import COLLECTOR_BIN, REPO, write_config
+from tests.support.faultproxy import FaultProxy
+from tests.support.processes import ServerProcess, wait_until
+from tests.support.victoria import VictoriaMetrics
+
+
+def cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(COLLECTOR_BIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_version_is_printed() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"homewatt-collector {__version__}"
+
+
+def test_check_config_explains_a_valid_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "main.yaml", "http://127.0.0.1:8086", tmp_path / "state")
+    result = cli("check-config", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "sink local: http://127.0.0.1:8086 org=homewatt bucket=homewatt" in result.stdout
+    assert "no token (anonymous)" in result.stdout
+
+
+def test_check_config_of_the_example_fails_only_on_the_absent_token_file() -> None:
+    result = cli("check-config", "-c", str(REPO / "collector" / "collector.example.yaml"))
+    assert result.returncode == 1
+    assert (
+        "sinks.local.token_file: /etc/homewatt/influxdb-write.token: No such file" in result.stderr
+    )
+
+
+def test_a_bad_config_is_one_clear_error_and_exit_status_1(tmp_path: Path) -> None:
+    config = tmp_path / "main.yaml"
+    config.write_text("site: home\nsource: {kind: demo}\nsinks: []\n")
+    for command in (["check-config"], ["run", "--no-table"]):
+        result = cli(*command, "-c", str(config))
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith("error:")
+        assert "main.yaml:3: sinks: List should have at least 1 item" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_run_needs_a_config_or_demo() -> None:
+    result = cli("run")
+    assert result.returncode == 1
+    assert "give --config FILE, or --demo" in result.stderr
+
+
+def test_the_json_schema_command_prints_the_published_schema() -> None:
+    result = cli("schema")
+    assert result.stdout == (REPO / "collector" / "collector-config.schema.json").read_text()
+
+
+def run_demo(cwd: Path, seconds: float, *args: str) -> subprocess.CompletedProcess[str]:
+    process = subprocess.Popen(
+        [str(COLLECTOR_BIN), "run", "--demo", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    time.sleep(seconds)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    out, err = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.integration
+def test_the_demo_shows_a_live_table_and_delivers(
+    tmp_path: Path, victoria: VictoriaMetrics
+) -> None:
+    result = run_demo(tmp_path, 4, "--sink-url", victoria.url, "--table")
+    assert result.returncode == 0, result.stderr
+    for text in ("power", "W", "energy total", "kWh", "voltage", "delivery", "local", "backlog"):
+        assert text in result.stdout
+    assert (tmp_path / "homewatt-demo" / "outbox-local.sqlite").exists()
+    wait_until(
+        lambda: len(victoria.samples("electricity_power_w", site="demo")) >= 2, 15, "demo samples"
+    )
+
+
+@pytest.mark.integration
+def test_the_outbox_fills_while_no_database_listens_and_replay_drains_it(
+    tmp_path: Path, victoria: VictoriaMetrics, victoria_proxy: FaultProxy
+) -> None:
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, tmp_path / "state")
+    victoria_proxy.down()
+    run = subprocess.Popen([str(COLLECTOR_BIN), "run", "-c", str(config), "--no-table"])
+    time.sleep(4)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 0
+
+    status = cli("outbox", "-c", str(config))
+    assert status.returncode == 0, status.stderr
+    assert "pending samples (backlog)" in status.stdout
+    found = re.search(r"pending samples \(backlog\)\W*(\d+)", status.stdout)
+    assert found, status.stdout
+    backlog = int(found.group(1))
+    assert backlog >= 4
+
+    victoria_proxy.up()
+    replay = cli("outbox", "-c", str(config), "replay")
+    assert replay.returncode == 0, replay.stderr
+    assert f"sink local: {backlog} samples delivered, 0 pending" in replay.stdout
+    wait_until(
+        lambda: (
+            len(victoria.samples("electricity_power_w"))
+            + len(victoria.samples("homewatt_health_read_errors"))
+            == backlog
+        ),
+        15,
+        "the replayed samples",
+    )
+
+
+@pytest.mark.integration
+def test_replay_refuses_while_the_service_holds_the_outbox(
+    tmp_path: Path, collector_process: Callable[..., ServerProcess]
+) -> None:
+    config = write_config(tmp_path / "main.yaml", "http://127.0.0.1:9", tmp_path / "state")
+    collector_process(config)
+    wait_until((tmp_path / "state" / "outbox-local.sqlite").exists, 15, "the outbox")
+    result = cli("outbox", "-c", str(config), "replay")
+    assert result.returncode == 1
+    assert "in use by another process" in result.stderr and "stop it first" in result.stderr
+
+
+@pytest.mark.integration
+def test_systemd_hears_ready_watchdog_and_stopping(
+    tmp_path: Path, victoria: VictoriaMetrics, collector_process: Callable[..., ServerProcess]
+) -> None:
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(15)
+    config = write_config(tmp_path / "main.yaml", victoria.url, tmp_path / "state")
+    collector = collector_process(
+        config, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"}
+    )
+    messages = []
+    while messages.count("WATCHDOG=1") < 3:
+        messages.append(listener.recv(4096).decode())
+    collector.stop()
+    listener.settimeout(2)
+    try:
+        while True:
+            messages.append(listener.recv(4096).decode())
+    except TimeoutError:
+        pass
+    listener.close()
+    assert messages[0] == "READY=1"
+    assert "STOPPING=1" in messages
+    assert any(m.startswith("STATUS=collecting every 1 s") for m in messages)

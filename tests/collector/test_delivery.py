@@ -1,0 +1,318 @@
+"""End to end: the collector at 1 Hz -> fault proxy -> VictoriaMetrics (InfluxDB v2 write API).
+
+Every scenario ends with the same audit: every sample the collector produced arrived exactly once
+(VictoriaMetrics keeps duplicates, so a duplicate would show), none is left behind, and refused
+points sit in quarantine. The faults are real: refused connections, reset sockets, 429/503/400
+answers and slow responses from a proxy on the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from homewatt_collector.outbox import Outbox
+from tests.collector.conftest import write_config
+from tests.support.faultproxy import FaultProxy
+from tests.support.processes import ServerProcess, wait_until
+from tests.support.victoria import VictoriaMetrics
+
+pytestmark = pytest.mark.integration
+
+StartCollector = Callable[..., ServerProcess]
+
+
+@dataclass
+class Audit:
+    electricity: list[int]  # timestamps of delivered electricity samples (duplicates kept)
+    health: list[int]
+    skipped_slots: int
+    counters: dict[str, int]
+    backlog: int
+
+
+def query(outbox: Path, sql: str) -> int:
+    """One number from the outbox of a running collector (read-only; 0 before it exists)."""
+    if not outbox.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+        row = db.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pending(outbox: Path) -> int:
+    return query(outbox, "SELECT count(*) FROM pending")
+
+
+def wait_for_samples(outbox: Path, count: int, timeout: float = 30) -> None:
+    def enough() -> bool:
+        return query(outbox, "SELECT value FROM counters WHERE name = 'enqueued'") >= count
+
+    wait_until(enough, timeout, f"{count} samples in the outbox")
+
+
+def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) -> Audit:
+    """Stop the collector (SIGTERM), then compare its outbox counters with what VM holds."""
+    assert collector.stop(timeout=30) == 0, collector.log_tail()
+    box = Outbox(outbox, max_bytes=10**9)
+    stats = box.stats()
+    box.close()
+    delivered = stats.counters["delivered"]
+
+    def everything_arrived() -> bool:
+        got = len(vm.samples("electricity_power_w")) + len(
+            vm.samples("homewatt_health_read_errors")
+        )
+        return got >= delivered
+
+    wait_until(everything_arrived, 30, f"{delivered} delivered samples in VictoriaMetrics")
+    time.sleep(1.5)  # anything extra (a duplicate) would show up by now too
+    electricity = [ts for ts, _, _ in vm.samples("electricity_power_w")]
+    health = [ts for ts, _, _ in vm.samples("homewatt_health_read_errors")]
+    skipped = sum(int(v) for _, v, _ in vm.samples("homewatt_health_skipped_slots"))
+    return Audit(electricity, health, skipped, stats.counters, stats.backlog)
+
+
+def assert_exactly_once(audit: Audit) -> None:
+    assert audit.backlog == 0, "nothing left behind in the outbox"
+    assert len(audit.electricity) == len(set(audit.electricity)), "no duplicate electricity sample"
+    assert len(audit.health) == len(set(audit.health)), "no duplicate health sample"
+    assert len(audit.electricity) + len(audit.health) == audit.counters["delivered"]
+    assert audit.counters["enqueued"] == audit.counters["delivered"] + audit.counters["quarantined"]
+    assert audit.counters["dropped"] == 0
+
+
+def assert_no_gaps(audit: Audit, allowed_gap_s: int = 0) -> None:
+    span = audit.electricity[-1] - audit.electricity[0] + 1
+    assert len(audit.electricity) + audit.skipped_slots + allowed_gap_s >= span
+
+
+@pytest.fixture
+def outbox_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def test_samples_reach_the_database_exactly_once_every_second(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    collector = collector_process(config)
+    wait_for_samples(outbox_dir / "outbox-local.sqlite", 12)
+    audit = stop_and_audit(collector, outbox_dir / "outbox-local.sqlite", victoria)
+    assert_exactly_once(audit)
+    assert_no_gaps(audit)
+    assert len(audit.electricity) >= 6
+    (series,) = victoria.export('{__name__="electricity_power_w"}')
+    assert series.labels == {
+        "__name__": "electricity_power_w",
+        "site": "test",
+        "source": "demo",
+        "device": "sim",
+        "channel": "total",
+        "model": "demo",
+    }
+
+
+def test_a_database_outage_loses_nothing_and_the_backlog_drains_after(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    collector = collector_process(config)
+    wait_for_samples(outbox, 4)
+    victoria_proxy.down()
+    time.sleep(8)
+    assert pending(outbox) >= 12, "samples pile up in the outbox while the database is away"
+    victoria_proxy.up()
+    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
+    audit = stop_and_audit(collector, outbox, victoria)
+    assert_exactly_once(audit)
+    assert_no_gaps(audit)
+    assert "retrying" in collector.log_tail(50)
+    assert "delivering again" in collector.log_tail(50)
+
+
+def test_a_collector_killed_mid_outage_delivers_its_backlog_after_restart(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    first = collector_process(config)
+    wait_for_samples(outbox, 4)
+    victoria_proxy.down()
+    time.sleep(5)
+    first.kill()  # SIGKILL: no shutdown, no flush, no checkpoint
+    backlog_at_kill = pending(outbox)
+    assert backlog_at_kill >= 8
+    second = collector_process(config)
+    time.sleep(3)
+    victoria_proxy.up()
+    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain after the restart")
+    audit = stop_and_audit(second, outbox, victoria)
+    assert_exactly_once(audit)
+    assert_no_gaps(audit, allowed_gap_s=5)  # the seconds with no collector running
+
+
+def test_429_and_503_answers_are_retried_until_accepted(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    victoria_proxy.respond(
+        429, times=3, headers={"Retry-After": "1"}, body=b'{"message":"slow down"}'
+    )
+    victoria_proxy.respond(503, times=3, body=b'{"message":"unavailable"}')
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    collector = collector_process(config)
+    wait_until(lambda: victoria_proxy.stats.faulted >= 6, 30, "six refused writes")
+    wait_for_samples(outbox, 16)
+    audit = stop_and_audit(collector, outbox, victoria)
+    assert_exactly_once(audit)
+    assert_no_gaps(audit)
+    assert audit.counters["quarantined"] == 0
+
+
+def test_a_point_the_server_refuses_is_quarantined_and_everything_else_arrives(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    victoria_proxy.down()  # build a backlog, so the refused point arrives inside a larger batch
+    collector = collector_process(config)
+    wait_for_samples(outbox, 12)
+    poison: list[bytes] = []
+
+    def refuses(body: bytes) -> bool:
+        if not poison:
+            electricity = [ln for ln in body.split(b"\n") if ln.startswith(b"electricity,")]
+            poison.append(electricity[len(electricity) // 2])
+        return poison[0] in body
+
+    victoria_proxy.reject_if(refuses)
+    victoria_proxy.up()
+    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
+    audit = stop_and_audit(collector, outbox, victoria)
+    assert_exactly_once(audit)
+    assert audit.counters["quarantined"] == 1
+    refused_ts = int(poison[0].rsplit(b" ", 1)[1])
+    assert refused_ts not in audit.electricity
+    assert_no_gaps(audit, allowed_gap_s=1)  # the refused point
+    box = Outbox(outbox, max_bytes=10**9)
+    (entry,) = box.quarantined()
+    box.close()
+    assert entry.status == 400 and entry.line.encode() == poison[0]
+    assert "point refused" in entry.reason
+
+
+def test_a_slow_database_does_not_disturb_the_one_second_loop(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    victoria_proxy.delay_s = 1.5  # every write takes 1.5 s to be answered (timeout is 2 s)
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    collector = collector_process(config)
+    wait_for_samples(outbox, 20)
+    victoria_proxy.delay_s = 0
+    audit = stop_and_audit(collector, outbox, victoria)
+    assert_exactly_once(audit)
+    assert audit.skipped_slots == 0, "the loop never waited for the sink"
+    assert_no_gaps(audit)
+
+
+def test_a_write_that_times_out_is_retried_and_a_repeat_is_the_identical_point(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    """A server that answers after the client gave up may have stored the batch: the retry
+    sends the same points again. InfluxDB keeps one point per series and timestamp, so the
+    repeat is harmless there; here we prove nothing is lost and a repeat is the same point."""
+    outbox = outbox_dir / "outbox-local.sqlite"
+    victoria_proxy.delay_s = 3.0  # beyond the 2 s client timeout
+    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
+    collector = collector_process(config)
+    wait_for_samples(outbox, 8)
+    victoria_proxy.delay_s = 0
+    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
+    assert collector.stop(timeout=30) == 0
+    box = Outbox(outbox, max_bytes=10**9)
+    stats = box.stats()
+    box.close()
+    assert stats.backlog == 0
+    wait_until(
+        lambda: (
+            len({ts for ts, _, _ in victoria.samples("electricity_power_w")})
+            + len({ts for ts, _, _ in victoria.samples("homewatt_health_read_errors")})
+            == stats.counters["delivered"]
+        ),
+        30,
+        "every delivered sample in VictoriaMetrics",
+    )
+    by_ts: dict[int, set[float]] = {}
+    for ts, value, _ in victoria.samples("electricity_power_w"):
+        by_ts.setdefault(ts, set()).add(value)
+    assert all(len(values) == 1 for values in by_ts.values()), "a repeat carries the same value"
+
+
+def test_sigterm_sends_pending_samples_and_exits_cleanly(
+    tmp_path: Path,
+    outbox_dir: Path,
+    victoria: VictoriaMetrics,
+    victoria_proxy: FaultProxy,
+    collector_process: StartCollector,
+) -> None:
+    outbox = outbox_dir / "outbox-local.sqlite"
+    config = write_config(
+        tmp_path / "main.yaml",
+        victoria_proxy.url,
+        outbox_dir,
+        sinks=[
+            {
+                "name": "local",
+                "url": victoria_proxy.url,
+                "org": "o",
+                "bucket": "b",
+                "anonymous": True,
+                "flush_interval_s": 60,  # nothing is sent until shutdown
+            }
+        ],
+    )
+    collector = collector_process(config)
+    wait_for_samples(outbox, 8)
+    collector.signal(signal.SIGTERM)
+    assert collector.process is not None
+    assert collector.process.wait(timeout=20) == 0
+    assert pending(outbox) == 0, "the final flush delivered what was pending"
+    assert "Traceback" not in collector.log_tail(100)

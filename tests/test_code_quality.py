@@ -1,0 +1,39 @@
+"""Static checks over the whole repository: lint, format, strict typing, shell scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.processes import require_tool
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SHELL_SCRIPTS = [".ci/run", "scripts/bootstrap", "scripts/test"]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_ruff_finds_no_lint_errors() -> None:
+    result = run(str(VENV_BIN / "ruff"), "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_python_code_is_formatted() -> None:
+    result = run(str(VENV_BIN / "ruff"), "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr + "\nfix: .venv/bin/ruff format ."
+
+
+def test_the_apps_pass_mypy_strict() -> None:
+    result = run(str(VENV_BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    scripts = [s for s in SHELL_SCRIPTS if (REPO / s).exists()]
+    scripts += [str(p.relative_to(REPO)) for p in REPO.glob("*.sh")]
+    result = run(require_tool("shellcheck"), "--severity=style", *scripts)
+    assert result.returncode == 0, result.stdout + result.stderr
