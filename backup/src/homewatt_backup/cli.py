@@ -1,0 +1,315 @@
+"""The `homewatt-backup` command (thin: parse options, call the flows, print one line or a
+table). Domain errors end as one clear line on stderr and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from homewatt_backup import __version__
+from homewatt_backup.archive import LocalArchives
+from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
+from homewatt_backup.dump import DumpEngine, make_engine
+from homewatt_backup.errors import BackupError, redact
+from homewatt_backup.models import BackupId, utc_now
+from homewatt_backup.restore import Reporter, Restorer
+from homewatt_backup.runner import RequestedKind, Runner
+from homewatt_backup.store import AzureBlobStore, BlobStore, inspect_sas
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Hourly InfluxDB backups to Azure Blob Storage, rotated; and restore.")
+err = Console(stderr=True)
+out = Console()
+log = logging.getLogger("homewatt_backup")
+
+
+class _State:
+    config: Path = DEFAULT_CONFIG
+    credentials_dir: Path | None = None
+    state_dir: Path | None = None
+
+
+STATE = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"homewatt-backup {__version__}")
+        raise typer.Exit()
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # azure-core logs every request (URLs with SAS query strings) at INFO/DEBUG: keep it quiet
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+@app.callback()
+def main_options(
+    config: Annotated[Path, typer.Option("--config", "-c", envvar="HOMEWATT_BACKUP_CONFIG",
+                                         help="The configuration file.")] = DEFAULT_CONFIG,
+    credentials_dir: Annotated[Path | None, typer.Option(
+        "--credentials-dir", envvar="CREDENTIALS_DIRECTORY",
+        help="Where *_credential secrets are read (systemd sets it with LoadCredential=).")] = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", envvar="STATE_DIRECTORY",
+        help="Local archives and state (systemd sets it with StateDirectory=).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    _logging(verbose)
+    STATE.config = config
+    STATE.credentials_dir = credentials_dir
+    STATE.state_dir = Path(str(state_dir).split(":")[0]) if state_dir else None
+
+
+def _fail(exc: BackupError) -> typer.Exit:
+    err.print(f"homewatt-backup: error: {redact(str(exc))}", markup=False, highlight=False,
+              soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _settings() -> Settings:
+    return load_settings(STATE.config, STATE.credentials_dir, STATE.state_dir)
+
+
+def _engine(settings: Settings) -> DumpEngine:
+    return make_engine(settings.config.influxdb, settings.secrets,
+                       settings.config.schedule.query_chunk_hours)
+
+
+def _store(settings: Settings) -> BlobStore | None:
+    azure = settings.config.azure
+    if azure is None or settings.secrets.sas is None:
+        return None
+    return AzureBlobStore(azure.account_url, azure.container, settings.secrets.sas,
+                          azure.sas_source)
+
+
+def _guarded(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except BackupError as exc:
+        raise _fail(exc) from None
+
+
+def _parse_name(name: str, site: str) -> BackupId:
+    backup_id = BackupId.parse(name) or BackupId.parse(f"{site}/{name}")
+    if backup_id is None:
+        raise BackupError(f"{name!r} is not a backup name (<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar, "
+                          "as `homewatt-backup list` shows)")
+    return backup_id
+
+
+class _RichReporter(Reporter):
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TaskProgressColumn(), DownloadColumn(binary_units=True),
+                                 console=err, transient=False)
+        self.started = False
+
+    def task(self, description: str, total: int | None) -> Callable[[int], None]:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        task_id = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(task_id, n)
+
+    def done(self) -> None:
+        if self.started:
+            self.progress.stop()
+            self.started = False
+
+
+@app.command()
+def run(
+    kind: Annotated[RequestedKind, typer.Option(
+        help="auto: a daily full once a day (schedule.daily_full_hour_utc), hourly otherwise.")
+    ] = RequestedKind.AUTO,
+    upload: Annotated[bool, typer.Option(help="Upload the backlog and rotate remotely.")] = True,
+) -> None:
+    """Make one backup, upload what is pending (oldest first), rotate, write the health point."""
+
+    def action() -> None:
+        settings = _settings()
+        result = Runner(settings, _engine(settings), _store(settings)).run(kind, upload)
+        made = result.backup.id.name if result.backup else "none"
+        summary = (f"{result.kind.value} backup {made}; uploaded {len(result.uploaded)}, "
+                   f"pending {result.pending}, rotated out {len(result.deleted_remote)} remote "
+                   f"and {len(result.deleted_local)} local")
+        if not result.ok:
+            for problem in result.errors[1:]:
+                log.error("%s", problem)
+            raise BackupError(f"{result.errors[0]} ({summary})")
+        typer.echo(summary)
+
+    _guarded(action)
+
+
+def _age(ts: datetime, now: datetime) -> str:
+    seconds = int((now - ts).total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@app.command("list")
+def list_backups(
+    local_only: Annotated[bool, typer.Option("--local-only", help="Do not ask Azure.")] = False,
+) -> None:
+    """Backups kept locally and remotely: kind, age, size, upload and verification state."""
+
+    def action() -> None:
+        settings = _settings()
+        local = {b.id: b for b in LocalArchives(settings.state_dir).list()}
+        store = None if local_only else _store(settings)
+        remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
+        now = utc_now()
+        table = Table("backup", "kind", "age", "size", "local", "remote")
+        for backup_id in sorted(set(local) | set(remote)):
+            here, there = local.get(backup_id), remote.get(backup_id)
+            size = here.record.size if here else there.size if there else 0
+            local_state = "-" if here is None else ("uploaded" if here.uploaded else "pending")
+            remote_state = ("-" if there is None
+                            else "verified" if there.verified else "unverified")
+            table.add_row(backup_id.name, backup_id.kind.value, _age(backup_id.timestamp, now),
+                          _size(size), local_state, remote_state)
+        out.print(table)
+        if store is None and not local_only:
+            out.print("(no azure section configured: local archives only)")
+
+    _guarded(action)
+
+
+@app.command()
+def verify(
+    name: Annotated[str | None, typer.Argument(help="A backup name from `list`.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every remote backup.")] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        help="Where downloads go (default: $TMPDIR).")] = None,
+) -> None:
+    """Download remote archives and check them against their SHA-256 and manifest."""
+
+    def action() -> None:
+        settings = _settings()
+        store = _store(settings)
+        if store is None:
+            raise BackupError("verify needs the azure section in the configuration")
+        if all_:
+            ids = [b.id for b in store.list(f"{settings.config.site}/")]
+        elif name is not None:
+            ids = [_parse_name(name, settings.config.site)]
+        else:
+            raise BackupError("name a backup or pass --all")
+        restorer = Restorer(_engine(settings), store, LocalArchives(settings.state_dir), workdir,
+                            _RichReporter())
+        for backup_id in ids:
+            manifest = restorer.verify(backup_id)
+            typer.echo(f"{backup_id.name}: OK ({len(manifest.files)} files, "
+                       f"{manifest.engine.value} {manifest.engine_version})")
+
+    _guarded(action)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BackupError(f"--at {text!r}: give a time like 2026-11-23T18:30:00Z") from None
+    if value.tzinfo is None:
+        raise BackupError(f"--at {text!r}: add a time zone (Z for UTC)")
+    return value.astimezone(UTC)
+
+
+@app.command()
+def restore(
+    name: Annotated[str | None, typer.Argument(help="One backup from `list`.")] = None,
+    at: Annotated[str | None, typer.Option(
+        help="Point in time (ISO 8601 with zone): the full before it plus the hourlies after.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Database (1.x) or bucket (2.x) to restore into; default: the backed-up one.")
+    ] = None,
+    force: Annotated[bool, typer.Option(
+        help="Merge into a target that already holds data (same series and times overwritten).")
+    ] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        help="Where downloads go (default: $TMPDIR).")] = None,
+) -> None:
+    """Download, verify and restore a backup (or a chain up to --at) into InfluxDB."""
+
+    def action() -> None:
+        settings = _settings()
+        engine = _engine(settings)
+        destination = target or engine.source.split("/")[-1]
+        restorer = Restorer(engine, _store(settings), LocalArchives(settings.state_dir), workdir,
+                            _RichReporter())
+        if (name is None) == (at is None):
+            raise BackupError("give either a backup name or --at TIME")
+        if name is not None:
+            backup_id = _parse_name(name, settings.config.site)
+            manifest = restorer.restore(backup_id, destination, force)
+            typer.echo(f"restored {manifest.backup_id.name} into {destination}")
+        else:
+            assert at is not None
+            chain = restorer.restore_at(settings.config.site, _parse_time(at), destination, force)
+            typer.echo(f"restored {len(chain)} backups into {destination}: "
+                       + ", ".join(b.name for b in chain))
+
+    _guarded(action)
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the configuration and its secrets, and check the SAS (permissions, expiry)."""
+
+    def action() -> None:
+        settings = _settings()
+        config = settings.config
+        typer.echo(f"{settings.path}: OK (site {config.site}, {config.engine.value} "
+                   f"{config.influxdb.source}, state in {settings.state_dir})")
+        if config.azure is not None and settings.secrets.sas is not None:
+            info = inspect_sas(settings.secrets.sas, config.azure.retention, utc_now(),
+                               config.azure.sas_source)
+            expiry = f"expires {info.expiry:%Y-%m-%d}" if info.expiry else "no expiry"
+            typer.echo(f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+                       f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}")
+        else:
+            typer.echo("azure: not configured (backups stay local)")
+
+    _guarded(action)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,149 @@
+"""One base error for everything the operator must see, and the one place where library
+exceptions (requests, azure-core, OSError) become those errors.
+
+Every message is one line that says what failed and what to do; it never carries a secret
+(SAS signatures are redacted wherever a library message is quoted).
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+
+import requests
+from azure.core import exceptions as azure_exc
+
+_SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
+_TOKEN = re.compile(r"(Token\s+)\S+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Text with SAS signatures and tokens removed, safe for logs and error lines."""
+    return _TOKEN.sub(r"\1<redacted>", _SIG.sub(r"\1<redacted>", text))
+
+
+class BackupError(Exception):
+    """A failure the operator must see as one clear line (the CLI exits 1)."""
+
+
+class ConfigError(BackupError):
+    """The configuration file or a secret it names is wrong."""
+
+
+class InfluxError(BackupError):
+    """InfluxDB refused, failed or could not be reached (dump, restore, health point)."""
+
+
+class ArchiveError(BackupError):
+    """A local archive could not be written or read (full disk, permissions)."""
+
+
+class CorruptArchiveError(ArchiveError):
+    """An archive's content does not match its checksums or its manifest."""
+
+
+class StoreError(BackupError):
+    """Azure Blob Storage refused or failed an operation."""
+
+
+class StoreAuthError(StoreError):
+    """The SAS is expired, wrong, revoked, or lacks a needed permission."""
+
+
+class BlobExistsError(StoreError):
+    """The blob name is taken: archives are never overwritten."""
+
+
+class UploadInterruptedError(StoreError):
+    """The connection broke mid-transfer; nothing partial is left remotely."""
+
+
+class RestoreRefusedError(BackupError):
+    """A restore would overwrite existing data and --force was not given."""
+
+
+class LockedError(BackupError):
+    """Another run holds the state directory's lock."""
+
+
+def first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return redact(line)
+
+
+def from_oserror(exc: OSError, action: str) -> ArchiveError:
+    """`action` says what was being done, e.g. 'writing /var/lib/.../x.tar'."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ArchiveError(f"no space left on device while {action}: free some space or "
+                            "lower the number of local copies kept (local_keep_full)")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ArchiveError(f"permission denied while {action}: {exc.strerror}")
+    return ArchiveError(f"{action} failed: {exc.strerror or exc}")
+
+
+def from_requests(exc: requests.RequestException, what: str, url: str) -> InfluxError:
+    """`what` names the operation, e.g. 'InfluxDB export'."""
+    if isinstance(exc, requests.ConnectionError):
+        return InfluxError(f"{what}: InfluxDB at {url} is unreachable (connection failed): "
+                           "is it running, and is the url in the config right?")
+    if isinstance(exc, requests.Timeout):
+        return InfluxError(f"{what}: InfluxDB at {url} did not answer in time")
+    return InfluxError(f"{what}: request to {url} failed: {first_line(str(exc))}")
+
+
+def influx_status_error(what: str, status: int, body: str) -> InfluxError:
+    detail = first_line(body)[:300]
+    if status == 401:
+        return InfluxError(f"{what}: InfluxDB rejected the token (401 unauthorized): "
+                           "check the token credential")
+    if status == 403:
+        return InfluxError(f"{what}: the token lacks the permission for this (403 forbidden): "
+                           f"{detail}")
+    if status == 404:
+        return InfluxError(f"{what}: not found (404): {detail}")
+    return InfluxError(f"{what}: InfluxDB answered {status}: {detail}")
+
+
+_SAS_REFUSED = {"AuthenticationFailed", "AuthorizationFailure"}
+_SAS_LACKS = {"AuthorizationPermissionMismatch", "AuthorizationResourceTypeMismatch"}
+
+
+def _code(exc: azure_exc.HttpResponseError) -> str:
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
+    exc: azure_exc.AzureError, action: str, sas_source: str,
+) -> StoreError:
+    """Azure's exceptions become one line naming the operation, e.g. 'upload site/x.tar'."""
+    if isinstance(exc, azure_exc.HttpResponseError):
+        code = _code(exc)
+        status = exc.status_code
+        if code in _SAS_REFUSED or (status == 403 and code not in _SAS_LACKS):
+            return StoreAuthError(
+                f"{action}: Azure refused the SAS ({code or status}): it is expired, revoked "
+                f"or wrong; put a fresh container SAS into {sas_source}")
+        if code in _SAS_LACKS:
+            return StoreAuthError(
+                f"{action}: the SAS lacks the permission for this ({code}); "
+                f"it needs the permissions listed in contracts/backup-azure.json for the "
+                f"retention mode; put a matching SAS into {sas_source}")
+        if code == "ContainerNotFound":
+            return StoreError(f"{action}: the container does not exist (ContainerNotFound): "
+                              "check azure.container, or create it with terraform")
+        if code == "BlobAlreadyExists":
+            return BlobExistsError(f"{action}: the blob already exists (never overwritten)")
+        if code in {"Md5Mismatch", "Crc64Mismatch"}:
+            return StoreError(f"{action}: Azure found a checksum mismatch ({code}): "
+                              "the data was damaged in transit; the next run retries")
+        message = first_line(exc.message or str(exc))
+        return StoreError(f"{action}: Azure answered {status} {code}: {message}")
+    if isinstance(exc, (azure_exc.ServiceResponseError, azure_exc.IncompleteReadError)):
+        return UploadInterruptedError(
+            f"{action}: the connection to Azure broke mid-transfer "
+            f"({first_line(str(exc))[:160]}); nothing partial is kept, the next run retries")
+    if isinstance(exc, azure_exc.ServiceRequestError):
+        return StoreError(f"{action}: Azure Blob Storage is unreachable "
+                          f"({first_line(str(exc))[:160]}); the next run retries")
+    return StoreError(f"{action}: {first_line(str(exc))}")

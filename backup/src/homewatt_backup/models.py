@@ -1,0 +1,232 @@
+"""Value types shared by every module: backup identity, manifest, archive record."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+ARCHIVE_EXT = "tar"
+MANIFEST_FORMAT = 1
+MANIFEST_MEMBER = "manifest.json"
+SITE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+
+_NAME = re.compile(
+    rf"^(?P<site>{SITE_PATTERN})/(?P<kind>hourly|daily)/(?P<ts>\d{{8}}T\d{{6}}Z)\.{ARCHIVE_EXT}$"
+)
+
+
+class Kind(StrEnum):
+    """`hourly`: incremental line protocol export; `daily`: full engine backup."""
+
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+class Engine(StrEnum):
+    INFLUXDB2 = "influxdb2"
+    INFLUXDB1 = "influxdb1"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def format_ts(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    if text is None or text == "":
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True, order=True)
+class BackupId:
+    """One backup, named `<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar` (contracts/backup-azure.json)."""
+
+    timestamp: datetime
+    kind: Kind
+    site: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.site}/{self.kind.value}/{format_ts(self.timestamp)}.{ARCHIVE_EXT}"
+
+    @classmethod
+    def parse(cls, name: str) -> BackupId | None:
+        """The id of a blob or relative path name, or None when the name is not a backup's."""
+        match = _NAME.match(name)
+        if match is None:
+            return None
+        return cls(parse_ts(match["ts"]), Kind(match["kind"]), match["site"])
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an archive holds; stored as its first member and (summarised) in blob metadata.
+
+    `range_start`..`range_stop` is the time range of the points covered: an hourly archive
+    holds points with range_start <= time < range_stop; a daily (full) one everything up to
+    range_stop (range_start None).
+    """
+
+    site: str
+    kind: Kind
+    created: datetime
+    engine: Engine
+    engine_version: str
+    source: str
+    range_start: datetime | None
+    range_stop: datetime
+    precision: str
+    files: tuple[FileEntry, ...]
+    lines: int | None = None
+    format: int = MANIFEST_FORMAT
+
+    @property
+    def backup_id(self) -> BackupId:
+        return BackupId(self.created, self.kind, self.site)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["engine"] = self.engine.value
+        data["created"] = iso(self.created)
+        data["range_start"] = iso(self.range_start)
+        data["range_stop"] = iso(self.range_stop)
+        return data
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        created = from_iso(data["created"])
+        stop = from_iso(data["range_stop"])
+        if created is None or stop is None:
+            raise ValueError("manifest lacks created or range_stop")
+        if int(data.get("format", 0)) != MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest format {data.get('format')!r}")
+        return cls(
+            site=str(data["site"]),
+            kind=Kind(data["kind"]),
+            created=created,
+            engine=Engine(data["engine"]),
+            engine_version=str(data["engine_version"]),
+            source=str(data["source"]),
+            range_start=from_iso(data.get("range_start")),
+            range_stop=stop,
+            precision=str(data["precision"]),
+            files=tuple(FileEntry(str(f["name"]), int(f["size"]), str(f["sha256"]))
+                        for f in data["files"]),
+            lines=None if data.get("lines") is None else int(data["lines"]),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        return cls.from_dict(json.loads(raw))
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """A finished archive: its manifest plus the whole file's SHA-256, size and MD5."""
+
+    manifest: Manifest
+    sha256: str
+    size: int
+    md5_b64: str
+
+    @property
+    def backup_id(self) -> BackupId:
+        return self.manifest.backup_id
+
+    def to_json(self) -> bytes:
+        data = {"manifest": self.manifest.to_dict(), "sha256": self.sha256, "size": self.size,
+                "md5": self.md5_b64}
+        return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ArchiveRecord:
+        data = json.loads(raw)
+        return cls(Manifest.from_dict(data["manifest"]), str(data["sha256"]), int(data["size"]),
+                   str(data["md5"]))
+
+    def blob_metadata(self) -> dict[str, str]:
+        """The manifest summary stored as blob metadata (ASCII, C#-identifier keys)."""
+        m = self.manifest
+        return {
+            "format": str(m.format),
+            "site": m.site,
+            "kind": m.kind.value,
+            "created": iso(m.created) or "",
+            "engine": m.engine.value,
+            "engineversion": m.engine_version,
+            "source": m.source,
+            "rangestart": iso(m.range_start) or "",
+            "rangestop": iso(m.range_stop) or "",
+            "precision": m.precision,
+            "files": str(len(m.files)),
+            "lines": "" if m.lines is None else str(m.lines),
+            "sha256": self.sha256,
+            "size": str(self.size),
+        }
+
+
+@dataclass(frozen=True)
+class BackupRef:
+    """What rotation needs to know of one backup (local or remote)."""
+
+    id: BackupId
+    good: bool = True
+
+    @property
+    def kind(self) -> Kind:
+        return self.id.kind
+
+    @property
+    def timestamp(self) -> datetime:
+        return self.id.timestamp
+
+
+@dataclass(frozen=True)
+class RemoteBackup:
+    id: BackupId
+    size: int
+    last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str | None:
+        return self.metadata.get("sha256") or None
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.metadata.get("verified")) and self.sha256 is not None
+
+
+@dataclass(frozen=True)
+class LocalBackup:
+    id: BackupId
+    record: ArchiveRecord
+    uploaded: bool

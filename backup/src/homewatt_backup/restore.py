@@ -1,0 +1,185 @@
+"""Restore: fetch an archive (the local copy if intact, else download), verify it against
+its SHA-256 and manifest, and restore it into InfluxDB; or restore a chain (the newest full
+at or before a time plus the incrementals after it) to a point in time.
+
+A restore refuses a target bucket/database that holds data unless `force` is given; with
+`force` the backup is merged into it (same series and timestamps are overwritten)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
+from homewatt_backup.dump import PRECISION_PER_SECOND, DumpEngine
+from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
+from homewatt_backup.lineprotocol import line_timestamp
+from homewatt_backup.models import BackupId, Kind, Manifest
+from homewatt_backup.store import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+class Reporter:
+    """Progress reporting; the CLI passes one that draws a rich progress bar."""
+
+    def task(self, description: str, total: int | None) -> Callable[[int], None]:
+        return lambda _n: None
+
+    def done(self) -> None:
+        return None
+
+
+def plan_chain(available: Sequence[BackupId], at: datetime) -> list[BackupId]:
+    """The backups that restore the state at `at`: the newest full at or before `at`, every
+    incremental after it up to `at`, and the first incremental after `at` (it covers `at`;
+    its later points are filtered out). Oldest first."""
+    ordered = sorted(set(available))
+    fulls = [b for b in ordered if b.kind is Kind.DAILY and b.timestamp <= at]
+    if not fulls:
+        raise BackupError(f"no full (daily) backup at or before {at:%Y-%m-%d %H:%M:%S} UTC")
+    full = fulls[-1]
+    hourlies = [b for b in ordered if b.kind is Kind.HOURLY and b.timestamp > full.timestamp]
+    chain = [full] + [b for b in hourlies if b.timestamp <= at]
+    later = [b for b in hourlies if b.timestamp > at]
+    if later:
+        chain.append(later[0])
+    return chain
+
+
+def filtered_lines(path: Path, until: int | None) -> Iterator[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if until is not None:
+                ts = line_timestamp(line)
+                if ts is not None and ts > until:
+                    continue
+            yield line
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    backup: BackupId
+    manifest: Manifest
+
+
+class Restorer:
+    def __init__(self, engine: DumpEngine, store: BlobStore | None, archives: LocalArchives,
+                 workdir: Path | None = None, reporter: Reporter | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.archives = archives
+        self.workdir = workdir
+        self.reporter = reporter or Reporter()
+
+    def available(self, site: str) -> list[BackupId]:
+        ids = {b.id for b in self.archives.list()}
+        if self.store is not None:
+            ids |= {b.id for b in self.store.list(f"{site}/") if b.sha256}
+        return sorted(ids)
+
+    def fetch(self, backup_id: BackupId, work: Path) -> tuple[Path, Manifest]:
+        """The verified archive in `work` (extracted) and its manifest."""
+        extracted = work / "extracted"
+        extracted.mkdir()
+        local = {b.id: b for b in self.archives.list()}
+        if backup_id in local:
+            path = self.archives.path_for(backup_id)
+            try:
+                manifest = check_archive(path, local[backup_id].record.sha256, extracted)
+                log.info("restoring %s from the local copy", backup_id.name)
+                return extracted, manifest
+            except CorruptArchiveError as exc:
+                if self.store is None:
+                    raise
+                log.warning("%s; using the remote copy", exc)
+                for child in extracted.iterdir():
+                    child.unlink()
+        if self.store is None:
+            raise BackupError(f"{backup_id.name} is not kept locally and no Azure store is "
+                              "configured")
+        metadata = self.store.metadata(backup_id.name)
+        if metadata is None:
+            raise BackupError(f"{backup_id.name} does not exist locally nor in the container")
+        expected = metadata.get("sha256")
+        if not expected:
+            raise CorruptArchiveError(f"{backup_id.name}: the blob carries no SHA-256 metadata")
+        size = int(metadata.get("size", "0") or 0)
+        download = work / "download.tar"
+        advance = self.reporter.task(f"download {backup_id.name}", size or None)
+        self.store.download(backup_id.name, download, advance)
+        manifest = check_archive(download, expected, extracted)
+        download.unlink()
+        return extracted, manifest
+
+    def _restore_fetched(self, extracted: Path, manifest: Manifest, target: str, merge: bool,
+                         until: datetime | None) -> None:
+        name = manifest.backup_id.name
+        if manifest.kind is Kind.DAILY:
+            if manifest.engine is not self.engine.engine:
+                raise BackupError(f"{name} is a full {manifest.engine.value} backup; it cannot "
+                                  f"be restored into {self.engine.engine.value}")
+            advance = self.reporter.task(f"restore {name}",
+                                         max(1, len(manifest.files) - 1))
+            self.engine.restore_full(extracted, target, merge, advance)
+            return
+        limit = None
+        if until is not None:
+            limit = int(until.timestamp()) * PRECISION_PER_SECOND[manifest.precision] \
+                + PRECISION_PER_SECOND[manifest.precision] - 1
+        self.engine.ensure_target(target)
+        advance = self.reporter.task(f"write {name}", manifest.lines)
+        written = self.engine.write_lines(filtered_lines(extracted / "data.lp.gz", limit),
+                                          target, manifest.precision, advance)
+        log.info("restored %s: %d lines into %s", name, written, target)
+
+    def _check_target(self, target: str, force: bool) -> bool:
+        """True when the target exists (the restore merges into it)."""
+        state = self.engine.target_state(target)
+        if state == "nonempty" and not force:
+            raise RestoreRefusedError(
+                f"{target!r} already holds data: restore into a new name (--target), or pass "
+                "--force to merge the backup into it")
+        return state != "absent"
+
+    def restore(self, backup_id: BackupId, target: str, force: bool = False) -> Manifest:
+        exists = self._check_target(target, force)
+        with temporary_dir(self.workdir, "homewatt-restore-") as work:
+            extracted, manifest = self.fetch(backup_id, work)
+            self._restore_fetched(extracted, manifest, target, exists, None)
+        self.reporter.done()
+        return manifest
+
+    def restore_at(self, site: str, at: datetime, target: str,
+                   force: bool = False) -> list[BackupId]:
+        chain = plan_chain(self.available(site), at)
+        exists = self._check_target(target, force)
+        for index, backup_id in enumerate(chain):
+            with temporary_dir(self.workdir, "homewatt-restore-") as work:
+                extracted, manifest = self.fetch(backup_id, work)
+                self._restore_fetched(extracted, manifest, target, exists or index > 0, at)
+        self.reporter.done()
+        return chain
+
+    def verify(self, backup_id: BackupId) -> Manifest:
+        """Download a remote archive and check it against its SHA-256 and manifest."""
+        if self.store is None:
+            raise BackupError("verify needs the azure section in the configuration")
+        metadata = self.store.metadata(backup_id.name)
+        if metadata is None:
+            raise BackupError(f"{backup_id.name} does not exist in the container")
+        expected = metadata.get("sha256")
+        if not expected:
+            raise CorruptArchiveError(f"{backup_id.name}: the blob carries no SHA-256 metadata")
+        with temporary_dir(self.workdir, "homewatt-verify-") as work:
+            download = work / "download.tar"
+            advance = self.reporter.task(f"download {backup_id.name}",
+                                         int(metadata.get("size", "0") or 0) or None)
+            self.store.download(backup_id.name, download, advance)
+            manifest = check_archive(download, expected)
+        self.reporter.done()
+        return manifest

@@ -1,0 +1,273 @@
+"""One backup run: dump -> archive -> upload the backlog (oldest first) -> rotate (remote and
+local) -> health point. Each step runs even when an earlier one failed where that is safe (a
+failed dump still lets the backlog upload); any failure fails the run (exit 1)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from homewatt_backup.archive import LocalArchives, check_archive, sha256_file, temporary_dir
+from homewatt_backup.config import Settings
+from homewatt_backup.dump import DumpEngine, open_text_gzip
+from homewatt_backup.errors import (
+    BackupError,
+    BlobExistsError,
+    CorruptArchiveError,
+    LockedError,
+    StoreError,
+    from_oserror,
+)
+from homewatt_backup.lineprotocol import format_line
+from homewatt_backup.models import (
+    BackupId,
+    BackupRef,
+    Kind,
+    LocalBackup,
+    Manifest,
+    format_ts,
+    iso,
+    utc_now,
+)
+from homewatt_backup.rotation import plan_rotation
+from homewatt_backup.store import BlobStore, inspect_sas
+
+log = logging.getLogger(__name__)
+
+HOURLY_SPAN = timedelta(hours=1)
+
+
+class RequestedKind(StrEnum):
+    AUTO = "auto"
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+def choose_kind(requested: RequestedKind, local: Sequence[LocalBackup], now: datetime,
+                daily_hour_utc: int) -> Kind:
+    """auto: a full (daily) backup when none was made since the last daily boundary
+    (`daily_hour_utc` o'clock UTC), otherwise an incremental (hourly) one."""
+    if requested is not RequestedKind.AUTO:
+        return Kind(requested.value)
+    fulls = [b for b in local if b.id.kind is Kind.DAILY]
+    if not fulls:
+        return Kind.DAILY
+    boundary = now.replace(hour=daily_hour_utc, minute=0, second=0, microsecond=0)
+    if boundary > now:
+        boundary -= timedelta(days=1)
+    return Kind.DAILY if fulls[-1].id.timestamp < boundary else Kind.HOURLY
+
+
+def incremental_window(local: Sequence[LocalBackup], now: datetime,
+                       overlap: timedelta) -> tuple[datetime, datetime]:
+    """[start, now): from the end of the newest backup minus the overlap (late samples that
+    the collector's outbox delivers after a database outage are caught), never shorter than
+    the last hour plus the overlap."""
+    covered = [b.record.manifest.range_stop for b in local]
+    since = min(max(covered), now - HOURLY_SPAN) if covered else now - HOURLY_SPAN
+    return since - overlap, now
+
+
+def health_line(site: str, kind: Kind, *, ok: bool, duration_s: float, size: int,
+                pending: int, timestamp: int) -> str:
+    fields = {"ok": f"{int(ok)}i", "duration_s": repr(round(duration_s, 3)),
+              "bytes": f"{size}i", "pending_uploads": f"{pending}i"}
+    return format_line("homewatt_backup", {"site": site, "kind": kind.value}, fields, timestamp)
+
+
+@dataclass
+class RunResult:
+    kind: Kind
+    backup: LocalBackup | None = None
+    uploaded: list[BackupId] = field(default_factory=list)
+    deleted_remote: list[BackupId] = field(default_factory=list)
+    deleted_local: list[BackupId] = field(default_factory=list)
+    pending: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@contextlib.contextmanager
+def state_lock(state_dir: Path) -> Iterator[None]:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise from_oserror(exc, f"opening the state directory {state_dir}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another homewatt-backup run holds {state_dir / 'lock'}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class Runner:
+    def __init__(self, settings: Settings, engine: DumpEngine, store: BlobStore | None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.archives = LocalArchives(settings.state_dir)
+
+    # ---- steps
+    def make_backup(self, kind: Kind, now: datetime, local: Sequence[LocalBackup]) -> LocalBackup:
+        version = self.engine.version()
+        base = format_ts(now)
+        work = self.archives.staging(f"{kind.value}-{base}")
+        precision = self.config.schedule.precision
+        try:
+            if kind is Kind.DAILY:
+                payload = self.engine.dump_full(work, base)
+                manifest = Manifest(self.config.site, kind, now, self.engine.engine, version,
+                                    self.engine.source, None, now, precision, ())
+            else:
+                overlap = timedelta(hours=self.config.schedule.overlap_hours)
+                start, stop = incremental_window(local, now, overlap)
+                data = work / "data.lp.gz"
+                with open_text_gzip(data) as out:
+                    lines = self.engine.dump_incremental(start, stop, out, precision)
+                payload = [("data.lp.gz", data)]
+                manifest = Manifest(self.config.site, kind, now, self.engine.engine, version,
+                                    self.engine.source, start, stop, precision, (), lines)
+            return self.archives.write(manifest, payload)
+        except OSError as exc:
+            raise from_oserror(exc, f"writing the {kind.value} backup in {work}") from None
+
+    def upload_one(self, backup: LocalBackup) -> None:
+        assert self.store is not None
+        name = backup.id.name
+        path = self.archives.path_for(backup.id)
+        record = backup.record
+        if sha256_file(path) != record.sha256:
+            raise CorruptArchiveError(f"{path}: local archive no longer matches its SHA-256")
+        metadata = record.blob_metadata()
+        try:
+            self.store.upload(name, path, metadata, record.md5_b64)
+            log.info("uploaded %s (%d bytes)", name, record.size)
+        except BlobExistsError:
+            existing = self.store.metadata(name) or {}
+            if existing.get("sha256") != record.sha256:
+                raise StoreError(f"upload {name}: a different blob of that name exists; "
+                                 "it is never overwritten: check the site name") from None
+            log.info("%s was uploaded before; verifying it", name)
+        with temporary_dir(self.archives.tmp, "verify-") as work:
+            copy = work / "copy.tar"
+            self.store.download(name, copy)
+            check_archive(copy, expected_sha256=record.sha256)
+        now = iso(self.clock()) or ""
+        self.store.set_metadata(name, {**metadata, "verified": now})
+        self.archives.mark_uploaded(backup.id, now)
+        log.info("verified %s after upload (SHA-256 %s…)", name, record.sha256[:16])
+
+    def upload_backlog(self, result: RunResult) -> None:
+        """Upload every archive not yet uploaded, oldest first; stop at the first failure
+        (the rest waits for the next run). A corrupt local archive is set aside."""
+        azure = self.config.azure
+        if self.store is None or azure is None:
+            return
+        pending = [b for b in self.archives.list() if not b.uploaded]
+        try:
+            inspect_sas(self.settings.secrets.sas or "", azure.retention, self.clock(),
+                        azure.sas_source)
+        except BackupError as exc:
+            result.errors.append(str(exc))
+            return
+        for backup in pending:
+            try:
+                self.upload_one(backup)
+                result.uploaded.append(backup.id)
+            except CorruptArchiveError as exc:
+                result.errors.append(str(exc))
+                self._quarantine(backup.id)
+            except BackupError as exc:
+                result.errors.append(str(exc))
+                break
+
+    def _quarantine(self, backup_id: BackupId) -> None:
+        path = self.archives.path_for(backup_id)
+        with contextlib.suppress(OSError):
+            path.rename(path.with_name(path.name + ".corrupt"))
+        log.error("set aside %s as %s.corrupt", path, path.name)
+
+    def rotate_remote(self, result: RunResult) -> None:
+        azure = self.config.azure
+        if self.store is None or azure is None or azure.retention != "rotation":
+            return
+        try:
+            remote = self.store.list(f"{self.config.site}/")
+            plan = plan_rotation([BackupRef(b.id, b.verified) for b in remote],
+                                 self.config.keep.full)
+            for ref in plan.delete:
+                self.store.delete(ref.id.name)
+                result.deleted_remote.append(ref.id)
+                log.info("rotated out remote %s", ref.id.name)
+        except BackupError as exc:
+            result.errors.append(str(exc))
+
+    def rotate_local(self, result: RunResult) -> None:
+        """Keep `keep.local_full` chains locally; archives not yet uploaded are kept while the
+        remote rotation would still keep them (so the local backlog stays bounded too)."""
+        local = self.archives.list()
+        refs = [BackupRef(b.id, True) for b in local]
+        keep = {r.id for r in plan_rotation(refs, self.config.keep.local_full).keep}
+        if self.store is not None:
+            remote_keep = {r.id for r in plan_rotation(refs, self.config.keep.full).keep}
+            keep |= {b.id for b in local if not b.uploaded and b.id in remote_keep}
+        for backup in local:
+            if backup.id not in keep:
+                self.archives.delete(backup.id)
+                result.deleted_local.append(backup.id)
+                note = "" if backup.uploaded else " (never uploaded; older than the remote keeps)"
+                log.info("rotated out local %s%s", backup.id.name, note)
+
+    # ---- the run
+    def run(self, requested: RequestedKind = RequestedKind.AUTO, upload: bool = True) -> RunResult:
+        started = time.monotonic()
+        with state_lock(self.settings.state_dir):
+            now = self.clock()
+            self.archives.prepare()
+            local = self.archives.list()
+            result = RunResult(choose_kind(requested, local, now,
+                                           self.config.schedule.daily_full_hour_utc))
+            try:
+                result.backup = self.make_backup(result.kind, now, local)
+                log.info("%s backup %s: %d bytes", result.kind.value, result.backup.id.name,
+                         result.backup.record.size)
+            except BackupError as exc:
+                result.errors.append(str(exc))
+            if upload:
+                self.upload_backlog(result)
+                self.rotate_remote(result)
+            try:
+                self.rotate_local(result)
+                result.pending = sum(1 for b in self.archives.list() if not b.uploaded) \
+                    if self.store is not None else 0
+            except BackupError as exc:
+                result.errors.append(str(exc))
+            self.archives.prepare()  # staging emptied: nothing partial left behind
+        if self.config.health:
+            size = result.backup.record.size if result.backup else 0
+            line = health_line(self.config.site, result.kind, ok=result.ok,
+                               duration_s=time.monotonic() - started, size=size,
+                               pending=result.pending, timestamp=int(self.clock().timestamp()))
+            try:
+                self.engine.write_health(line)
+            except BackupError as exc:
+                result.errors.append(f"health point not written: {exc}")
+        return result

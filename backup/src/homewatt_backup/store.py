@@ -1,0 +1,191 @@
+"""Remote storage: a BlobStore protocol and its Azure Blob Storage adapter (azure-storage-blob,
+container-scoped SAS). Checksums: MD5 of every request body is sent and checked by the service
+(validate_content), the whole archive's MD5 is stored as Content-MD5 and its SHA-256 (and the
+manifest summary) as blob metadata; every download is checked against them."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs
+
+from azure.core import exceptions as azure_exc
+from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
+
+from homewatt_backup.errors import StoreAuthError, StoreError, from_azure, from_oserror
+from homewatt_backup.models import BackupId, RemoteBackup, from_iso
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+BLOCK_SIZE = 4 * 1024 * 1024
+
+# contracts/backup-azure.json: sas_permissions per retention mode
+SAS_PERMISSIONS = {"rotation": "rcwdl", "lifecycle": "rcwl"}
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+class BlobStore(Protocol):
+    """What the backup, verify and restore flows need of a remote store."""
+
+    def list(self, prefix: str) -> list[RemoteBackup]: ...
+
+    def upload(self, name: str, path: Path, metadata: dict[str, str], md5_b64: str,
+               progress: Progress = _no_progress) -> None:
+        """Create the blob; never overwrites (BlobExistsError when the name is taken)."""
+        ...
+
+    def download(self, name: str, dest: Path, progress: Progress = _no_progress) -> None:
+        """Write the blob to `dest` (atomically: nothing at `dest` after a failure)."""
+        ...
+
+    def metadata(self, name: str) -> dict[str, str] | None: ...
+
+    def set_metadata(self, name: str, metadata: dict[str, str]) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class SasInfo:
+    permissions: str
+    expiry: datetime | None
+    resource: str | None
+
+
+def inspect_sas(sas: str, retention: str, now: datetime, source: str) -> SasInfo:
+    """Check a SAS before use: it must carry the permissions the retention mode needs and
+    must not have expired. Raises StoreAuthError with the fix."""
+    query = parse_qs(sas.removeprefix("?"), keep_blank_values=True)
+    if "sig" not in query:
+        raise StoreAuthError(f"the SAS in {source} has no signature (sig=): it is not a SAS token")
+    permissions = query.get("sp", [""])[0]
+    expiry = from_iso(query.get("se", [""])[0] or None)
+    resource = query.get("sr", [None])[0]
+    needed = SAS_PERMISSIONS[retention]
+    missing = "".join(p for p in needed if p not in permissions)
+    if missing:
+        raise StoreAuthError(f"the SAS in {source} lacks permission(s) {missing!r}: retention "
+                             f"{retention} needs {needed!r}, the SAS grants {permissions!r}")
+    if expiry is not None and expiry <= now:
+        raise StoreAuthError(f"the SAS in {source} expired at {expiry:%Y-%m-%d %H:%M} UTC: "
+                             "put a fresh one there (terraform output backup_sas_tokens)")
+    if retention == "lifecycle" and "d" in permissions:
+        log.warning("the SAS grants delete but retention is lifecycle: a SAS without 'd' is enough")
+    return SasInfo(permissions, expiry, resource)
+
+
+class AzureBlobStore:
+    """One site's container, reached with a container-scoped SAS."""
+
+    def __init__(self, account_url: str, container: str, sas: str, sas_source: str, *,
+                 retries: int = 3, connection_timeout: float = 20, read_timeout: float = 120,
+                 retry_backoff: float = 0.8) -> None:
+        self.container = container
+        self.sas_source = sas_source
+        self.client = ContainerClient(
+            account_url, container, credential=sas,
+            retry_total=retries, retry_connect=retries, retry_read=retries,
+            retry_status=retries, retry_backoff_factor=retry_backoff,
+            connection_timeout=connection_timeout, read_timeout=read_timeout,
+            max_single_put_size=BLOCK_SIZE, max_block_size=BLOCK_SIZE,
+            max_single_get_size=BLOCK_SIZE, max_chunk_get_size=BLOCK_SIZE,
+        )
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except azure_exc.AzureError as exc:
+            raise from_azure(exc, action, self.sas_source) from None
+
+    def _blob(self, name: str) -> BlobClient:
+        return self.client.get_blob_client(name)
+
+    def list(self, prefix: str) -> list[RemoteBackup]:
+        out = []
+        with self._translated(f"list {self.container}/{prefix}"):
+            for blob in self.client.list_blobs(name_starts_with=prefix, include=["metadata"]):
+                backup_id = BackupId.parse(blob.name)
+                if backup_id is None:
+                    continue
+                out.append(RemoteBackup(backup_id, int(blob.size), blob.last_modified,
+                                        dict(blob.metadata or {})))
+        return sorted(out, key=lambda b: b.id)
+
+    def upload(self, name: str, path: Path, metadata: dict[str, str], md5_b64: str,
+               progress: Progress = _no_progress) -> None:
+        settings = ContentSettings(content_type="application/x-tar",
+                                   content_md5=bytearray(base64.b64decode(md5_b64)))
+        sent = [0]
+
+        def hook(current: int, _total: int | None) -> None:
+            progress(current - sent[0])
+            sent[0] = current
+
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise from_oserror(exc, f"reading {path} for upload") from None
+        with handle, self._translated(f"upload {name}"):
+            self._blob(name).upload_blob(
+                handle, blob_type="BlockBlob", length=path.stat().st_size, overwrite=False,
+                validate_content=True, metadata=metadata, content_settings=settings,
+                max_concurrency=1, progress_hook=hook)
+
+    def download(self, name: str, dest: Path, progress: Progress = _no_progress) -> None:
+        temp = dest.with_name(f".{dest.name}.partial")
+        received = [0]
+
+        def hook(current: int, _total: int | None) -> None:
+            progress(current - received[0])
+            received[0] = current
+
+        try:
+            with self._translated(f"download {name}"):
+                stream = self._blob(name).download_blob(validate_content=True, max_concurrency=1,
+                                                        progress_hook=hook)
+                md5 = hashlib.md5(usedforsecurity=False)
+                try:
+                    with temp.open("xb") as handle:
+                        for chunk in stream.chunks():
+                            md5.update(chunk)
+                            handle.write(chunk)
+                except OSError as exc:
+                    raise from_oserror(exc, f"writing {temp}") from None
+                stored = stream.properties.content_settings.content_md5
+                if stored and bytes(stored) != md5.digest():
+                    raise StoreError(f"download {name}: content differs from its stored "
+                                     "Content-MD5: damaged in transit or in storage")
+            temp.replace(dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    def metadata(self, name: str) -> dict[str, str] | None:
+        with self._translated(f"read properties of {name}"):
+            try:
+                return dict(self._blob(name).get_blob_properties().metadata or {})
+            except azure_exc.ResourceNotFoundError:
+                return None
+
+    def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
+        with self._translated(f"record the verification of {name}"):
+            self._blob(name).set_blob_metadata(metadata)
+
+    def delete(self, name: str) -> None:
+        with self._translated(f"delete {name}"):
+            try:
+                self._blob(name).delete_blob()
+            except azure_exc.ResourceNotFoundError:
+                log.info("%s was already gone", name)

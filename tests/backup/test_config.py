@@ -1,0 +1,156 @@
+"""Configuration: the contract with terraform, clear errors naming file and key, and secrets
+only from private files or systemd credentials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from homewatt_backup.config import AzureConfig, load_settings
+from homewatt_backup.errors import ConfigError
+from tests.backup.conftest import write_secret
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT = json.loads((REPO / "contracts" / "backup-azure.json").read_text())
+EXAMPLE = REPO / "backup" / "backup.example.yaml"
+
+
+def config_file(tmp_path: Path, data: dict[str, object]) -> Path:
+    path = tmp_path / "backup.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def base_config(**azure: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "site": "home",
+        "influxdb": {"engine": "influxdb2", "org": "o", "bucket": "b",
+                     "token_credential": "influxdb-token"},
+    }
+    if azure:
+        data["azure"] = azure
+    return data
+
+
+def test_azure_section_accepts_exactly_the_contract_keys_plus_the_sas_source() -> None:
+    contract_keys = set(CONTRACT["backup_config_keys"])
+    sas_keys = {CONTRACT["terraform_outputs"]["backup_sas_tokens"]["backup_config_key"]
+                .split(".")[1], "sas_credential"}
+    assert set(AzureConfig.model_fields) == contract_keys | sas_keys
+    assert CONTRACT["terraform_outputs"]["backup_azure_config"]["backup_config_section"] == "azure"
+
+
+@pytest.mark.parametrize("retention", CONTRACT["retention_values"])
+def test_a_config_built_from_the_contracts_terraform_output_loads(tmp_path: Path,
+                                                                   retention: str) -> None:
+    # what `terraform output backup_azure_config` gives for one site, plus the SAS file
+    output = {"account_url": "https://homewattbackups.blob.core.windows.net",
+              "container": "home", "retention": retention}
+    assert set(output) == set(CONTRACT["backup_config_keys"])
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-token", "t0ken")
+    sas_file = write_secret(tmp_path / "azure-sas",
+                            f"sv=2026-10-06&sr=c&sp={CONTRACT['sas_permissions'][retention]}"
+                            "&se=2099-01-01T00%3A00%3A00Z&sig=abc")
+    path = config_file(tmp_path, base_config(**output, sas_file=str(sas_file)))
+    settings = load_settings(path, creds, tmp_path / "state")
+    assert settings.config.azure is not None
+    assert settings.config.azure.retention == retention
+    assert settings.secrets.sas is not None and settings.secrets.sas.startswith("sv=")
+
+
+def test_an_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
+    path = config_file(tmp_path, base_config(account_url="https://a.blob.core.windows.net",
+                                             container="home", retention="rotation",
+                                             sas_file="/x", account_key="secret!"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "azure.account_key: unknown key" in message
+    assert "secret!" not in message
+
+
+def test_wrong_values_name_the_key_and_the_problem(tmp_path: Path) -> None:
+    data = base_config(account_url="http://example.com", container="Home_1",
+                       retention="sometimes", sas_credential="azure-sas")
+    data["site"] = "My Site"
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    message = str(caught.value)
+    for key in ("site:", "azure.account_url:", "azure.container:", "azure.retention:"):
+        assert key in message
+    assert "https" in message
+
+
+def test_an_unknown_engine_is_named(tmp_path: Path) -> None:
+    data = base_config()
+    data["influxdb"] = {"engine": "influxdb3", "bucket": "b"}
+    with pytest.raises(ConfigError, match="influxdb: engine must be influxdb2 or influxdb1"):
+        load_settings(config_file(tmp_path, data), tmp_path)
+
+
+def test_a_missing_token_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
+    path = config_file(tmp_path, base_config())
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path / "empty-creds")
+    assert str(caught.value) == (f"{path}: influxdb.token_credential: "
+                                 f"{tmp_path / 'empty-creds' / 'influxdb-token'} does not exist")
+
+
+def test_a_credential_without_credentials_directory_says_how_to_get_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match=r"CREDENTIALS_DIRECTORY.*LoadCredential"):
+        load_settings(config_file(tmp_path, base_config()), None)
+
+
+def test_a_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    token = write_secret(tmp_path / "token", "t0ken")
+    token.chmod(0o644)
+    data = base_config()
+    data["influxdb"] = {"engine": "influxdb2", "org": "o", "bucket": "b",
+                        "token_file": str(token)}
+    with pytest.raises(ConfigError, match=r"influxdb.token_file: .* readable by group or "
+                                          r"others \(mode 0644\): chmod 600 it"):
+        load_settings(config_file(tmp_path, data), None)
+
+
+def test_a_secret_given_twice_or_not_at_all_is_refused(tmp_path: Path) -> None:
+    data = base_config(account_url="https://a.blob.core.windows.net", container="home",
+                       retention="lifecycle", sas_file="/x", sas_credential="azure-sas")
+    with pytest.raises(ConfigError, match="azure: give either sas_file or sas_credential"):
+        load_settings(config_file(tmp_path, data), tmp_path)
+    data = base_config(account_url="https://a.blob.core.windows.net", container="home",
+                       retention="lifecycle")
+    with pytest.raises(ConfigError, match="azure: sas_file or sas_credential is required"):
+        load_settings(config_file(tmp_path, data), tmp_path)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "backup.yaml"
+    path.write_text("site: home\ninfluxdb: [\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line \d+\)"):
+        load_settings(path, tmp_path)
+
+
+def test_the_committed_example_config_is_valid(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-token", "t0ken")
+    write_secret(creds / "azure-sas", "sp=rcwl&se=2099-01-01&sig=x")
+    settings = load_settings(EXAMPLE, creds, tmp_path)
+    assert settings.config.site == "home"
+    assert settings.config.keep.full == 10
+    # the commented-out InfluxDB 1.x section is valid too
+    text = EXAMPLE.read_text()
+    block = text.split("# ... or InfluxDB 1.x")[1].split("\nschedule:")[0]
+    v1 = "\n".join(line.replace("# ", "", 1) for line in block.splitlines()[1:]
+                   if line.startswith("# ") and not line.startswith("#   #"))
+    data = yaml.safe_load(text)
+    data["influxdb"] = yaml.safe_load(v1)["influxdb"]
+    path = config_file(tmp_path, data)
+    assert load_settings(path, creds, tmp_path).config.engine.value == "influxdb1"

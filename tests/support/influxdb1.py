@@ -1,0 +1,114 @@
+"""InfluxDB 1.x (Debian's influxdb 1.6.7) for tests: `influxd run` with a generated config on
+free loopback ports (HTTP and the RPC bind-address that `influxd backup/restore -portable`
+use), data under the test's tmp directory."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import ServerProcess, free_port, http_ok, port_open, require_tool
+
+
+class InfluxDB1:
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.rpc_address = f"127.0.0.1:{self.rpc_port}"
+        self.config_path = workdir / "influxdb.conf"
+        self.config_path.write_text(
+            f"""reporting-enabled = false
+bind-address = "{self.rpc_address}"
+[meta]
+  dir = "{workdir / 'meta'}"
+  logging-enabled = false
+[data]
+  dir = "{workdir / 'data'}"
+  wal-dir = "{workdir / 'wal'}"
+  query-log-enabled = false
+  cache-max-memory-size = 67108864
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.http_port}"
+  log-enabled = false
+[continuous_queries]
+  enabled = false
+[retention]
+  enabled = false
+"""
+        )
+        self.server = ServerProcess("influxd", [require_tool("influxd"), "run", "-config",
+                                                str(self.config_path)], workdir / "influxd.log")
+
+    def start(self) -> InfluxDB1:
+        self.server.start()
+        self.server.wait_ready(lambda: http_ok(f"{self.url}/ping") and port_open(self.rpc_port))
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def query(self, q: str, db: str | None = None, post: bool = False,
+              epoch: str | None = None) -> list[dict[str, Any]]:
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        if epoch:
+            params["epoch"] = epoch
+        encoded = urllib.parse.urlencode(params)
+        if post:
+            request = urllib.request.Request(f"{self.url}/query", data=encoded.encode())  # noqa: S310
+        else:
+            request = urllib.request.Request(f"{self.url}/query?{encoded}")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            results: list[dict[str, Any]] = json.loads(response.read())["results"]
+        for result in results:
+            assert "error" not in result, result["error"]
+        return results
+
+    def create_database(self, db: str) -> None:
+        self.query(f'CREATE DATABASE "{db}"', post=True)
+
+    def drop_database(self, db: str) -> None:
+        self.query(f'DROP DATABASE "{db}"', post=True)
+
+    def databases(self) -> list[str]:
+        series = self.query("SHOW DATABASES")[0].get("series", [])
+        return [row[0] for s in series for row in s.get("values", [])]
+
+    def write(self, db: str, lines: list[str], precision: str = "s") -> None:
+        body = ("\n".join(lines) + "\n").encode()
+        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": db, "precision": precision})
+        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            assert response.status == 204
+
+    def points(self, db: str, measurement_regex: str = "/.*/") -> set[tuple[Any, ...]]:
+        """Every point as (measurement, sorted tags, time ns, sorted non-null fields): a
+        comparable snapshot of a database's content, field types included."""
+        out: set[tuple[Any, ...]] = set()
+        q = f"SELECT * FROM {measurement_regex} GROUP BY *"  # noqa: S608 (test-chosen regex)
+        for result in self.query(q, db=db,
+                                 epoch="ns"):
+            for series in result.get("series", []):
+                tags = tuple(sorted((series.get("tags") or {}).items()))
+                columns = series["columns"]
+                for row in series["values"]:
+                    fields = tuple(sorted((c, (type(v).__name__, v))
+                                          for c, v in zip(columns[1:], row[1:], strict=True)
+                                          if v is not None))
+                    out.add((series["name"], tags, row[0], fields))
+        return out
+
+    def field_types(self, db: str) -> dict[tuple[str, str], str]:
+        out = {}
+        for series in self.query("SHOW FIELD KEYS", db=db)[0].get("series", []):
+            for key, kind in series["values"]:
+                out[(series["name"], key)] = kind
+        return out
