@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,8 @@ def _unique(refs: list[BackupRef]) -> list[BackupRef]:
 
 @settings(max_examples=400, deadline=None)
 @given(backup_sets, st.integers(1, 12))
-def test_rotation_keeps_and_deletes_exactly_the_input(refs: list[BackupRef], keep_full: int) -> None:
+def test_rotation_keeps_and_deletes_exactly_the_input(refs: list[BackupRef],
+                                                      keep_full: int) -> None:
     refs = _unique(refs)
     plan = plan_rotation(refs, keep_full)
     keep, delete = {r.id for r in plan.keep}, {r.id for r in plan.delete}
@@ -113,7 +115,5 @@ def test_rotation_keeps_an_older_verified_full_when_the_newer_ones_are_unverifie
 
 
 def test_rotation_rejects_keeping_zero_fulls() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="at least 1"):
         plan_rotation([], 0)

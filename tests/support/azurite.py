@@ -31,8 +31,7 @@ class Azurite:
         self.server = ServerProcess(
             "azurite-blob",
             [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-             "--location", str(workdir)],
+             "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
             workdir / "azurite.log",
             cwd=workdir,
         )

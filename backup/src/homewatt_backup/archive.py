@@ -151,11 +151,13 @@ def _hash_stream(source: IO[bytes], sink: IO[bytes] | None) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def _check_members(tar: tarfile.TarFile, manifest: Manifest, label: str,
-                   extract_to: Path | None, made: list[Path]) -> None:
+def _check_members(tar: tarfile.TarFile, first: tarfile.TarInfo, manifest: Manifest,
+                   label: str, extract_to: Path | None, made: list[Path]) -> None:
     expected = {f.name: f for f in manifest.files}
     seen: set[str] = set()
     for member in tar:
+        if member is first:
+            continue
         name = member.name
         if not member.isfile() or not _safe_member_name(name) or name not in expected:
             raise CorruptArchiveError(f"{label}: unexpected member {name!r}")
@@ -204,7 +206,7 @@ def check_archive(path: Path, expected_sha256: str | None = None,
                 manifest = Manifest.from_json(handle.read())
             except (ValueError, KeyError, TypeError) as exc:
                 raise CorruptArchiveError(f"{label}: unreadable manifest ({exc})") from None
-            _check_members(tar, manifest, label, extract_to, made)
+            _check_members(tar, first, manifest, label, extract_to, made)
             return manifest
     except (tarfile.TarError, EOFError) as exc:
         _remove(made)

@@ -196,18 +196,27 @@ def list_backups(
         store = None if local_only else _store(settings)
         remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
         now = utc_now()
-        table = Table("backup", "kind", "age", "size", "local", "remote")
+        header = ("backup", "kind", "age", "size", "local", "remote")
+        rows = []
         for backup_id in sorted(set(local) | set(remote)):
             here, there = local.get(backup_id), remote.get(backup_id)
             size = here.record.size if here else there.size if there else 0
             local_state = "-" if here is None else ("uploaded" if here.uploaded else "pending")
             remote_state = ("-" if there is None
                             else "verified" if there.verified else "unverified")
-            table.add_row(backup_id.name, backup_id.kind.value, _age(backup_id.timestamp, now),
-                          _size(size), local_state, remote_state)
-        out.print(table)
+            rows.append((backup_id.name, backup_id.kind.value, _age(backup_id.timestamp, now),
+                         _size(size), local_state, remote_state))
+        if out.is_terminal:
+            table = Table(*header)
+            for row in rows:
+                table.add_row(*row)
+            out.print(table)
+        else:  # plain columns for scripts and logs
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+            for row in [header, *rows]:
+                typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if store is None and not local_only:
-            out.print("(no azure section configured: local archives only)")
+            typer.echo("(no azure section configured: local archives only)")
 
     _guarded(action)
 

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -329,6 +330,17 @@ class InfluxDB1Engine:
             raise InfluxError(f"restore: influxd restore -portable into {new_db!r} failed: "
                               f"{detail}")
 
+    def _measurements_when_restored(self, db: str, timeout_s: float = 120) -> list[str]:
+        """influxd restores shards live: they answer 'shard is disabled' for a moment."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.measurements(db)
+            except InfluxError as exc:
+                if "shard is disabled" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def restore_full(self, extracted: Path, target: str, merge: bool,
                      progress: Progress = _no_progress) -> None:
         """Restore into a database that does not exist; with `merge`, into a temporary one
@@ -341,13 +353,14 @@ class InfluxDB1Engine:
         source_db = str(files[0]["database"]) if files else self.config.database
         if not merge:
             self._restore(directory, source_db, target)
+            self._measurements_when_restored(target)
             progress(1)
             return
         temp = f"{target}_restore_{format_ts(datetime.now(UTC)).lower()}"
         self._restore(directory, source_db, temp)
         try:
             self.ensure_target(target)
-            for measurement in self.measurements(temp):
+            for measurement in self._measurements_when_restored(temp):
                 q = (f"SELECT * INTO {_influxql_ident(target)}..:MEASUREMENT FROM "  # noqa: S608
                      f"{_influxql_ident(temp)}..{_influxql_ident(measurement)} GROUP BY *")
                 self._query(q, f"restore: copy {measurement} into {target}", method="POST")

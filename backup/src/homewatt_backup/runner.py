@@ -169,7 +169,10 @@ class Runner:
         with temporary_dir(self.archives.tmp, "verify-") as work:
             copy = work / "copy.tar"
             self.store.download(name, copy)
-            check_archive(copy, expected_sha256=record.sha256)
+            try:
+                check_archive(copy, expected_sha256=record.sha256)
+            except CorruptArchiveError as exc:
+                raise StoreError(f"verify after upload of {name} failed: {exc}") from None
         now = iso(self.clock()) or ""
         self.store.set_metadata(name, {**metadata, "verified": now})
         self.archives.mark_uploaded(backup.id, now)
