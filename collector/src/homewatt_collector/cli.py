@@ -25,10 +25,26 @@ from homewatt_collector.config import (
     read_token,
     validate_config,
 )
-from homewatt_collector.display import render_cycle, render_outbox_status
-from homewatt_collector.errors import CollectorError
+from homewatt_collector.display import (
+    render_cycle,
+    render_meter_reading,
+    render_outbox_status,
+    render_scan,
+)
+from homewatt_collector.errors import CollectorError, ConfigError
+from homewatt_collector.meters import SerialSettings
+from homewatt_collector.modbus.scan import (
+    COMMON_SETTINGS,
+    DEFAULT_IDS,
+    FULL_IDS,
+    FULL_SETTINGS,
+)
+from homewatt_collector.modbus.scan import (
+    scan as scan_line,
+)
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Cycle, build_collector, make_forwarder, outbox_path
+from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 
 app = typer.Typer(
     name="homewatt-collector",
@@ -208,6 +224,163 @@ def check_config(config: ConfigOption) -> None:
 def schema() -> None:
     """Print the config file's JSON Schema (editors can validate against it)."""
     typer.echo(json.dumps(CollectorConfig.model_json_schema(), indent=2))
+
+
+def _parse_ids(text: str) -> list[int]:
+    """'1-10,15' -> [1..10, 15]."""
+    ids: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            ids.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(f"--ids: {text!r} is not a list of ids like 1-10,15") from None
+    if not ids or min(ids) < 1 or max(ids) > 247:
+        raise ConfigError(f"--ids: {text!r}: Modbus device ids are 1..247")
+    return ids
+
+
+def _parse_settings(text: str) -> list[SerialSettings]:
+    """'9600 8E1,2400 8N1' -> serial settings."""
+    out = []
+    for part in text.split(","):
+        try:
+            baud, frame = part.split()
+            out.append(
+                SerialSettings(
+                    baudrate=int(baud),
+                    bytesize=int(frame[0]),
+                    parity=frame[1],
+                    stopbits=int(frame[2]),
+                )
+            )
+        except (ValueError, IndexError):
+            raise ConfigError(
+                f"--settings: {part.strip()!r} is not like '9600 8E1'"
+                " (baud rate, data bits, parity N/E/O, stop bits)"
+            ) from None
+    return out
+
+
+def _line_of_options(
+    port: str | None, model: str | None, device_id: int, settings: str | None, timeout: float | None
+) -> ModbusSourceConfig:
+    """A one-meter line from `read`'s options."""
+    if port is None or model is None:
+        raise ConfigError("give --port and --model (or --config FILE)")
+    meter: dict[str, Any] = {"name": model, "model": model, "device_id": device_id}
+    if timeout is not None:
+        meter["timeout_s"] = timeout
+    line: dict[str, Any] = {"kind": "modbus", "port": port, "meters": [meter]}
+    if settings is not None:
+        line["serial"] = _parse_settings(settings)[0].model_dump()
+    try:
+        return ModbusSourceConfig.model_validate(line)
+    except ValueError as exc:  # pydantic's ValidationError: an unknown model, a bad value
+        raise ConfigError(str(exc).split("\n", 1)[-1].strip()) from None
+
+
+def _line_of_config(config: Path) -> ModbusSourceConfig:
+    loaded = load_config(config)
+    if not isinstance(loaded.source, ModbusSourceConfig):
+        raise ConfigError(f"{config}: source.kind is {loaded.source.kind}, not modbus")
+    return loaded.source
+
+
+def _read_once(source: ModbusSource, name: str, console: Console) -> bool:
+    """Read meter `name` once and print it; False when it did not answer."""
+    plan = next(p for p in source.meters if p.config.name == name)
+    started = time.monotonic()
+    values, errors = source.read_meter(name)
+    took = time.monotonic() - started
+    where = f"id {plan.config.device_id} on {source.config.port} at {source.serial.describe()}"
+    if not values:
+        err.print(
+            f"[red]error:[/red] meter {name} ({plan.model}, {where}) did not answer:"
+            " check the wiring (A/B swapped?), the id and the serial settings;"
+            " `homewatt-collector scan` finds what answers",
+            highlight=False,
+        )
+        return False
+    console.print(render_meter_reading(f"{name}: {plan.model}, {where}", values))
+    console.print(f"{len(plan.blocks)} requests, {took * 1000:.0f} ms, {errors} read errors")
+    return True
+
+
+@app.command()
+def read(
+    *,
+    port: Annotated[str | None, typer.Option(help="serial port: /dev/serial/by-id/usb-...")] = None,
+    model: Annotated[str | None, typer.Option(help="meter model, e.g. orno-we515, sdm630")] = None,
+    device_id: Annotated[int, typer.Option("--id", help="the meter's Modbus address")] = 1,
+    settings: Annotated[
+        str | None, typer.Option(help="serial settings, e.g. '9600 8E1' (default: the model's)")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds (default: the model's)")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="read a meter of this config instead")
+    ] = None,
+    meter: Annotated[
+        str | None, typer.Option(help="with --config: which meter (default: all)")
+    ] = None,
+) -> None:
+    """Read one meter once and print its values with units (check the wiring with this first)."""
+    try:
+        if config is not None:
+            line = _line_of_config(config)
+        else:
+            line = _line_of_options(port, model, device_id, settings, timeout)
+        names = [m.name for m in line.meters if meter in (None, m.name)]
+        if not names:
+            raise ConfigError(f"--meter: no meter named {meter!r} in {config}")
+        source = ModbusSource(line, site="-")
+        try:
+            answered = [_read_once(source, name, Console()) for name in names]
+        finally:
+            source.close()
+    except CollectorError as exc:
+        raise _fail(exc) from None
+    if not all(answered):
+        raise typer.Exit(1)
+
+
+@app.command()
+def scan(
+    *,
+    port: Annotated[str, typer.Option(help="serial port, e.g. /dev/serial/by-id/usb-...")],
+    ids: Annotated[str | None, typer.Option(help="ids to try, e.g. 1-10,15 (default 1-10)")] = None,
+    settings: Annotated[
+        str | None, typer.Option(help="serial settings to try, e.g. '9600 8E1,2400 8N1'")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="every id 1-247 at every common baud rate and parity")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 0.2,
+) -> None:
+    """Find which device ids answer on a line, and with which serial settings."""
+    try:
+        id_list = _parse_ids(ids) if ids else list(FULL_IDS if full else DEFAULT_IDS)
+        setting_list = (
+            _parse_settings(settings)
+            if settings
+            else list(FULL_SETTINGS if full else COMMON_SETTINGS)
+        )
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(f"scanning {port}", total=len(id_list) * len(setting_list))
+            found = scan_line(
+                port, id_list, setting_list, timeout, progress=lambda: progress.advance(task)
+            )
+    except CollectorError as exc:
+        raise _fail(exc) from None
+    if not found:
+        err.print(
+            f"nothing answered on {port} (ids {id_list[0]}-{id_list[-1]},"
+            f" {', '.join(s.describe() for s in setting_list)}): check the wiring (A/B swapped?),"
+            " the meter's termination and power, or try --full",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    Console().print(render_scan(found))
 
 
 def _open_outboxes(config: CollectorConfig, lock: bool) -> list[tuple[str, Outbox]]:

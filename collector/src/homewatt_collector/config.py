@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.demo import DemoSourceConfig
+from homewatt_collector.sources.modbus import ModbusSourceConfig
 
 NAME = r"^[a-z0-9][a-z0-9_-]*$"
 TAG_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 # One member per registered source kind (a test checks the two agree).
-SourceConfig = Annotated[DemoSourceConfig, Field(discriminator="kind")]
+SourceConfig = Annotated[DemoSourceConfig | ModbusSourceConfig, Field(discriminator="kind")]
 
 
 class SinkConfig(BaseModel):

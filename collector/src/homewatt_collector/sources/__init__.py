@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from homewatt_collector.models import Reading
 from homewatt_collector.registry import Registry
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 
 
 class Source(Protocol):
@@ -37,6 +38,7 @@ class SourceKind:
 
 SOURCES: Registry[SourceKind] = Registry("source kind")
 SOURCES.register("demo", SourceKind(DemoSourceConfig, DemoSource))
+SOURCES.register("modbus", SourceKind(ModbusSourceConfig, ModbusSource))
 
 
 def create_source(config: BaseModel, site: str) -> Source:

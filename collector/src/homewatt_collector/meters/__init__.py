@@ -1,0 +1,147 @@
+"""Meter models as data: register templates (shipped YAML files here, or custom ones in config).
+
+A template says, per quantity: the data-model field and channel, the register address, the
+function code (3 holding, 4 input), the data type and word order, the scale to SI units, and
+whether the address is verified. It also carries the meter's default serial settings and
+timeout, and whether the meter answers block reads that span unmapped addresses.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from homewatt_collector.errors import ConfigError
+from homewatt_collector.registry import Registry
+
+FIELD = r"^[a-z][a-z0-9_]*$"
+CHANNEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+RegisterType = Literal["u16", "s16", "u32", "s32", "f32"]
+WordOrder = Literal["big", "little"]
+# The largest read Modbus allows (FC03/FC04: 125 registers).
+MODBUS_MAX_READ = 125
+
+
+class SerialSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baudrate: int = Field(9600, description=f"one of {', '.join(map(str, BAUD_RATES))}")
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baud(cls, value: int) -> int:
+        if value not in BAUD_RATES:
+            raise ValueError(
+                f"{value} is not a standard baud rate ({', '.join(map(str, BAUD_RATES))})"
+            )
+        return value
+
+    def describe(self) -> str:
+        return f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+
+class RegisterSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str = Field(pattern=FIELD, description="data model field, unit in the name: power_w")
+    channel: str = Field("total", pattern=CHANNEL, description="l1, l2, l3 or total")
+    address: int = Field(ge=0, le=65535, description="0-based register address")
+    function: Literal[3, 4] = Field(3, description="3: holding registers, 4: input registers")
+    type: RegisterType
+    word_order: WordOrder | None = Field(None, description="for 32-bit types; default: template's")
+    scale: float = Field(1.0, description="raw value x scale = value in the field's unit")
+    unit: str | None = None
+    verified: bool = Field(True, description="false: address inferred, not confirmed on a meter")
+    note: str | None = None
+    min: float | None = Field(None, description="smallest plausible value (default by field)")
+    max: float | None = Field(None, description="largest plausible value (default by field)")
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("scale must not be 0")
+        return value
+
+    @property
+    def size(self) -> int:
+        return 1 if self.type in ("u16", "s16") else 2
+
+    @property
+    def end(self) -> int:
+        """One past the last register."""
+        return self.address + self.size
+
+
+class MeterTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    serial: SerialSettings = Field(default_factory=SerialSettings)
+    timeout_s: float = Field(0.5, ge=0.05, le=10, description="per request")
+    span_gaps: bool = Field(
+        True,
+        description="read across unmapped addresses in one request (falls back on exception 2)",
+    )
+    max_gap_registers: int = Field(
+        10, ge=0, le=60, description="largest gap bridged in one read (10 registers ~ one request)"
+    )
+    max_block_registers: int = Field(100, ge=1, le=MODBUS_MAX_READ)
+    word_order: WordOrder = "big"
+    registers: list[RegisterSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeterTemplate:
+        seen: dict[tuple[str, str], int] = {}
+        for spec in self.registers:
+            key = (spec.field, spec.channel)
+            if key in seen:
+                raise ValueError(
+                    f"{spec.field} on channel {spec.channel} is defined twice"
+                    f" (addresses {seen[key]:#06x} and {spec.address:#06x})"
+                )
+            seen[key] = spec.address
+        for function in (3, 4):
+            ranges = sorted(
+                (s.address, s.end, s.field) for s in self.registers if s.function == function
+            )
+            for (_, end, field), (start, _, other) in itertools.pairwise(ranges):
+                if start < end:
+                    raise ValueError(f"registers of {field} and {other} overlap at {start:#06x}")
+        return self
+
+
+@functools.cache
+def builtin_templates() -> Registry[MeterTemplate]:
+    """The shipped templates (meters/*.yaml), by file name and aliases."""
+    registry: Registry[MeterTemplate] = Registry("meter model")
+    for resource in sorted(resources.files(__package__).iterdir(), key=lambda r: r.name):
+        if not resource.name.endswith(".yaml"):
+            continue
+        name = resource.name.removesuffix(".yaml")
+        template = parse_template(yaml.safe_load(resource.read_text()), f"built-in template {name}")
+        registry.register(name, template)
+        for alias in template.aliases:
+            registry.register(alias, template)
+    return registry
+
+
+def parse_template(data: object, where: str) -> MeterTemplate:
+    try:
+        return MeterTemplate.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None

@@ -1,0 +1,1 @@
+"""Modbus RTU: request planning and decoding (pure), the serial bus, and scanning a line."""

@@ -1,0 +1,100 @@
+"""From raw register values to SI values (pure), and what counts as an impossible value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pymodbus.client import ModbusSerialClient
+
+from homewatt_collector.meters import RegisterSpec, WordOrder
+from homewatt_collector.modbus.plan import Block
+
+_DATATYPE = {
+    "u16": ModbusSerialClient.DATATYPE.UINT16,
+    "s16": ModbusSerialClient.DATATYPE.INT16,
+    "u32": ModbusSerialClient.DATATYPE.UINT32,
+    "s32": ModbusSerialClient.DATATYPE.INT32,
+    "f32": ModbusSerialClient.DATATYPE.FLOAT32,
+}
+
+# Plausible ranges by field name prefix (a template may narrow or widen them per register).
+# A value outside is a garbled or misread register, counted as a read error and not stored.
+_PLAUSIBLE: tuple[tuple[str, float, float], ...] = (
+    ("voltage_v", 0.0, 1000.0),
+    ("frequency_hz", 0.0, 100.0),
+    ("current_a", -10_000.0, 10_000.0),
+    ("power_factor", -1.001, 1.001),
+    ("phase_angle_deg", -360.0, 360.0),
+    ("power_w", -1e6, 1e6),
+    ("reactive_power_var", -1e6, 1e6),
+    ("apparent_power_va", -1e6, 1e6),
+    ("energy_", 0.0, 1e9),
+    ("reactive_energy_", 0.0, 1e9),
+)
+
+
+class DecodeError(ValueError):
+    """A register value that cannot be right."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _decimals(scale: float) -> int:
+    """Decimal places a fixed-point scale gives (0.01 -> 2); 0 for scales >= 1."""
+    return max(0, -math.floor(math.log10(abs(scale)) + 1e-9)) if abs(scale) < 1 else 0
+
+
+def decode_value(registers: Sequence[int], spec: RegisterSpec, word_order: WordOrder) -> float:
+    """The register(s) of `spec` as a value in the field's unit, rounded to what the meter sent."""
+    order = spec.word_order or word_order
+    raw = ModbusSerialClient.convert_from_registers(list(registers), _DATATYPE[spec.type], order)
+    assert isinstance(raw, int | float)
+    if spec.type == "f32":
+        # a float32 carries about 7 significant digits; more would be noise from widening
+        value = float(f"{float(raw) * spec.scale:.7g}")
+    else:
+        value = round(raw * spec.scale, _decimals(spec.scale))
+    return value
+
+
+def plausible_range(spec: RegisterSpec) -> tuple[float, float]:
+    low, high = next(
+        ((lo, hi) for prefix, lo, hi in _PLAUSIBLE if spec.field.startswith(prefix)),
+        (-math.inf, math.inf),
+    )
+    return (spec.min if spec.min is not None else low, spec.max if spec.max is not None else high)
+
+
+def check_plausible(spec: RegisterSpec, value: float) -> None:
+    where = f"{spec.field} ({spec.channel}) at {spec.address:#06x}"
+    if not math.isfinite(value):
+        raise DecodeError(f"{where} is {value}", spec.field)
+    low, high = plausible_range(spec)
+    if not low <= value <= high:
+        raise DecodeError(f"{where} is {value}, outside {low}..{high}", spec.field)
+
+
+def decode_block(
+    block: Block, registers: Sequence[int], word_order: WordOrder
+) -> tuple[dict[RegisterSpec, float], list[DecodeError]]:
+    """Every register of a block response: the plausible values and the errors."""
+    if len(registers) < block.count:
+        short = DecodeError(
+            f"{len(registers)} registers returned, {block.count} asked for", "block"
+        )
+        return {}, [short]
+    values: dict[RegisterSpec, float] = {}
+    errors: list[DecodeError] = []
+    for spec in block.registers:
+        offset = spec.address - block.start
+        try:
+            value = decode_value(registers[offset : offset + spec.size], spec, word_order)
+            check_plausible(spec, value)
+        except DecodeError as exc:
+            errors.append(exc)
+            continue
+        values[spec] = value
+    return values, errors

@@ -1,0 +1,295 @@
+"""The Modbus RTU source: meters on one RS485 line, read once a cycle in as few requests as allowed.
+
+Faults never stop the loop: a silent meter, an exception code, a garbled frame or an impossible
+value is counted in the cycle's read errors and skipped; a silent meter is given up for the rest
+of the cycle so it cannot eat the other meters' bus time; a failing or unplugged adapter is
+closed and reopened on a later cycle, when it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from homewatt_collector.meters import (
+    CHANNEL,
+    MeterTemplate,
+    RegisterSpec,
+    SerialSettings,
+    builtin_templates,
+)
+from homewatt_collector.modbus.bus import (
+    ModbusBus,
+    ModbusExceptionResponse,
+    NoResponse,
+    PortUnavailable,
+)
+from homewatt_collector.modbus.decode import decode_block
+from homewatt_collector.modbus.plan import (
+    Block,
+    bits_per_char,
+    min_bus_time_s,
+    plan_blocks,
+    split_contiguous,
+)
+from homewatt_collector.models import ELECTRICITY, Reading, Sample
+
+log = logging.getLogger(__name__)
+
+# A counter that reads lower than before is a misread, unless it stays lower this many readings
+# (then the meter was replaced or reset, and the new value is taken).
+COUNTER_RESET_READINGS = 3
+ILLEGAL_DATA_ADDRESS = 2
+PROBLEM_LOG_INTERVAL_S = 60.0
+
+
+class MeterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=CHANNEL, description="the `device` tag")
+    model: str = Field(
+        description="a shipped template (orno-we515, sdm630...) or one in `templates`"
+    )
+    device_id: int = Field(ge=1, le=247, description="the meter's Modbus address (slave id)")
+    timeout_s: float | None = Field(None, ge=0.05, le=10, description="default: the template's")
+    retries: int = Field(0, ge=0, le=1, description="re-asks after no answer within one cycle")
+    serial: SerialSettings | None = Field(None, description="default: the template's")
+    fields: list[str] | None = Field(None, description="read only these fields (saves bus time)")
+
+
+class ModbusSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["modbus"] = "modbus"
+    port: str = Field(description="the adapter, best by its stable path /dev/serial/by-id/...")
+    serial: SerialSettings | None = Field(
+        None, description="the line's settings; default: those of its meters' templates"
+    )
+    meters: list[MeterConfig] = Field(min_length=1)
+    templates: dict[str, MeterTemplate] = Field(
+        default_factory=dict, description="custom meter models, by name (data, not code)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModbusSourceConfig:
+        builtin = builtin_templates()
+        clash = sorted(name for name in self.templates if name in builtin)
+        if clash:
+            raise ValueError(f"custom template names clash with shipped ones: {clash}")
+        for key in ("name", "device_id"):
+            values = [getattr(m, key) for m in self.meters]
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"meter {key}s must be unique on a line: {twice}")
+        for meter in self.meters:
+            template = self.template_of(meter)
+            if meter.fields is not None:
+                known = {spec.field for spec in template.registers}
+                unknown = sorted(set(meter.fields) - known)
+                if unknown:
+                    raise ValueError(f"meter {meter.name}: {meter.model} has no fields {unknown}")
+        settings = {m.name: self.serial_of(m) for m in self.meters}
+        if len(set(settings.values())) > 1:
+            described = ", ".join(f"{name} {s.describe()}" for name, s in settings.items())
+            raise ValueError(
+                f"meters on one RS485 line must share serial settings ({described}):"
+                " set `serial:` for the line, or put them on separate adapters"
+            )
+        return self
+
+    def template_of(self, meter: MeterConfig) -> MeterTemplate:
+        if meter.model in self.templates:
+            return self.templates[meter.model]
+        builtin = builtin_templates()
+        if meter.model not in builtin:
+            known = ", ".join(builtin.names() + sorted(self.templates))
+            raise ValueError(f"meter {meter.name}: unknown model {meter.model!r} (known: {known})")
+        return builtin.get(meter.model)
+
+    def serial_of(self, meter: MeterConfig) -> SerialSettings:
+        return self.serial or meter.serial or self.template_of(meter).serial
+
+    def line_serial(self) -> SerialSettings:
+        return self.serial_of(self.meters[0])
+
+
+@dataclass
+class MeterPlan:
+    """One meter's requests and the state kept between cycles."""
+
+    config: MeterConfig
+    template: MeterTemplate
+    model: str
+    timeout_s: float
+    blocks: list[Block]
+    answering: bool | None = None
+    logged: dict[str, float] = field(default_factory=dict)  # problem kind -> when last logged
+    counters: dict[tuple[str, str], float] = field(default_factory=dict)
+    lower_readings: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def plan_meter(config: MeterConfig, template: MeterTemplate) -> MeterPlan:
+    specs = [s for s in template.registers if config.fields is None or s.field in config.fields]
+    blocks = plan_blocks(
+        specs,
+        span_gaps=template.span_gaps,
+        max_gap=template.max_gap_registers,
+        max_block=template.max_block_registers,
+    )
+    timeout = config.timeout_s if config.timeout_s is not None else template.timeout_s
+    return MeterPlan(config, template, config.model, timeout, blocks)
+
+
+class ModbusSource:
+    kind = "modbus"
+
+    def __init__(self, config: ModbusSourceConfig, site: str, bus: ModbusBus | None = None) -> None:
+        self.config = config
+        self.site = site
+        self.serial = config.line_serial()
+        self.bus = bus or ModbusBus(config.port, self.serial)
+        self.meters = [plan_meter(m, config.template_of(m)) for m in config.meters]
+
+    def open(self) -> None:
+        self.bus.open()  # a missing adapter is waited for: read() tries again every cycle
+
+    def close(self) -> None:
+        self.bus.close()
+
+    def min_bus_time_s(self, bits: int | None = None) -> float:
+        """The least line time one cycle's requests need at the line's baud rate."""
+        blocks = [b for meter in self.meters for b in meter.blocks]
+        return min_bus_time_s(blocks, self.serial.baudrate, bits or bits_per_char(self.serial))
+
+    def read(self, ts: int) -> Reading:
+        samples: list[Sample] = []
+        errors = 0
+        for index, meter in enumerate(self.meters):
+            try:
+                values, meter_errors = self._read_meter(meter)
+            except PortUnavailable:
+                return Reading(samples, errors + len(self.meters) - index)
+            errors += meter_errors
+            samples.extend(self._samples(meter, values, ts))
+        return Reading(samples, errors)
+
+    def read_meter(self, name: str) -> tuple[dict[RegisterSpec, float], int]:
+        """One meter's values by register (for `homewatt-collector read`)."""
+        meter = next(m for m in self.meters if m.config.name == name)
+        return self._read_meter(meter)
+
+    def _read_meter(self, meter: MeterPlan) -> tuple[dict[RegisterSpec, float], int]:
+        values: dict[RegisterSpec, float] = {}
+        errors = 0
+        pending = list(meter.blocks)
+        while pending:
+            block = pending.pop(0)
+            try:
+                registers = self.bus.read(
+                    block, meter.config.device_id, meter.timeout_s, meter.config.retries
+                )
+            except ModbusExceptionResponse as exc:
+                if exc.code == ILLEGAL_DATA_ADDRESS and block.spans_gaps:
+                    pending[:0] = self._stop_spanning(meter, block)
+                    continue
+                errors += 1
+                self._note(meter, True, str(exc), kind=f"exception {exc.code}")
+                continue
+            except NoResponse as exc:
+                # a silent meter would cost a timeout per block: give it up for this cycle
+                self._note(meter, False, str(exc))
+                return values, errors + 1
+            decoded, decode_errors = decode_block(block, registers, meter.template.word_order)
+            for error in decode_errors:
+                self._note(meter, True, f"impossible value: {error}", kind=f"value {error.field}")
+            errors += len(decode_errors)
+            values.update(decoded)
+        errors += self._check_counters(meter, values)
+        if values:
+            self._note(meter, True)
+        return values, errors
+
+    def _stop_spanning(self, meter: MeterPlan, block: Block) -> list[Block]:
+        """The meter refused a read across unmapped addresses: read contiguous runs, for good."""
+        runs = split_contiguous(block)
+        index = meter.blocks.index(block)
+        meter.blocks[index : index + 1] = runs
+        log.info(
+            "meter %s refuses reads across unmapped addresses at %#06x: using %d requests instead",
+            meter.config.name,
+            block.start,
+            len(runs),
+        )
+        return runs
+
+    def _check_counters(self, meter: MeterPlan, values: dict[RegisterSpec, float]) -> int:
+        """Energy counters never go back: a lower reading is a misread (until it persists)."""
+        errors = 0
+        for spec in [s for s in values if "energy" in s.field]:
+            key = (spec.field, spec.channel)
+            value = values[spec]
+            previous = meter.counters.get(key)
+            if previous is not None and value < previous:
+                seen = meter.lower_readings.get(key, 0) + 1
+                meter.lower_readings[key] = seen
+                if seen < COUNTER_RESET_READINGS:
+                    del values[spec]
+                    errors += 1
+                    self._note(
+                        meter,
+                        True,
+                        f"{spec.field} went back from {previous} to {value}",
+                        kind=f"counter {spec.field}",
+                    )
+                    continue
+                log.warning(
+                    "meter %s: %s restarted at %s (replaced or reset?)",
+                    meter.config.name,
+                    spec.field,
+                    value,
+                )
+            meter.lower_readings.pop(key, None)
+            meter.counters[key] = value
+        return errors
+
+    def _samples(
+        self, meter: MeterPlan, values: dict[RegisterSpec, float], ts: int
+    ) -> list[Sample]:
+        by_channel: dict[str, dict[str, float]] = {}
+        for spec, value in values.items():
+            by_channel.setdefault(spec.channel, {})[spec.field] = value
+        return [
+            Sample(
+                ELECTRICITY,
+                {
+                    "site": self.site,
+                    "source": self.kind,
+                    "device": meter.config.name,
+                    "channel": channel,
+                    "model": meter.model,
+                },
+                fields,
+                ts,
+            )
+            for channel, fields in sorted(by_channel.items())
+        ]
+
+    def _note(self, meter: MeterPlan, answering: bool, problem: str = "", kind: str = "") -> None:
+        """Log when a meter stops or starts answering, and each kind of problem at most once a
+        minute: a fault that repeats every second must not flood the journal."""
+        name = f"meter {meter.config.name} (id {meter.config.device_id})"
+        if not answering and meter.answering is not False:
+            log.warning("%s: %s", name, problem)
+        elif answering and meter.answering is False:
+            log.info("%s answers again", name)
+        if kind:
+            now = time.monotonic()
+            if now - meter.logged.get(kind, -math.inf) >= PROBLEM_LOG_INTERVAL_S:
+                meter.logged[kind] = now
+                log.warning("%s: %s", name, problem)
+        meter.answering = answering

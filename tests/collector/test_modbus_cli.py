@@ -1,0 +1,153 @@
+"""`read`, `scan` and `run` with a Modbus line: what a user does after wiring the adapter."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.collector.conftest import MeterBus, write_config
+from tests.collector.meters_data import (
+    ORNO_WE515_HOLDING,
+    orno_with_gap_registers,
+    sdm630_input_registers,
+)
+from tests.collector.test_cli import cli
+from tests.support.processes import ServerProcess, wait_until
+from tests.support.victoria import VictoriaMetrics
+
+pytestmark = pytest.mark.integration
+
+StartBus = Callable[..., MeterBus]
+
+
+def test_read_prints_one_meters_values_with_units(meter_bus: StartBus) -> None:
+    bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
+    result = cli(
+        "read", "--port", bus.port, "--model", "orno-we515", "--id", "1", "--settings", "9600 8N1"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for row in (
+        r"voltage\s+.*total\s+.*230\.12 V\s+.*FC03 0x0131",
+        r"frequency\s+.*50\.02 Hz",
+        r"energy total\s+.*98,765\.43 kWh\s+.*FC03 0xa000",
+        r"energy t3\s+.*0 kWh\s+.*0xa006\s+.*unverified address",
+        r"power factor\s+.*0\.997",
+    ):
+        assert re.search(row, out), row
+    assert "main" not in out and "orno-we515, id 1 on" in out
+    assert "0 read errors" in out
+
+
+def test_read_explains_a_meter_that_does_not_answer(meter_bus: StartBus) -> None:
+    bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
+    result = cli(
+        "read",
+        "--port",
+        bus.port,
+        "--model",
+        "orno-we515",
+        "--id",
+        "9",
+        "--settings",
+        "9600 8N1",
+        "--timeout",
+        "0.2",
+    )
+    assert result.returncode == 1
+    assert "did not answer: check the wiring (A/B swapped?)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_read_of_an_unknown_model_or_port_is_one_clear_error(tmp_path: Path) -> None:
+    result = cli("read", "--port", "/dev/ttyUSB9", "--model", "orno-we999")
+    assert result.returncode == 1 and "unknown model 'orno-we999'" in result.stderr
+    result = cli("read", "--port", str(tmp_path / "nothing"), "--model", "sdm630")
+    assert result.returncode == 1 and "is not available" in result.stderr
+
+
+def test_scan_finds_the_meters_at_their_real_baud_rate_and_names_the_model(
+    meter_bus: StartBus,
+) -> None:
+    bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}, 3: {"input": sdm630_input_registers()}})
+    result = cli(
+        "scan",
+        "--port",
+        bus.port,
+        "--ids",
+        "1-4",
+        "--settings",
+        "9600 8N1,2400 8N1",
+        "--timeout",
+        "0.2",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\W*\d+\s", line)]
+    assert len(rows) == 2, result.stdout
+    assert re.search(r"1\s+.*9600 8N1\s+.*orno-we514, orno-we515", rows[0])
+    assert re.search(r"3\s+.*9600 8N1\s+.*sdm630", rows[1])
+    assert "2400" not in result.stdout, "at the wrong baud rate nothing answers"
+
+
+def test_scan_says_so_when_nothing_answers(meter_bus: StartBus) -> None:
+    bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
+    result = cli(
+        "scan", "--port", bus.port, "--ids", "5-6", "--settings", "9600 8N1", "--timeout", "0.1"
+    )
+    assert result.returncode == 1
+    assert "nothing answered on" in result.stderr and "try --full" in result.stderr
+
+
+def test_scan_refuses_bad_id_ranges() -> None:
+    result = cli("scan", "--port", "/dev/null", "--ids", "0-300")
+    assert result.returncode == 1 and "Modbus device ids are 1..247" in result.stderr
+
+
+def test_the_collector_delivers_meter_readings_and_survives_an_unplug(
+    tmp_path: Path,
+    meter_bus: StartBus,
+    victoria: VictoriaMetrics,
+    collector_process: Callable[..., ServerProcess],
+) -> None:
+    bus = meter_bus({1: {"holding": orno_with_gap_registers()}})
+    config = write_config(
+        tmp_path / "main.yaml",
+        victoria.url,
+        tmp_path / "state",
+        source={
+            "kind": "modbus",
+            "port": bus.port,
+            "serial": {"baudrate": 9600, "parity": "N"},
+            "meters": [{"name": "main", "model": "orno-we515", "device_id": 1}],
+        },
+    )
+    collector = collector_process(config)
+    wait_until(
+        lambda: len(victoria.samples("electricity_energy_total_kwh")) >= 3, 30, "meter samples"
+    )
+    bus.line.unplug()
+    time.sleep(3)
+    bus.line.replug()
+    wait_until(lambda: "is back" in collector.log_tail(), 15, "the adapter to be picked up again")
+    before = len(victoria.samples("electricity_energy_total_kwh"))
+    wait_until(
+        lambda: len(victoria.samples("electricity_energy_total_kwh")) >= before + 3,
+        30,
+        "samples again",
+    )
+    assert collector.stop() == 0
+    values = {v for _, v, _ in victoria.samples("electricity_energy_total_kwh", device="main")}
+    assert values == {98765.43}
+    (labels,) = {
+        tuple(sorted(lbl.items())) for _, _, lbl in victoria.samples("electricity_voltage_v")
+    }
+    assert dict(labels)["model"] == "orno-we515" and dict(labels)["source"] == "modbus"
+    errors = sum(v for _, v, _ in victoria.samples("homewatt_health_read_errors"))
+    assert errors >= 2, "the cycles without the adapter are counted"
+    log = collector.log_tail(50)
+    assert log.count("waiting for it to come back") == 1
+    assert "Traceback" not in log
