@@ -129,7 +129,7 @@ def test_every_register_is_read_once_within_the_limits(
     covered = [s for b in blocks for s in b.registers]
     assert sorted(covered, key=id) == sorted(specs, key=id), "each register in exactly one request"
     for block in blocks:
-        assert block.count <= max(max_block, max(s.size for s in block.registers))
+        assert block.count <= max(max_block, *(s.size for s in block.registers))
         assert all(s.function == block.function for s in block.registers)
         assert all(
             block.start <= s.address and s.end <= block.start + block.count for s in block.registers

@@ -77,6 +77,7 @@ class RS485Line:
     def __init__(
         self,
         workdir: Path,
+        *,
         line_baud: int = 9600,
         bits_per_char: int = 11,
         emulate_timing: bool = True,
