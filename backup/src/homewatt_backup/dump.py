@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import logging
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -229,7 +230,20 @@ class InfluxDB1Engine:
                 types.setdefault(str(key), str(kind))
         return types
 
+    def _check_rpc(self, what: str) -> None:
+        """influxd backup/restore retry an unreachable RPC port for minutes: check first."""
+        host, _, port = self.config.rpc_address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise InfluxError(
+                f"{what}: influxd's backup RPC at {self.config.rpc_address} is unreachable "
+                f"({exc.strerror or exc}): InfluxDB 1.x must listen there (bind-address in "
+                "influxdb.conf; keep it on localhost), and influxdb.rpc_address must match it"
+            ) from None
+
     def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
+        self._check_rpc("full backup")
         target = workdir / "influxdb1"
         argv = [self.config.influxd, "backup", "-portable", "-host", self.config.rpc_address,
                 "-db", self.config.database, str(target)]
@@ -317,6 +331,7 @@ class InfluxDB1Engine:
         return "nonempty" if self.measurements(target) else "empty"
 
     def _restore(self, extracted: Path, source_db: str, new_db: str) -> None:
+        self._check_rpc("restore")
         argv = [self.config.influxd, "restore", "-portable", "-host", self.config.rpc_address,
                 "-db", source_db, "-newdb", new_db, str(extracted)]
         try:

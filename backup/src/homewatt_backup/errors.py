@@ -143,6 +143,9 @@ def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
         return UploadInterruptedError(
             f"{action}: the connection to Azure broke mid-transfer "
             f"({first_line(str(exc))[:160]}); nothing partial is kept, the next run retries")
+    if "MD5 mismatch" in str(exc) or "CRC mismatch" in str(exc).upper():
+        return StoreError(f"{action}: the content differs from its stored checksum "
+                          f"({first_line(str(exc))[:120]}): damaged in transit or in storage")
     if isinstance(exc, azure_exc.ServiceRequestError):
         return StoreError(f"{action}: Azure Blob Storage is unreachable "
                           f"({first_line(str(exc))[:160]}); the next run retries")

@@ -186,7 +186,7 @@ class Runner:
             return
         pending = [b for b in self.archives.list() if not b.uploaded]
         try:
-            inspect_sas(self.settings.secrets.sas or "", azure.retention, self.clock(),
+            inspect_sas(self.settings.secrets.sas or "", azure.retention, utc_now(),
                         azure.sas_source)
         except BackupError as exc:
             result.errors.append(str(exc))

@@ -17,7 +17,7 @@ from typing import Protocol
 from urllib.parse import parse_qs
 
 from azure.core import exceptions as azure_exc
-from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
 from homewatt_backup.errors import StoreAuthError, StoreError, from_azure, from_oserror
 from homewatt_backup.models import BackupId, RemoteBackup, from_iso
@@ -90,13 +90,15 @@ class AzureBlobStore:
 
     def __init__(self, account_url: str, container: str, sas: str, sas_source: str, *,
                  retries: int = 3, connection_timeout: float = 20, read_timeout: float = 120,
-                 retry_backoff: float = 0.8) -> None:
+                 retry_backoff: float = 15) -> None:
         self.container = container
         self.sas_source = sas_source
+        # the storage SDK's own policy: waits ~retry_backoff s, then 3x longer, with jitter
+        policy = ExponentialRetry(initial_backoff=int(retry_backoff), increment_base=3,
+                                  retry_total=retries,
+                                  random_jitter_range=min(3, int(retry_backoff)))
         self.client = ContainerClient(
-            account_url, container, credential=sas,
-            retry_total=retries, retry_connect=retries, retry_read=retries,
-            retry_status=retries, retry_backoff_factor=retry_backoff,
+            account_url, container, credential=sas, retry_policy=policy,
             connection_timeout=connection_timeout, read_timeout=read_timeout,
             max_single_put_size=BLOCK_SIZE, max_block_size=BLOCK_SIZE,
             max_single_get_size=BLOCK_SIZE, max_chunk_get_size=BLOCK_SIZE,

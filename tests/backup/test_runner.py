@@ -1,0 +1,323 @@
+"""Backup runs against real InfluxDB 1.6.7 and Azurite: the upload backlog, remote and local
+rotation, and each bad input ending as one clear error with nothing partial left behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from homewatt_backup.archive import LocalArchives
+from homewatt_backup.cli import app
+from homewatt_backup.dump import make_engine
+from homewatt_backup.models import BackupId, Kind
+from homewatt_backup.runner import RequestedKind, Runner
+from homewatt_backup.store import AzureBlobStore
+from tests.backup.conftest import DB, Site, make_site, sample_lines
+from tests.support.azurite import Azurite
+from tests.support.faultproxy import FaultProxy
+from tests.support.influxdb1 import InfluxDB1
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def runner(site: Site, clock: Clock, *, account_url: str | None = None,
+           retries: int = 0) -> Runner:
+    settings = site.settings()
+    engine = make_engine(settings.config.influxdb, settings.secrets)
+    store = None
+    azure = settings.config.azure
+    if azure is not None and settings.secrets.sas is not None:
+        store = AzureBlobStore(account_url or azure.account_url, azure.container,
+                               settings.secrets.sas, azure.sas_source, retries=retries,
+                               retry_backoff=0)
+    return Runner(settings, engine, store, clock)
+
+
+def remote_names(azurite: Azurite, container: str | None) -> list[str]:
+    return sorted(b.name for b in azurite.container(container or "").list_blobs())
+
+
+def local_names(site: Site) -> list[str]:
+    return [b.id.name for b in LocalArchives(site.state_dir).list()]
+
+
+def no_partial_files(site: Site) -> bool:
+    """Nothing half-written: no *.partial, nothing in the staging directory."""
+    files = [p.relative_to(site.state_dir) for p in site.state_dir.rglob("*") if p.is_file()]
+    return [f for f in files if f.name.endswith(".partial") or f.parts[0] == "tmp"] == []
+
+
+@pytest.fixture
+def data(influxdb1: InfluxDB1) -> InfluxDB1:
+    influxdb1.write(DB, sample_lines(int(T0.timestamp()) - 7200, 50, step=60))
+    return influxdb1
+
+
+def test_auto_makes_a_daily_full_once_a_day_and_hourly_incrementals_otherwise(
+        tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    clock = Clock()
+    kinds = []
+    for _ in range(26):
+        result = runner(site, clock).run()
+        assert result.ok, result.errors
+        kinds.append(result.kind)
+        clock.advance(hours=1)
+    # 02:30 first run (no full yet), 03:30 first run after 03:00 UTC, next day 03:30 again
+    assert [i for i, k in enumerate(kinds) if k is Kind.DAILY] == [0, 1, 25]
+
+
+def test_a_failed_upload_stays_pending_and_the_backlog_goes_oldest_first_next_run(
+        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    via_proxy = azurite.account_url_via(azurite_proxy.port)
+    azurite_proxy.down()
+    for _ in range(3):
+        result = runner(site, clock, account_url=via_proxy).run()
+        assert not result.ok and "unreachable" in result.errors[0]
+        assert result.backup is not None  # the local backup is made regardless
+        clock.advance(hours=1)
+    assert result.pending == 3
+    assert remote_names(azurite, site.container) == []
+    azurite_proxy.up()
+    result = runner(site, clock, account_url=via_proxy).run()
+    assert result.ok, result.errors
+    assert [i.name for i in result.uploaded] == local_names(site)  # oldest first
+    assert [b.id for b in LocalArchives(site.state_dir).list() if not b.uploaded] == []
+    assert len(remote_names(azurite, site.container)) == 4
+
+
+def test_an_upload_cut_mid_transfer_fails_the_run_leaves_no_blob_and_is_retried_next_run(
+        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    via_proxy = azurite.account_url_via(azurite_proxy.port)
+    azurite_proxy.cut_next_request_after(2048)
+    result = runner(site, clock, account_url=via_proxy).run()
+    assert not result.ok
+    assert "broke mid-transfer" in result.errors[0]
+    assert remote_names(azurite, site.container) == []
+    assert no_partial_files(site)
+    clock.advance(hours=1)
+    result = runner(site, clock, account_url=via_proxy).run()
+    assert result.ok, result.errors
+    assert len(result.uploaded) == 2
+    for blob in azurite.container(site.container or "").list_blobs(include=["metadata"]):
+        assert blob.metadata["verified"]
+
+
+def test_remote_rotation_keeps_the_last_n_full_chains_in_azurite(
+        tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
+    site = make_site(tmp_path / "site", data, azurite, keep_full=2, local_full=1)
+    clock = Clock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
+    for _ in range(4):  # four days, each a daily and two hourlies
+        for kind in (RequestedKind.DAILY, RequestedKind.HOURLY, RequestedKind.HOURLY):
+            result = runner(site, clock).run(kind)
+            assert result.ok, result.errors
+            clock.advance(hours=1)
+        clock.advance(hours=21)
+    remote = [BackupId.parse(n) for n in remote_names(azurite, site.container)]
+    days = sorted({i.timestamp.day for i in remote if i})
+    assert days == [22, 23]  # the last two fulls and their incrementals
+    assert len(remote) == 6
+    local = [BackupId.parse(n) for n in local_names(site)]
+    assert sorted({i.timestamp.day for i in local if i}) == [23]  # keep.local_full = 1
+
+
+def test_lifecycle_retention_never_deletes_remotely(tmp_path: Path, data: InfluxDB1,
+                                                    azurite: Azurite) -> None:
+    site = make_site(tmp_path / "site", data, azurite, retention="lifecycle", keep_full=1,
+                     local_full=1)
+    clock = Clock()
+    for _ in range(3):
+        result = runner(site, clock).run(RequestedKind.DAILY)
+        assert result.ok, result.errors
+        assert result.deleted_remote == []
+        clock.advance(days=1)
+    assert len(remote_names(azurite, site.container)) == 3
+    assert len(local_names(site)) == 1
+
+
+def test_without_azure_local_copies_stay_bounded(tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data, local_full=2)
+    clock = Clock()
+    for _ in range(4):
+        for kind in (RequestedKind.DAILY, RequestedKind.HOURLY):
+            assert runner(site, clock).run(kind).ok
+            clock.advance(hours=1)
+        clock.advance(hours=22)
+    assert len(local_names(site)) == 4  # two chains of a full and an hourly
+
+
+def test_the_local_backlog_is_bounded_while_azure_is_unreachable(
+        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    site = make_site(tmp_path / "site", data, azurite, keep_full=2, local_full=1)
+    clock = Clock()
+    azurite_proxy.down()
+    for _ in range(5):
+        runner(site, clock, account_url=azurite.account_url_via(azurite_proxy.port)).run(
+            RequestedKind.DAILY)
+        clock.advance(days=1)
+    # never uploaded, but older than what the remote rotation keeps: not kept forever
+    assert len(local_names(site)) == 2
+
+
+def test_an_unreachable_influxdb_is_one_clear_error_and_earlier_backups_are_untouched(
+        tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    assert site.cli("run").exit_code == 0
+    before = {p: p.read_bytes() for p in (site.state_dir / "archives").rglob("*.tar")}
+    data.stop()
+    failed = site.cli("run", "--kind", "hourly")
+    assert failed.exit_code == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"homewatt-backup: error: InfluxDB ping: InfluxDB at {data.url} is "
+                           "unreachable (connection failed)")
+    assert "Traceback" not in failed.output
+    assert {p: p.read_bytes() for p in (site.state_dir / "archives").rglob("*.tar")} == before
+    assert no_partial_files(site)
+
+
+def test_influxd_backup_failing_is_one_clear_error(tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    site.config["influxdb"]["rpc_address"] = "127.0.0.1:9"  # nothing listens there
+    site.save()
+    failed = site.cli("run", "--kind", "daily")
+    assert failed.exit_code == 1
+    assert ("homewatt-backup: error: full backup: influxd's backup RPC at 127.0.0.1:9 is "
+            "unreachable (Connection refused): InfluxDB 1.x must listen there") in failed.stderr
+    assert local_names(site) == [] and no_partial_files(site)
+
+
+def test_a_missing_influxdb_password_is_a_config_error_before_anything_starts(
+        tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    site.config["influxdb"].update(username="backup", password_credential="influxdb-password")
+    site.save()
+    failed = site.cli("run")
+    assert failed.exit_code == 1
+    assert failed.stderr.strip() == (
+        f"homewatt-backup: error: {site.config_path}: influxdb.password_credential: "
+        f"{site.credentials / 'influxdb-password'} does not exist")
+    assert not (site.state_dir / "archives").exists()
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(
+        tmp_path: Path, data: InfluxDB1, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = make_site(tmp_path / "site", data)
+    assert site.cli("run", "--kind", "daily").exit_code == 0
+    before = local_names(site)
+
+    def full_disk(self: tarfile.TarFile, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tarfile.TarFile, "addfile", full_disk)  # the disk fills mid-archive
+    failed = site.cli("run", "--kind", "hourly")
+    monkeypatch.undo()
+    assert failed.exit_code == 1
+    assert "homewatt-backup: error: no space left on device while writing the archive" in \
+        failed.stderr
+    assert local_names(site) == before
+    assert no_partial_files(site)
+
+
+@pytest.fixture
+def tiny_state_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (needs root and mount rights; CI runs as root)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                           str(mount_point)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the injected ENOSPC "
+                    "test covers the same path")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_a_really_full_file_system_is_one_clear_error(tmp_path: Path, influxdb1: InfluxDB1,
+                                                      tiny_state_fs: Path) -> None:
+    rnd = random.Random(5)
+    start = int(datetime.now(UTC).timestamp()) - 3 * 3600
+    influxdb1.write(DB, [f"electricity,device=m power_w={rnd.random()},voltage_v={rnd.random()},"
+                         f"current_a={rnd.random()} {start + i}" for i in range(6000)])
+    site = make_site(tmp_path / "site", influxdb1)
+    site.config["state_dir"] = str(tiny_state_fs)
+    site.save()
+    failed = CliRunner().invoke(app, ["--config", str(site.config_path), "--credentials-dir",
+                                      str(site.credentials), "run", "--kind", "hourly"])
+    assert failed.exit_code == 1
+    assert "homewatt-backup: error: no space left on device while writing the" in failed.stderr
+    assert [p for p in tiny_state_fs.rglob("*") if p.is_file() and p.name != "lock"] == []
+
+
+def test_a_corrupted_local_archive_is_never_uploaded_and_is_set_aside(
+        tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    result = runner(site, clock).run(RequestedKind.DAILY, upload=False)
+    assert result.ok and result.backup is not None
+    path = LocalArchives(site.state_dir).path_for(result.backup.id)
+    raw = bytearray(path.read_bytes())
+    raw[600] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    clock.advance(hours=1)
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert not result.ok
+    assert "no longer matches its SHA-256" in result.errors[0]
+    assert path.with_name(path.name + ".corrupt").exists()
+    remote = [BackupId.parse(n) for n in remote_names(azurite, site.container)]
+    assert [i.kind for i in remote if i] == [Kind.HOURLY]
+
+
+def test_verify_detects_a_corrupted_remote_archive(tmp_path: Path, data: InfluxDB1,
+                                                   azurite: Azurite) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    assert site.cli("run", "--kind", "daily").exit_code == 0
+    [name] = remote_names(azurite, site.container)
+    ok = site.cli("verify", name)
+    assert ok.exit_code == 0, ok.output
+    assert f"{name}: OK" in ok.stdout
+    # replace the blob's content, keeping its metadata (bit rot, or tampering)
+    blob = azurite.container(site.container or "").get_blob_client(name)
+    metadata = blob.get_blob_properties().metadata
+    content = bytearray(blob.download_blob().readall())
+    content[700] ^= 0xFF
+    blob.upload_blob(bytes(content), overwrite=True, metadata=metadata)
+    bad = site.cli("verify", name)
+    assert bad.exit_code == 1
+    assert bad.stderr.strip().endswith("does not match the recorded "
+                                       f"{metadata['sha256'][:16]}…: the archive is corrupt")
+    # restore refuses it too, and leaves the target untouched
+    data.drop_database(DB)
+    shutil.rmtree(site.state_dir / "archives")
+    refused = site.cli("restore", name)
+    assert refused.exit_code == 1 and "the archive is corrupt" in refused.stderr
+    assert DB not in data.databases()
+
