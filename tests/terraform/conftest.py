@@ -96,3 +96,15 @@ def harness(
     harness = Harness(terraform_bin, workdir)
     harness.init()
     return harness
+
+
+@pytest.fixture(scope="session")
+def bootstrap_harness(
+    terraform_bin: str, tmp_path_factory: pytest.TempPathFactory, modules: dict[str, Module]
+) -> Harness:
+    """The bootstrap module's variables.tf alone (its locals read resources), by Terraform."""
+    workdir = tmp_path_factory.mktemp("tf-bootstrap-harness")
+    shutil.copy(modules["bootstrap"].path / "variables.tf", workdir / "variables.tf")
+    harness = Harness(terraform_bin, workdir)
+    harness.init()
+    return harness

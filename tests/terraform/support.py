@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +169,16 @@ class Harness:
         result = self._run("init", "-input=false", "-backend=false", "-no-color")
         assert result.returncode == 0, f"terraform init (no providers) failed:\n{result.stderr}"
 
-    def plan(self, variables: dict[str, Any], tag: str) -> Path:
-        """Plan with these inputs; the plan file, or TerraformError with Terraform's errors."""
-        varfile = self.workdir / f"{tag}.tfvars.json"
+    def plan(self, variables: dict[str, Any] | Path, tag: str) -> Path:
+        """Plan with these inputs (a dict, or a tfvars file to copy in); the plan file, or
+        TerraformError with Terraform's errors."""
+        if isinstance(variables, Path):
+            varfile = self.workdir / f"{tag}.tfvars"
+            shutil.copy(variables, varfile)
+        else:
+            varfile = self.workdir / f"{tag}.tfvars.json"
+            varfile.write_text(json.dumps(variables), encoding="utf-8")
         planfile = self.workdir / f"{tag}.tfplan"
-        varfile.write_text(json.dumps(variables), encoding="utf-8")
         result = self._run("plan", "-json", "-input=false", "-lock=false",
                            f"-var-file={varfile.name}", f"-out={planfile.name}")
         errors = []
@@ -192,7 +198,7 @@ class Harness:
         assert shown.returncode == 0, shown.stderr
         return json.loads(shown.stdout)["planned_values"]["outputs"]
 
-    def errors(self, variables: dict[str, Any], tag: str) -> list[str]:
+    def errors(self, variables: dict[str, Any] | Path, tag: str) -> list[str]:
         """Terraform's error messages for these inputs ([] when it accepts them)."""
         try:
             self.plan(variables, tag)

@@ -1,0 +1,100 @@
+"""The contract with homewatt-backup (contracts/backup-azure.json): what `terraform output`
+gives per site is exactly what the app's `azure:` configuration takes. The backup app's tests
+read the same file, so neither side can rename a key alone."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.terraform.support import TERRAFORM_DIR, Harness, Module, inputs, unwrap
+
+SITES = {"home": {}, "cabin-2": {"retention": "rotation"}}
+
+
+def object_keys(expression: str) -> set[str]:
+    """The attribute names of the object built per site in a `{for ... : k => {...}}`."""
+    inner = re.search(r"=>\s*\{(.*)\}\s*\}$", expression, re.DOTALL)
+    assert inner, expression
+    return set(re.findall(r"(\w+)\s*=(?!=)", inner[1]))
+
+
+def test_the_contract_outputs_exist_with_its_sensitivity(
+    main: Module, contract: dict[str, Any]
+) -> None:
+    for name, spec in contract["terraform_outputs"].items():
+        assert name in main.outputs, f"output {name} is missing"
+        assert (main.outputs[name].get("sensitive") is True) == spec["sensitive"], name
+
+
+def test_the_config_object_has_exactly_the_contract_keys(
+    main: Module, contract: dict[str, Any]
+) -> None:
+    expression = unwrap(main.outputs["backup_azure_config"]["value"])
+    assert object_keys(expression) == set(contract["backup_config_keys"])
+    assert "azurerm_storage_container.this" in expression, "one entry per site's container"
+
+
+def test_retention_values_and_sas_permissions_match(main: Module, contract: dict[str, Any]) -> None:
+    local_values = main.files["locals.tf"]["locals"][0]
+    assert local_values["sas_permissions_by_retention"] == contract["sas_permissions"]
+    assert set(contract["sas_permissions"]) == set(contract["retention_values"])
+    assert local_values["backup_kinds"] == contract["backup_kinds"]
+    retention = main.variables["sites"]["type"]
+    assert 'retention = optional(string, "lifecycle")' in retention
+    assert "lifecycle" in contract["retention_values"]
+
+
+def test_blob_names_start_with_site_and_kind(contract: dict[str, Any]) -> None:
+    """The lifecycle rules filter on <container>/<site>/<kind>/ (test_lifecycle.py)."""
+    assert contract["blob_name_pattern"].startswith("<site>/<kind>/")
+
+
+@pytest.fixture(scope="module")
+def planned(harness: Harness) -> dict[str, Any]:
+    """The real output expressions, evaluated by Terraform over stand-in resource attributes."""
+    return harness.outputs(inputs(sites=SITES, storage_account_name="homewattbackup1"), "contract")
+
+
+def test_terraform_output_gives_each_site_its_azure_section(
+    planned: dict[str, Any], contract: dict[str, Any]
+) -> None:
+    config = planned["backup_azure_config"]
+    assert config["sensitive"] is False
+    assert set(config["value"]) == set(SITES)
+    for site, section in config["value"].items():
+        assert set(section) == set(contract["backup_config_keys"])
+        assert section["account_url"] == "https://homewattbackup1.blob.core.windows.net"
+        assert section["container"] == f"homewatt-{site}"
+        assert section["retention"] == SITES[site].get("retention", "lifecycle")
+        assert section["retention"] in contract["retention_values"]
+
+
+def test_terraform_output_gives_each_site_its_sas(
+    planned: dict[str, Any], contract: dict[str, Any]
+) -> None:
+    tokens = planned["backup_sas_tokens"]
+    assert tokens["sensitive"] is True
+    assert set(tokens["value"]) == set(SITES)
+    for site, token in tokens["value"].items():
+        assert not token.startswith("?"), "the contract's SAS has no leading '?'"
+        query = parse_qs(token)
+        retention = SITES[site].get("retention", "lifecycle")
+        assert query["sp"] == [contract["sas_permissions"][retention]]
+        assert query["sr"] == ["c"], "container-scoped"
+
+
+def test_sas_timing_outputs_cover_every_site(planned: dict[str, Any]) -> None:
+    assert set(planned["sas_expires_at"]["value"]) == set(SITES)
+    assert set(planned["sas_renew_after"]["value"]) == set(SITES)
+
+
+def test_the_readme_flow_uses_the_contract_outputs(contract: dict[str, Any]) -> None:
+    readme = (TERRAFORM_DIR / "README.md").read_text(encoding="utf-8")
+    for name in contract["terraform_outputs"]:
+        assert f"terraform output -json {name}" in readme, name
+    for key in ("sas_credential", "sas_file"):
+        assert f"azure.{key}" in readme
