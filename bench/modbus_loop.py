@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -46,35 +48,59 @@ def sdm120_registers() -> dict[int, int]:
     registers = dict.fromkeys(range(0x0000, 0x0020), 0)
     registers.update(dict.fromkeys(range(0x0046, 0x0050), 0))
     registers.update(dict.fromkeys(range(0x0156, 0x015A), 0))
-    for address, value in {0x00: 229.9, 0x06: 3.1, 0x0C: 690.0, 0x46: 50.01, 0x48: 812.25, 0x156: 830.5}.items():
+    for address, value in {
+        0x00: 229.9,
+        0x06: 3.1,
+        0x0C: 690.0,
+        0x46: 50.01,
+        0x48: 812.25,
+        0x156: 830.5,
+    }.items():
         registers[address], registers[address + 1] = f32_words(value)
     return registers
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=600)
-    parser.add_argument("--no-load", action="store_true", help="leave the other core idle")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+@dataclass
+class Bench:
+    line: RS485Line
+    server: ServerProcess
+    vm: VictoriaMetrics
+    config: Path
+    theory_s: float
 
-    work = Path(tempfile.mkdtemp(prefix="homewatt-bench-"))
-    devices = {1: {"holding": orno_with_gap_registers()}, 2: {"input": sdm120_registers()},
-               3: {"input": sdm630_input_registers()}}
-    line = RS485Line(work, line_baud=BAUD, bits_per_char=BITS_PER_CHAR, present_ids=set(devices)).start()
+
+def set_up(work: Path) -> Bench:
+    """The line, three meters behind it, VictoriaMetrics, and the collector's config."""
+    devices = {
+        1: {"holding": orno_with_gap_registers()},
+        2: {"input": sdm120_registers()},
+        3: {"input": sdm630_input_registers()},
+    }
+    line = RS485Line(
+        work, line_baud=BAUD, bits_per_char=BITS_PER_CHAR, present_ids=set(devices)
+    ).start()
     device_args = []
     for device_id, tables in devices.items():
         spec = work / f"device-{device_id}.json"
-        spec.write_text(json.dumps({k: {str(a): v for a, v in t.items()} for k, t in tables.items()}))
+        spec.write_text(
+            json.dumps({k: {str(a): v for a, v in t.items()} for k, t in tables.items()})
+        )
         device_args += ["--device", f"{device_id}={spec}"]
     server = ServerProcess(
         "meter-server",
-        [sys.executable, "-m", "tests.support.meter_server", "--port", str(line.meter_path), *device_args],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.meter_server",
+            "--port",
+            str(line.meter_path),
+            *device_args,
+        ],
         work / "meter-server.log",
         cwd=REPO,
     ).start()
@@ -90,75 +116,101 @@ def main() -> None:
         ],
     }
     config = work / "bench.yaml"
-    config.write_text(yaml.safe_dump({
-        "site": "bench", "unit": "bench", "source": source,
-        "sinks": [{"url": vm.url, "org": "o", "bucket": "b", "anonymous": True}],
-        "outbox": {"dir": str(work / "state")}, "clock": {"wait_for_sync": False},
-    }))
-    theory_s = ModbusSource(ModbusSourceConfig.model_validate(source), "bench").min_bus_time_s(BITS_PER_CHAR)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": "bench",
+                "unit": "bench",
+                "source": source,
+                "sinks": [{"url": vm.url, "org": "o", "bucket": "b", "anonymous": True}],
+                "outbox": {"dir": str(work / "state")},
+                "clock": {"wait_for_sync": False},
+            }
+        )
+    )
+    modbus = ModbusSource(ModbusSourceConfig.model_validate(source), "bench")
+    return Bench(line, server, vm, config, modbus.min_bus_time_s(BITS_PER_CHAR))
 
+
+def figures_of(
+    bench: Bench, window: tuple[int, int], cycles: int, measured: dict[str, Any]
+) -> dict[str, Any]:
+    """The figures from the collector's own health samples in VictoriaMetrics."""
+    vm = bench.vm
+
+    def values(metric: str) -> list[float]:
+        return [v for ts, v, _ in vm.samples(metric) if window[0] <= ts <= window[1]]
+
+    lateness = values("homewatt_health_cycle_lateness_ms")
+    read_ms = statistics.median(values("homewatt_health_read_duration_ms"))
+    filled = {}
+    for meter in ("main", "pv", "heatpump"):
+        samples = vm.samples("electricity_power_w", device=meter, channel="total")
+        filled[meter] = len({ts for ts, _, _ in samples if window[0] <= ts <= window[1]})
+    readings = cycles * len(filled)
+    return {
+        "cycles": cycles,
+        "other_core_busy": measured["loaded"],
+        "lateness_ms_p50": round(percentile(lateness, 50), 2),
+        "lateness_ms_p99": round(percentile(lateness, 99), 2),
+        "lateness_ms_max": round(max(lateness), 2),
+        "slots_filled_pct": {m: round(100 * n / cycles, 2) for m, n in filled.items()},
+        "skipped_slots": sum(values("homewatt_health_skipped_slots")),
+        "read_errors": sum(values("homewatt_health_read_errors")),
+        "cpu_us_per_meter_reading": round(measured["cpu_s"] / readings * 1e6),
+        "cpu_pct_of_one_core": round(100 * measured["cpu_s"] / cycles, 2),
+        "bus_time_ms_per_cycle_p50": round(read_ms, 1),
+        "wire_busy_ms_per_cycle": round(1000 * measured["wire_s"] / cycles, 1),
+        "theoretical_min_bus_ms_per_cycle": round(bench.theory_s * 1000, 1),
+        "bus_time_over_theory_pct": round(100 * (read_ms / 1000 / bench.theory_s - 1), 1),
+        "collector_rss_mb_max": round(max(measured["rss"]) / 2**20, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=600)
+    parser.add_argument("--no-load", action="store_true", help="leave the other core idle")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    bench = set_up(Path(tempfile.mkdtemp(prefix="homewatt-bench-")))
     time.sleep(2)  # the meter server opens its port
     burner = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     collector = ServerProcess(
         "collector",
-        [str(REPO / ".venv/bin/homewatt-collector"), "run", "-c", str(config), "--no-table"],
-        work / "collector.log",
+        [str(REPO / ".venv/bin/homewatt-collector"), "run", "-c", str(bench.config), "--no-table"],
+        bench.config.with_name("collector.log"),
     ).start()
     proc = psutil.Process(collector.pid)
     rss: list[int] = []
-    wire_before = line.stats.busy_s
     try:
-        # let it settle (imports, first gap probe), then measure `cycles` slots
-        wait_until(lambda: len(vm.samples("homewatt_health_read_errors")) >= 5, 60, "the first cycles")
+        # let it settle (imports, the first requests), then measure `cycles` slots
+        wait_until(
+            lambda: len(bench.vm.samples("homewatt_health_read_errors")) >= 5, 60, "first cycles"
+        )
         start_ts = int(time.time()) + 1
         cpu_before = sum(proc.cpu_times()[:2])
-        wire_before = line.stats.busy_s
+        wire_before = bench.line.stats.busy_s
         deadline = time.monotonic() + args.cycles + 1
         while time.monotonic() < deadline:
             rss.append(proc.memory_info().rss)
             time.sleep(1)
-        cpu = sum(proc.cpu_times()[:2]) - cpu_before
-        wire = line.stats.busy_s - wire_before
-        end_ts = start_ts + args.cycles - 1
+        measured = {
+            "cpu_s": sum(proc.cpu_times()[:2]) - cpu_before,
+            "wire_s": bench.line.stats.busy_s - wire_before,
+            "rss": rss,
+            "loaded": not args.no_load,
+        }
     finally:
         collector.stop()
         if burner is not None:
             burner.kill()
-        server.stop()
-        line.stop()
+        bench.server.stop()
+        bench.line.stop()
     time.sleep(2)
-
-    def window(metric: str) -> list[float]:
-        return [v for ts, v, _ in vm.samples(metric) if start_ts <= ts <= end_ts]
-
-    lateness = window("homewatt_health_cycle_lateness_ms")
-    read_ms = window("homewatt_health_read_duration_ms")
-    errors = sum(window("homewatt_health_read_errors"))
-    skipped = sum(window("homewatt_health_skipped_slots"))
-    filled = {
-        meter: len({ts for ts, _, _ in vm.samples("electricity_power_w", device=meter, channel="total")
-                    if start_ts <= ts <= end_ts})
-        for meter in ("main", "pv", "heatpump")
-    }
-    vm.stop()
-    readings = args.cycles * 3
-    figures = {
-        "cycles": args.cycles,
-        "other_core_busy": not args.no_load,
-        "lateness_ms_p50": round(percentile(lateness, 50), 2),
-        "lateness_ms_p99": round(percentile(lateness, 99), 2),
-        "lateness_ms_max": round(max(lateness), 2),
-        "slots_filled_pct": {m: round(100 * n / args.cycles, 2) for m, n in filled.items()},
-        "skipped_slots": skipped,
-        "read_errors": errors,
-        "cpu_us_per_meter_reading": round(cpu / readings * 1e6),
-        "cpu_pct_of_one_core": round(100 * cpu / args.cycles, 2),
-        "bus_time_ms_per_cycle_p50": round(statistics.median(read_ms), 1),
-        "wire_busy_ms_per_cycle": round(1000 * wire / args.cycles, 1),
-        "theoretical_min_bus_ms_per_cycle": round(theory_s * 1000, 1),
-        "bus_time_over_theory_pct": round(100 * (statistics.median(read_ms) / 1000 / theory_s - 1), 1),
-        "collector_rss_mb_max": round(max(rss) / 2**20, 1),
-    }
+    figures = figures_of(bench, (start_ts, start_ts + args.cycles - 1), args.cycles, measured)
+    bench.vm.stop()
     for key, value in figures.items():
         print(f"{key:36} {value}")
     if args.json:

@@ -57,7 +57,9 @@ def main() -> None:
     began = time.perf_counter()
     sent = forwarder.drain()
     replay_s = time.perf_counter() - began
-    wait_until(lambda: len(vm.samples("electricity_power_w")) >= args.samples, 120, "every sample in VM")
+    wait_until(
+        lambda: len(vm.samples("electricity_power_w")) >= args.samples, 120, "every sample in VM"
+    )
     arrived = len(vm.samples("electricity_power_w"))
     sink.close()
     outbox.close()
