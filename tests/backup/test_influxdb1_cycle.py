@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from homewatt_backup.models import BackupId, Kind
-from tests.backup.conftest import DB, SITE, make_site, sample_lines
+from tests.backup.conftest import DB, SITE, make_site, sample_lines, write_secret
 from tests.support.azurite import Azurite
 from tests.support.influxdb1 import InfluxDB1
 
@@ -139,8 +139,6 @@ def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
     ok = site.cli("run")
     assert ok.exit_code == 0, ok.output
     # a SAS without write permission: the local backup is made, the upload fails
-    from tests.backup.conftest import write_secret
-
     write_secret(site.credentials / "azure-sas", azurite.sas(site.container or "", "rl"))
     time.sleep(1.1)
     failed = site.cli("run")

@@ -64,10 +64,15 @@ def _safe_member_name(name: str) -> bool:
     return bool(name) and not pure.is_absolute() and ".." not in pure.parts
 
 
+def _create_private(path: Path) -> IO[bytes]:
+    """A new file (never an existing one) readable by its owner only: backups hold all data."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
 def _write_tar(temp: Path, manifest: Manifest, items: list[tuple[str, Path]]) -> None:
     raw = manifest.to_json()
     mtime = int(manifest.created.timestamp())
-    with temp.open("xb") as handle:
+    with _create_private(temp) as handle:
         with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
             info = tarfile.TarInfo(MANIFEST_MEMBER)
             info.size, info.mode, info.mtime = len(raw), 0o600, mtime
@@ -82,7 +87,7 @@ def _write_tar(temp: Path, manifest: Manifest, items: list[tuple[str, Path]]) ->
 
 
 def _write_record(temp: Path, record: ArchiveRecord) -> None:
-    with temp.open("xb") as handle:
+    with _create_private(temp) as handle:
         handle.write(record.to_json())
         handle.flush()
         os.fsync(handle.fileno())
@@ -152,7 +157,7 @@ def _hash_stream(source: IO[bytes], sink: IO[bytes] | None) -> tuple[str, int]:
 
 
 def _check_members(tar: tarfile.TarFile, first: tarfile.TarInfo, manifest: Manifest,
-                   label: str, extract_to: Path | None, made: list[Path]) -> None:
+                   label: str, *, extract_to: Path | None, made: list[Path]) -> None:
     expected = {f.name: f for f in manifest.files}
     seen: set[str] = set()
     for member in tar:
@@ -206,7 +211,7 @@ def check_archive(path: Path, expected_sha256: str | None = None,
                 manifest = Manifest.from_json(handle.read())
             except (ValueError, KeyError, TypeError) as exc:
                 raise CorruptArchiveError(f"{label}: unreadable manifest ({exc})") from None
-            _check_members(tar, first, manifest, label, extract_to, made)
+            _check_members(tar, first, manifest, label, extract_to=extract_to, made=made)
             return manifest
     except (tarfile.TarError, EOFError) as exc:
         _remove(made)
@@ -290,7 +295,7 @@ class LocalArchives:
 
     def staging(self, name: str) -> Path:
         path = self.tmp / name
-        path.mkdir(parents=True, exist_ok=False)
+        path.mkdir(mode=0o700, parents=True, exist_ok=False)
         return path
 
 
