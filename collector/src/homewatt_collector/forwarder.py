@@ -10,6 +10,7 @@ everything else delivered.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,19 @@ class Forwarder:
                 sent = self.deliver_batch(retry=True)
             except Stopped:
                 break
+            except sqlite3.Error as exc:
+                # the outbox's disk failed (full, read-only): keep trying, never let the thread die
+                self._count_error()
+                self.state = f"outbox error: {exc}"
+                log.error(
+                    "sink %s: outbox error: %s; retrying in %.0f s",
+                    self.sink.name,
+                    exc,
+                    self.backoff.max_s,
+                )
+                if self._stop.wait(self.backoff.max_s):
+                    break
+                continue
             if sent == 0:
                 self.wake.wait(self.idle_poll_s)
                 self.wake.clear()

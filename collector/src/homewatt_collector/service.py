@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # How long a stopping collector lets the sinks take what is pending (the rest stays on disk).
 FINAL_FLUSH_S = 5.0
+PROBLEM_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Collector:
         self.on_cycle = on_cycle
         self._watchdog_s = notify.watchdog_interval_s()
         self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
+        self._logged: dict[str, float] = {}
 
     def run(self) -> None:
         for delivery in self.deliveries:
@@ -103,18 +107,31 @@ class Collector:
         try:
             reading = self.source.read(slot.ts)
         except SourceError as exc:
-            log.warning("%s: %s", self.source.kind, exc)
+            self._problem(f"source {self.source.kind}: {exc}")
+            reading = Reading(errors=1)
+        except Exception:  # noqa: BLE001 (a bug in a source must not stop the loop: counted, logged)
+            self._problem(f"source {self.source.kind} failed unexpectedly", with_traceback=True)
             reading = Reading(errors=1)
         read_s = time.monotonic() - started
         samples = list(reading.samples)
         if self.health:
             samples.append(self._health_sample(slot, reading, read_s))
         for delivery in self.deliveries:
-            delivery.outbox.put(samples)
+            try:
+                delivery.outbox.put(samples)
+            except sqlite3.Error as exc:  # disk full or failing: nothing else can keep them
+                self._problem(f"outbox {delivery.outbox.path}: cannot store samples: {exc}")
         if self._watchdog_s is not None:
             notify.notify("WATCHDOG=1")
         if self.on_cycle is not None:
             self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
+
+    def _problem(self, message: str, with_traceback: bool = False) -> None:
+        """Log a problem at most once a minute per message (a fault repeats every cycle)."""
+        now = time.monotonic()
+        if now - self._logged.get(message, -math.inf) >= PROBLEM_LOG_INTERVAL_S:
+            self._logged[message] = now
+            log.error("%s", message, exc_info=with_traceback)
 
     def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:
         dropped = 0

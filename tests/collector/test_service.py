@@ -1,0 +1,68 @@
+"""The collector loop keeps going when a source fails, and counts it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from homewatt_collector.forwarder import Backoff, Forwarder
+from homewatt_collector.models import Reading, Sample
+from homewatt_collector.outbox import Outbox
+from homewatt_collector.service import Collector, Delivery
+from homewatt_collector.sinks.influxdb import InfluxDBSink
+
+
+class FlakySource:
+    """A source with a bug: every other read raises something no source should raise."""
+
+    kind = "flaky"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, ts: int) -> Reading:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            raise RuntimeError("a bug")
+        return Reading([Sample("electricity", {"device": "x"}, {"power_w": 1.0}, ts)])
+
+
+def test_a_source_that_raises_is_counted_and_the_loop_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = threading.Event()
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
+    forwarder = Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2))
+    source = FlakySource()
+    collector = Collector(
+        site="s",
+        unit="u",
+        interval_s=1,
+        source=source,
+        deliveries=[Delivery(outbox, forwarder)],
+        stop=stop,
+        wait_for_clock_sync=False,
+        on_cycle=lambda cycle: stop.set() if source.reads >= 4 else None,
+    )
+    with caplog.at_level(logging.ERROR):
+        collector.run()
+    assert source.reads == 4
+    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    lines = [e.line for e in reopened.peek(100)]
+    reopened.close()
+    health = [ln for ln in lines if ln.startswith("homewatt_health")]
+    assert len(health) == 4
+    assert sum("read_errors=1i" in ln for ln in health) == 2
+    assert sum(ln.startswith("electricity") for ln in lines) == 2
+    assert caplog.text.count("source flaky failed unexpectedly") == 1, "logged once a minute"
+    assert "RuntimeError: a bug" in caplog.text
