@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,7 +32,8 @@ def bucket_manifest(bucket: str, bucket_id: str, shard_ids: list[int]) -> dict[s
         "organizationID": ORG_ID, "organizationName": ORG, "bucketID": bucket_id,
         "bucketName": bucket, "defaultRetentionPolicy": "autogen",
         "retentionPolicies": [{
-            "name": "autogen", "replicaN": 1, "duration": 0, "shardGroupDuration": 604800000000000,
+            "name": "autogen", "replicaN": 1, "duration": 0,
+            "shardGroupDuration": 604800000000000,
             "shardGroups": [{"id": 100 + sid, "startTime": "2026-11-16T00:00:00Z",
                              "endTime": "2026-11-23T00:00:00Z",
                              "shards": [{"id": sid, "shardOwners": [{"nodeID": 0}]}]}
@@ -44,33 +46,9 @@ def bucket_manifest(bucket: str, bucket_id: str, shard_ids: list[int]) -> dict[s
 METADATA_BUCKETS = [bucket_manifest(BUCKET, BUCKET_ID, [1, 2, 3]),
                     bucket_manifest("other", "2c3d4e5f60718293", [9])]
 
-ANNOTATED_CSV = """#datatype,string,long,dateTime:RFC3339Nano,dateTime:RFC3339Nano,dateTime:RFC3339Nano,double,string,string,string,string
-#group,false,false,true,true,false,false,true,true,true,true
-#default,_result,,,,,,,,,
-,result,table,_start,_stop,_time,_value,_field,_measurement,channel,device
-,,0,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:01Z,231.5,power_w,electricity,l1,meter 1
-,,0,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:02.5Z,230,power_w,electricity,l1,meter 1
-
-#datatype,string,long,dateTime:RFC3339Nano,dateTime:RFC3339Nano,dateTime:RFC3339Nano,long,string,string,string
-#group,false,false,true,true,false,false,true,true,true
-#default,_result,,,,,,,,
-,result,table,_start,_stop,_time,_value,_field,_measurement,unit
-,,1,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:01Z,3,read_errors,homewatt_health,collector
-
-#datatype,string,long,dateTime:RFC3339Nano,dateTime:RFC3339Nano,dateTime:RFC3339Nano,boolean,string,string,string
-#group,false,false,true,true,false,false,true,true,true
-#default,_result,,,,,,,,
-,result,table,_start,_stop,_time,_value,_field,_measurement,device
-,,2,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:03Z,true,relay_on,electricity,plug
-,,3,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:03Z,,relay_on,electricity,plug2
-
-#datatype,string,long,dateTime:RFC3339Nano,dateTime:RFC3339Nano,dateTime:RFC3339Nano,string,string,string,string
-#group,false,false,true,true,false,false,true,true,true
-#default,_result,,,,,,,,
-,result,table,_start,_stop,_time,_value,_field,_measurement,device
-,,4,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,2026-11-23T12:00:04Z,"kettle ""on"", 2 kW",note,electricity,plug
-
-"""
+# Annotated CSV shaped like InfluxDB 2's /api/v2/query answer (datatype, group, default
+# annotations; one table per series and type; a null value; an escaped string).
+ANNOTATED_CSV = (Path(__file__).parent / "fixtures" / "influxdb2_export.csv").read_text()
 
 EXPECTED_LINES = [
     "electricity,channel=l1,device=meter\\ 1 power_w=231.5 1795435201",
@@ -132,7 +110,7 @@ class InfluxDB2Stub:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _any(self) -> None:
@@ -150,7 +128,7 @@ class InfluxDB2Stub:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-            do_GET = do_POST = do_DELETE = _any  # noqa: N815
+            do_GET = do_POST = do_DELETE = _any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -167,7 +145,7 @@ class InfluxDB2Stub:
     def calls(self, method: str, path_prefix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
 
-    def answer(self, r: Recorded) -> Reply:  # noqa: PLR0911 (one branch per endpoint)
+    def answer(self, r: Recorded) -> Reply:  # noqa: PLR0911, PLR0912 (a branch per endpoint)
         override = self.overrides.get((r.method, r.path))
         if override is not None:
             return override(r)
@@ -188,7 +166,8 @@ class InfluxDB2Stub:
         if r.method == "POST" and r.path == "/api/v2/query":
             return Reply(200, self.query_csv.encode(), {"Content-Type": "text/csv"})
         if r.method == "GET" and r.path == "/api/v2/orgs":
-            return Reply(200, json.dumps({"orgs": [{"id": ORG_ID, "name": ORG}]}).encode(), json_type)
+            orgs = {"orgs": [{"id": ORG_ID, "name": ORG}]}
+            return Reply(200, json.dumps(orgs).encode(), json_type)
         if r.method == "GET" and r.path == "/api/v2/buckets":
             name = r.query.get("name", [""])[0]
             found = [{"id": self.buckets[name], "name": name}] if name in self.buckets else []

@@ -89,7 +89,7 @@ def test_a_tampered_member_is_detected_by_the_manifest_and_nothing_is_extracted(
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(CorruptArchiveError,
-                       match="member 'influxdb1/x.manifest' does not match its manifest checksum"):
+                       match=r"member 'influxdb1/x\.manifest' does not match its manifest "):
         check_archive(forged, None, out)
     assert list(out.rglob("*.bin")) == [] and not (out / "data.lp.gz").exists()
 

@@ -46,7 +46,7 @@ def engine(url: str, token: str = stub.TOKEN, attempts: int = 1) -> InfluxDB2Eng
     return InfluxDB2Engine(config, Secrets(token, None, None), http=http)
 
 
-def test_influxdb2_full_backup_requests_metadata_and_the_buckets_shards_not_run_against_a_real_influxdb2(
+def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub) -> None:
     payload = engine(influx2.url).dump_full(tmp_path, "20261123T030000Z")
     names = [name for name, _ in payload]
@@ -60,7 +60,8 @@ def test_influxdb2_full_backup_requests_metadata_and_the_buckets_shards_not_run_
     assert shards == ["/api/v2/backup/shards/1", "/api/v2/backup/shards/2",
                       "/api/v2/backup/shards/3"]  # not shard 9 (another bucket)
     files = dict(payload)
-    assert gzip.decompress(files["influxdb2/20261123T030000Z.bolt.gz"].read_bytes()) == stub.KV_BYTES
+    kv = files["influxdb2/20261123T030000Z.bolt.gz"]
+    assert gzip.decompress(kv.read_bytes()) == stub.KV_BYTES
     assert gzip.decompress(files["influxdb2/20261123T030000Z.1.tar.gz"].read_bytes()) == \
         stub.SHARD_BYTES[1]
     # the `influx backup` manifest layout (influx-cli manifestVersion 2): `influx restore` can
@@ -77,7 +78,7 @@ def test_influxdb2_full_backup_requests_metadata_and_the_buckets_shards_not_run_
     assert groups[0]["shards"][0]["shardOwners"] == [{"nodeID": 0}]
 
 
-def test_influxdb2_incremental_export_sends_flux_per_chunk_and_converts_csv_not_run_against_a_real_influxdb2(
+def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_real_influxdb2(
         influx2: InfluxDB2Stub) -> None:
     start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     out = io.StringIO()
@@ -103,7 +104,7 @@ def test_annotated_csv_precision_and_error_tables_not_run_against_a_real_influxd
         list(annotated_csv_to_lines(stub.ERROR_CSV.splitlines(), "s"))
 
 
-def test_influxdb2_restore_creates_the_bucket_then_posts_each_shard_not_run_against_a_real_influxdb2(
+def test_influxdb2_restore_makes_bucket_then_posts_shards_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub) -> None:
     eng = engine(influx2.url)
     work = tmp_path / "backup"
@@ -124,7 +125,7 @@ def test_influxdb2_restore_creates_the_bucket_then_posts_each_shard_not_run_agai
     assert influx2.calls("DELETE", "/api/v2/buckets/") == []
 
 
-def test_influxdb2_merge_restore_goes_through_a_temporary_bucket_not_run_against_a_real_influxdb2(
+def test_influxdb2_merge_restore_uses_a_temporary_bucket_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub) -> None:
     eng = engine(influx2.url)
     eng.dump_full(tmp_path, "20261123T030000Z")
@@ -166,7 +167,7 @@ def test_influxdb2_line_protocol_writes_and_the_health_point_not_run_against_a_r
     assert influx2.calls("POST", "/api/v2/write")[-1].query["bucket"] == [stub.BUCKET]
 
 
-def test_influxdb2_wrong_token_and_unreachable_server_are_one_clear_error_not_run_against_a_real_influxdb2(
+def test_influxdb2_bad_token_or_no_server_is_one_clear_error_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub) -> None:
     with pytest.raises(InfluxError, match=r"^full backup: metadata: InfluxDB rejected the token "
                                           r"\(401 unauthorized\): check the token credential$"):
@@ -190,7 +191,7 @@ def test_influxdb2_server_errors_are_retried_then_reported_not_run_against_a_rea
         eng.dump_incremental(start, start + timedelta(hours=1), io.StringIO(), "s")
 
 
-def test_influxdb2_metadata_that_is_not_multipart_is_refused_not_run_against_a_real_influxdb2(
+def test_influxdb2_non_multipart_metadata_is_refused_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub) -> None:
     def old_server(_r: Recorded) -> Reply:
         return Reply(200, b"{}", {"Content-Type": "application/json"})
@@ -201,7 +202,7 @@ def test_influxdb2_metadata_that_is_not_multipart_is_refused_not_run_against_a_r
 
 
 @pytest.mark.integration
-def test_influxdb2_daily_and_hourly_through_the_cli_upload_and_restore_not_run_against_a_real_influxdb2(
+def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb2(
         tmp_path: Path, influx2: InfluxDB2Stub, azurite: Azurite) -> None:
     container = azurite.new_container()
     site = Site(tmp_path / "site", {
