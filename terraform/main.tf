@@ -16,6 +16,8 @@ data "azurerm_resource_group" "existing" {
   name = var.resource_group_name
 }
 
+# Locals that read resources live here; locals.tf holds only values derived from variables (the
+# tests evaluate it with Terraform, without the provider).
 locals {
   resource_group_name = var.create_resource_group ? azurerm_resource_group.this[0].name : data.azurerm_resource_group.existing[0].name
   resource_group_id   = var.create_resource_group ? azurerm_resource_group.this[0].id : data.azurerm_resource_group.existing[0].id
