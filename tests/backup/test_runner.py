@@ -4,6 +4,7 @@ rotation, and each bad input ending as one clear error with nothing partial left
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 import shutil
@@ -321,3 +322,29 @@ def test_verify_detects_a_corrupted_remote_archive(tmp_path: Path, data: InfluxD
     assert refused.exit_code == 1 and "the archive is corrupt" in refused.stderr
     assert DB not in data.databases()
 
+
+
+def test_an_unusable_state_directory_fails_the_run_and_still_writes_the_health_point(
+        tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, ["--config", str(site.config_path), "--credentials-dir",
+                                      str(site.credentials), "--state-dir", str(blocker), "run"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"homewatt-backup: error: opening the state directory {blocker} failed")
+    [series] = data.query("SELECT ok, kind FROM homewatt_backup", db=DB)[0]["series"]
+    assert [row[1:] for row in series["values"]] == [[0, "hourly"]]
+
+
+def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path, data: InfluxDB1) -> None:
+    site = make_site(tmp_path / "site", data)
+    site.state_dir.mkdir(parents=True)
+    with (site.state_dir / "lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        result = site.cli("run")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"homewatt-backup: error: another homewatt-backup run "
+                                     f"holds {site.state_dir / 'lock'}")
+    assert not (site.state_dir / "archives").exists()

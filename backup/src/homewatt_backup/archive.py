@@ -261,9 +261,13 @@ class LocalArchives:
     def list(self) -> list[LocalBackup]:
         """Complete local archives, oldest first."""
         out: list[LocalBackup] = []
-        if not self.root.is_dir():
-            return out
-        for path in self.root.rglob("*.tar"):
+        try:
+            if not self.root.is_dir():
+                return out
+            paths = list(self.root.rglob("*.tar"))
+        except OSError as exc:
+            raise from_oserror(exc, f"reading the local archives in {self.root}") from None
+        for path in paths:
             backup_id = BackupId.parse(path.relative_to(self.root).as_posix())
             if backup_id is None:
                 continue

@@ -240,30 +240,40 @@ class Runner:
                 log.info("rotated out local %s%s", backup.id.name, note)
 
     # ---- the run
-    def run(self, requested: RequestedKind = RequestedKind.AUTO, upload: bool = True) -> RunResult:
-        started = time.monotonic()
-        with state_lock(self.settings.state_dir):
-            now = self.clock()
-            self.archives.prepare()
-            local = self.archives.list()
-            result = RunResult(choose_kind(requested, local, now,
-                                           self.config.schedule.daily_full_hour_utc))
-            try:
-                result.backup = self.make_backup(result.kind, now, local)
-                log.info("%s backup %s: %d bytes", result.kind.value, result.backup.id.name,
-                         result.backup.record.size)
-            except BackupError as exc:
-                result.errors.append(str(exc))
-            if upload:
-                self.upload_backlog(result)
-                self.rotate_remote(result)
-            try:
-                self.rotate_local(result)
-                result.pending = sum(1 for b in self.archives.list() if not b.uploaded) \
-                    if self.store is not None else 0
-            except BackupError as exc:
-                result.errors.append(str(exc))
+    def _run_locked(self, result: RunResult, requested: RequestedKind, upload: bool) -> None:
+        now = self.clock()
+        self.archives.prepare()
+        local = self.archives.list()
+        result.kind = choose_kind(requested, local, now, self.config.schedule.daily_full_hour_utc)
+        try:
+            result.backup = self.make_backup(result.kind, now, local)
+            log.info("%s backup %s: %d bytes", result.kind.value, result.backup.id.name,
+                     result.backup.record.size)
+        except BackupError as exc:
+            result.errors.append(str(exc))
+        if upload:
+            self.upload_backlog(result)
+            self.rotate_remote(result)
+        try:
+            self.rotate_local(result)
+            result.pending = (sum(1 for b in self.archives.list() if not b.uploaded)
+                              if self.store is not None else 0)
+        finally:
             self.archives.prepare()  # staging emptied: nothing partial left behind
+
+    def run(self, requested: RequestedKind = RequestedKind.AUTO, upload: bool = True) -> RunResult:
+        """One run; the health point is written whatever happened (but a run that found
+        another one holding the lock just raises LockedError)."""
+        started = time.monotonic()
+        first_guess = Kind.HOURLY if requested is RequestedKind.AUTO else Kind(requested.value)
+        result = RunResult(first_guess)
+        try:
+            with state_lock(self.settings.state_dir):
+                self._run_locked(result, requested, upload)
+        except LockedError:
+            raise
+        except BackupError as exc:
+            result.errors.append(str(exc))
         if self.config.health:
             size = result.backup.record.size if result.backup else 0
             line = health_line(self.config.site, result.kind, ok=result.ok,
