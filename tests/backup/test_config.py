@@ -11,6 +11,7 @@ import yaml
 
 from homewatt_backup.config import AzureConfig, load_settings
 from homewatt_backup.errors import ConfigError
+from homewatt_backup.store import SAS_PERMISSIONS
 from tests.backup.conftest import write_secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,11 @@ def test_azure_section_accepts_exactly_the_contract_keys_plus_the_sas_source() -
                 .split(".")[1], "sas_credential"}
     assert set(AzureConfig.model_fields) == contract_keys | sas_keys
     assert CONTRACT["terraform_outputs"]["backup_azure_config"]["backup_config_section"] == "azure"
+
+
+def test_the_sas_permissions_checked_per_retention_mode_are_the_contracts() -> None:
+    assert CONTRACT["sas_permissions"] == SAS_PERMISSIONS
+    assert set(SAS_PERMISSIONS) == set(CONTRACT["retention_values"])
 
 
 @pytest.mark.parametrize("retention", CONTRACT["retention_values"])

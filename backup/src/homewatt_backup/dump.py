@@ -101,11 +101,13 @@ class InfluxHTTP:
     def request(self, method: str, path: str, what: str, ok: tuple[int, ...] = (200, 204),
                 stream: bool = False, **kwargs: Any) -> requests.Response:
         url = f"{self.url}{path}"
+        # a streamed body (a shard file) cannot be sent twice: no retry for it
+        attempts = 1 if hasattr(kwargs.get("data"), "read") else self.attempts
 
         @tenacity.retry(
             retry=tenacity.retry_if_exception_type(
                 (requests.ConnectionError, requests.Timeout, _Retryable)),
-            stop=tenacity.stop_after_attempt(self.attempts),
+            stop=tenacity.stop_after_attempt(attempts),
             wait=self.wait,
             reraise=True,
         )
