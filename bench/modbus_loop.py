@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,8 +37,8 @@ from tests.collector.meters_data import (  # noqa: E402
     orno_with_gap_registers,
     sdm630_input_registers,
 )
+from tests.support.meterbus import MeterBus, start_meter_bus  # noqa: E402
 from tests.support.processes import ServerProcess, wait_until  # noqa: E402
-from tests.support.rs485 import RS485Line  # noqa: E402
 from tests.support.victoria import VictoriaMetrics  # noqa: E402
 
 BAUD = 9600
@@ -67,47 +68,26 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Bench:
-    line: RS485Line
-    server: ServerProcess
+    meters: MeterBus
     vm: VictoriaMetrics
     config: Path
     theory_s: float
 
 
 def set_up(work: Path) -> Bench:
-    """The line, three meters behind it, VictoriaMetrics, and the collector's config."""
+    """Three meters on the line, VictoriaMetrics, and the collector's config."""
     devices = {
         1: {"holding": orno_with_gap_registers()},
         2: {"input": sdm120_registers()},
         3: {"input": sdm630_input_registers()},
     }
-    line = RS485Line(
-        work, line_baud=BAUD, bits_per_char=BITS_PER_CHAR, present_ids=set(devices)
-    ).start()
-    device_args = []
-    for device_id, tables in devices.items():
-        spec = work / f"device-{device_id}.json"
-        spec.write_text(
-            json.dumps({k: {str(a): v for a, v in t.items()} for k, t in tables.items()})
-        )
-        device_args += ["--device", f"{device_id}={spec}"]
-    server = ServerProcess(
-        "meter-server",
-        [
-            sys.executable,
-            "-m",
-            "tests.support.meter_server",
-            "--port",
-            str(line.meter_path),
-            *device_args,
-        ],
-        work / "meter-server.log",
-        cwd=REPO,
-    ).start()
+    meters = start_meter_bus(
+        work, devices, emulate_timing=True, line_baud=BAUD, bits_per_char=BITS_PER_CHAR
+    )
     vm = VictoriaMetrics(work / "vm").start()
     source = {
         "kind": "modbus",
-        "port": str(line.client_path),
+        "port": meters.port,
         "serial": {"baudrate": BAUD, "parity": "N"},
         "meters": [
             {"name": "main", "model": "orno-we515", "device_id": 1},
@@ -129,7 +109,7 @@ def set_up(work: Path) -> Bench:
         )
     )
     modbus = ModbusSource(ModbusSourceConfig.model_validate(source), "bench")
-    return Bench(line, server, vm, config, modbus.min_bus_time_s(BITS_PER_CHAR))
+    return Bench(meters, vm, config, modbus.min_bus_time_s(BITS_PER_CHAR))
 
 
 def figures_of(
@@ -174,8 +154,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    bench = set_up(Path(tempfile.mkdtemp(prefix="homewatt-bench-")))
-    time.sleep(2)  # the meter server opens its port
+    work = Path(tempfile.mkdtemp(prefix="homewatt-bench-"))
+    bench = set_up(work)
     burner = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     collector = ServerProcess(
         "collector",
@@ -191,14 +171,14 @@ def main() -> None:
         )
         start_ts = int(time.time()) + 1
         cpu_before = sum(proc.cpu_times()[:2])
-        wire_before = bench.line.stats.busy_s
+        wire_before = bench.meters.line.stats.busy_s
         deadline = time.monotonic() + args.cycles + 1
         while time.monotonic() < deadline:
             rss.append(proc.memory_info().rss)
             time.sleep(1)
         measured = {
             "cpu_s": sum(proc.cpu_times()[:2]) - cpu_before,
-            "wire_s": bench.line.stats.busy_s - wire_before,
+            "wire_s": bench.meters.line.stats.busy_s - wire_before,
             "rss": rss,
             "loaded": not args.no_load,
         }
@@ -206,11 +186,11 @@ def main() -> None:
         collector.stop()
         if burner is not None:
             burner.kill()
-        bench.server.stop()
-        bench.line.stop()
+        bench.meters.stop()
     time.sleep(2)
     figures = figures_of(bench, (start_ts, start_ts + args.cycles - 1), args.cycles, measured)
     bench.vm.stop()
+    shutil.rmtree(work, ignore_errors=True)
     for key, value in figures.items():
         print(f"{key:36} {value}")
     if args.json:

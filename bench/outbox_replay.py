@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -64,6 +65,7 @@ def main() -> None:
     sink.close()
     outbox.close()
     vm.stop()
+    shutil.rmtree(work, ignore_errors=True)
     figures = {
         "samples": args.samples,
         "outbox_size_mb": round(size_mb, 1),
