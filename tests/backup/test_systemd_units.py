@@ -71,6 +71,7 @@ def test_the_service_is_a_low_priority_oneshot_of_a_dedicated_user_with_credenti
 def test_the_sandboxing_block_is_alphabetised_and_each_directive_commented() -> None:
     text = SERVICE.read_text()
     block = text.split("# Sandboxing (alphabetical).")[1].splitlines()[1:]
+    block = [line for line in block if line]
     keys = [line.split("=")[0] for line in block if line and not line.startswith("#")]
     assert keys == sorted(keys)
     for key in ("CapabilityBoundingSet", "MemoryMax", "NoNewPrivileges", "PrivateTmp",

@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from homewatt_backup import __version__
@@ -123,9 +130,10 @@ def _parse_name(name: str, site: str) -> BackupId:
 
 class _RichReporter(Reporter):
     def __init__(self) -> None:
+        # downloads count bytes, line protocol restores count lines, full restores shards
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TaskProgressColumn(), DownloadColumn(binary_units=True),
-                                 console=err, transient=False)
+                                 TaskProgressColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=err, transient=False)
         self.started = False
 
     def task(self, description: str, total: int | None) -> Callable[[int], None]:
