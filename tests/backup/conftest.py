@@ -89,44 +89,66 @@ class Site:
         return load_settings(self.config_path, self.credentials, self.state_dir)
 
     def cli(self, *args: str) -> Result:
-        base = ["--config", str(self.config_path), "--credentials-dir", str(self.credentials),
-                "--state-dir", str(self.state_dir)]
+        base = [
+            "--config",
+            str(self.config_path),
+            "--credentials-dir",
+            str(self.credentials),
+            "--state-dir",
+            str(self.state_dir),
+        ]
         return CliRunner().invoke(app, [*base, *args])
 
 
-def make_site(root: Path, influx: InfluxDB1, azurite: Azurite | None = None, *,
-              retention: str = "rotation", permissions: str | None = None,
-              sas_valid_for: timedelta = timedelta(hours=2), account_url: str | None = None,
-              keep_full: int = 10, local_full: int = 2) -> Site:
+def make_site(
+    root: Path,
+    influx: InfluxDB1,
+    azurite: Azurite | None = None,
+    *,
+    retention: str = "rotation",
+    permissions: str | None = None,
+    sas_valid_for: timedelta = timedelta(hours=2),
+    account_url: str | None = None,
+    keep_full: int = 10,
+    local_full: int = 2,
+) -> Site:
     root.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "site": SITE,
-        "influxdb": {"engine": "influxdb1", "url": influx.url, "database": DB,
-                     "rpc_address": influx.rpc_address},
+        "influxdb": {
+            "engine": "influxdb1",
+            "url": influx.url,
+            "database": DB,
+            "rpc_address": influx.rpc_address,
+        },
         "keep": {"full": keep_full, "local_full": local_full},
     }
     site = Site(root, config)
     if azurite is not None:
         site.container = azurite.new_container()
         perms = permissions or {"rotation": "rcwdl", "lifecycle": "rcwl"}[retention]
-        write_secret(site.credentials / "azure-sas",
-                     azurite.sas(site.container, perms, sas_valid_for))
-        config["azure"] = {"account_url": account_url or azurite.account_url,
-                           "container": site.container, "retention": retention,
-                           "sas_credential": "azure-sas"}
+        write_secret(
+            site.credentials / "azure-sas", azurite.sas(site.container, perms, sas_valid_for)
+        )
+        config["azure"] = {
+            "account_url": account_url or azurite.account_url,
+            "container": site.container,
+            "retention": retention,
+            "sas_credential": "azure-sas",
+        }
     site.credentials.mkdir(exist_ok=True, mode=0o700)
     return site.save()
 
 
 ELECTRICITY = [
     # the collector's data model: measurement electricity, SI fields, integer and float types
-    'electricity,site=home,source=modbus,device=meter1,channel=l1,model=orno-we515 '
-    'power_w=231.5,voltage_v=229.8,current_a=1.01,energy_total_kwh=1234.567 {ts}',
-    'electricity,site=home,source=modbus,device=meter1,channel=total,model=orno-we515 '
-    'power_w=640.25,frequency_hz=50.01 {ts}',
-    'electricity,site=home,source=shelly,device=plug\\ kitchen,channel=relay\\,0,model=plus '
+    "electricity,site=home,source=modbus,device=meter1,channel=l1,model=orno-we515 "
+    "power_w=231.5,voltage_v=229.8,current_a=1.01,energy_total_kwh=1234.567 {ts}",
+    "electricity,site=home,source=modbus,device=meter1,channel=total,model=orno-we515 "
+    "power_w=640.25,frequency_hz=50.01 {ts}",
+    "electricity,site=home,source=shelly,device=plug\\ kitchen,channel=relay\\,0,model=plus "
     'power_w=12.5,energy_total_kwh=3.25,relay_on=true,note="kettle \\"on\\"" {ts}',
-    'homewatt_health,site=home,unit=collector cycle_lateness_ms=3i,read_errors=0i {ts}',
+    "homewatt_health,site=home,unit=collector cycle_lateness_ms=3i,read_errors=0i {ts}",
 ]
 
 

@@ -29,22 +29,36 @@ VERSION = "v2.7.11"
 
 def bucket_manifest(bucket: str, bucket_id: str, shard_ids: list[int]) -> dict[str, Any]:
     return {
-        "organizationID": ORG_ID, "organizationName": ORG, "bucketID": bucket_id,
-        "bucketName": bucket, "defaultRetentionPolicy": "autogen",
-        "retentionPolicies": [{
-            "name": "autogen", "replicaN": 1, "duration": 0,
-            "shardGroupDuration": 604800000000000,
-            "shardGroups": [{"id": 100 + sid, "startTime": "2026-11-16T00:00:00Z",
-                             "endTime": "2026-11-23T00:00:00Z",
-                             "shards": [{"id": sid, "shardOwners": [{"nodeID": 0}]}]}
-                            for sid in shard_ids],
-            "subscriptions": [],
-        }],
+        "organizationID": ORG_ID,
+        "organizationName": ORG,
+        "bucketID": bucket_id,
+        "bucketName": bucket,
+        "defaultRetentionPolicy": "autogen",
+        "retentionPolicies": [
+            {
+                "name": "autogen",
+                "replicaN": 1,
+                "duration": 0,
+                "shardGroupDuration": 604800000000000,
+                "shardGroups": [
+                    {
+                        "id": 100 + sid,
+                        "startTime": "2026-11-16T00:00:00Z",
+                        "endTime": "2026-11-23T00:00:00Z",
+                        "shards": [{"id": sid, "shardOwners": [{"nodeID": 0}]}],
+                    }
+                    for sid in shard_ids
+                ],
+                "subscriptions": [],
+            }
+        ],
     }
 
 
-METADATA_BUCKETS = [bucket_manifest(BUCKET, BUCKET_ID, [1, 2, 3]),
-                    bucket_manifest("other", "2c3d4e5f60718293", [9])]
+METADATA_BUCKETS = [
+    bucket_manifest(BUCKET, BUCKET_ID, [1, 2, 3]),
+    bucket_manifest("other", "2c3d4e5f60718293", [9]),
+]
 
 # Annotated CSV shaped like InfluxDB 2's /api/v2/query answer (datatype, group, default
 # annotations; one table per series and type; a null value; an escaped string).
@@ -87,13 +101,21 @@ class Reply:
 
 def multipart_metadata() -> tuple[bytes, str]:
     boundary = "stubboundary1234"
-    parts = [("kv", "application/octet-stream", KV_BYTES),
-             ("sql", "application/octet-stream", SQL_BYTES),
-             ("buckets", "application/json", json.dumps(METADATA_BUCKETS).encode())]
+    parts = [
+        ("kv", "application/octet-stream", KV_BYTES),
+        ("sql", "application/octet-stream", SQL_BYTES),
+        ("buckets", "application/json", json.dumps(METADATA_BUCKETS).encode()),
+    ]
     body = b""
     for name, kind, payload in parts:
-        body += (f"--{boundary}\r\nContent-Disposition: attachment; name=\"{name}\"\r\n"
-                 f"Content-Type: {kind}\r\n\r\n").encode() + payload + b"\r\n"
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: attachment; name="{name}"\r\n'
+                f"Content-Type: {kind}\r\n\r\n"
+            ).encode()
+            + payload
+            + b"\r\n"
+        )
     body += f"--{boundary}--\r\n".encode()
     return body, f"multipart/mixed; boundary={boundary}"
 
@@ -117,8 +139,13 @@ class InfluxDB2Stub:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                record = Recorded(self.command, parts.path, parse_qs(parts.query),
-                                  dict(self.headers.items()), body)
+                record = Recorded(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    dict(self.headers.items()),
+                    body,
+                )
                 stub.requests.append(record)
                 reply = stub.answer(record)
                 self.send_response(reply.status)
@@ -161,8 +188,11 @@ class InfluxDB2Stub:
             shard = int(r.path.rsplit("/", 1)[1])
             if shard not in SHARD_BYTES:
                 return Reply(404, b'{"code":"not found","message":"shard not found"}', json_type)
-            return Reply(200, gzip.compress(SHARD_BYTES[shard]),
-                         {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"})
+            return Reply(
+                200,
+                gzip.compress(SHARD_BYTES[shard]),
+                {"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"},
+            )
         if r.method == "POST" and r.path == "/api/v2/query":
             return Reply(200, self.query_csv.encode(), {"Content-Type": "text/csv"})
         if r.method == "GET" and r.path == "/api/v2/orgs":
@@ -182,8 +212,13 @@ class InfluxDB2Stub:
                     for shard in group["shards"]:
                         self.next_shard_id += 1
                         mappings.append({"oldId": shard["id"], "newId": self.next_shard_id})
-            return Reply(201, json.dumps({"id": new_id, "name": manifest["bucketName"],
-                                          "shardMappings": mappings}).encode(), json_type)
+            return Reply(
+                201,
+                json.dumps(
+                    {"id": new_id, "name": manifest["bucketName"], "shardMappings": mappings}
+                ).encode(),
+                json_type,
+            )
         if r.method == "POST" and r.path.startswith("/api/v2/restore/shards/"):
             return Reply(204)
         if r.method == "POST" and r.path == "/api/v2/write":

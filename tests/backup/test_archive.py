@@ -19,8 +19,9 @@ CREATED = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 
 
 def manifest(kind: Kind = Kind.HOURLY) -> Manifest:
-    return Manifest("home", kind, CREATED, Engine.INFLUXDB1, "1.6.7", "homewatt", None, CREATED,
-                    "s", ())
+    return Manifest(
+        "home", kind, CREATED, Engine.INFLUXDB1, "1.6.7", "homewatt", None, CREATED, "s", ()
+    )
 
 
 def payload(tmp_path: Path) -> list[tuple[str, Path]]:
@@ -56,7 +57,9 @@ def test_an_archive_is_never_overwritten(tmp_path: Path) -> None:
         archives.write(manifest(), payload(tmp_path))
     assert archives.path_for(first.id).read_bytes() == original
     assert sorted(p.name for p in archives.path_for(first.id).parent.iterdir()) == [
-        "20261123T190000Z.tar", "20261123T190000Z.tar.json"]
+        "20261123T190000Z.tar",
+        "20261123T190000Z.tar.json",
+    ]
 
 
 def test_a_flipped_byte_anywhere_is_detected_by_the_whole_file_checksum(tmp_path: Path) -> None:
@@ -72,7 +75,8 @@ def test_a_flipped_byte_anywhere_is_detected_by_the_whole_file_checksum(tmp_path
 
 
 def test_a_tampered_member_is_detected_by_the_manifest_and_nothing_is_extracted(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     items = payload(tmp_path)
     path = tmp_path / "a.tar"
     write_archive(path, manifest(), items)
@@ -88,8 +92,9 @@ def test_a_tampered_member_is_detected_by_the_manifest_and_nothing_is_extracted(
                 dst.addfile(member, data)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(CorruptArchiveError,
-                       match=r"member 'influxdb1/x\.manifest' does not match its manifest "):
+    with pytest.raises(
+        CorruptArchiveError, match=r"member 'influxdb1/x\.manifest' does not match its manifest "
+    ):
         check_archive(forged, None, out)
     assert list(out.rglob("*.bin")) == [] and not (out / "data.lp.gz").exists()
 
@@ -102,8 +107,9 @@ def test_a_truncated_archive_is_not_readable(tmp_path: Path) -> None:
         check_archive(path)
 
 
-def test_a_full_disk_while_writing_leaves_no_partial_file(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_while_writing_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     archives = LocalArchives(tmp_path / "state")
     archives.prepare()
     items = payload(tmp_path)
@@ -129,6 +135,8 @@ def test_prepare_clears_leftovers_of_an_interrupted_run(tmp_path: Path) -> None:
     (folder / "20261123T200000Z.tar.json").write_bytes(b"{}")  # record of a never-made archive
     (archives.tmp / "daily-x").mkdir()
     archives.prepare()
-    assert sorted(p.name for p in folder.iterdir()) == ["20261123T190000Z.tar",
-                                                        "20261123T190000Z.tar.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "20261123T190000Z.tar",
+        "20261123T190000Z.tar.json",
+    ]
     assert list(archives.tmp.iterdir()) == []

@@ -32,45 +32,60 @@ def test_every_command_is_there_with_help() -> None:
 
 
 def test_a_missing_config_file_is_one_line_and_exit_1_from_the_installed_command(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     script = Path(sys.executable).parent / "homewatt-backup"
-    done = subprocess.run([str(script), "--config", str(tmp_path / "nope.yaml"), "run"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(script), "--config", str(tmp_path / "nope.yaml"), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
-    assert done.stderr == (f"homewatt-backup: error: {tmp_path / 'nope.yaml'}: the configuration "
-                           "file does not exist\n")
+    assert done.stderr == (
+        f"homewatt-backup: error: {tmp_path / 'nope.yaml'}: the configuration file does not exist\n"
+    )
     assert done.stdout == ""
 
 
 @pytest.mark.integration
-def test_check_config_reports_the_site_and_the_sas(tmp_path: Path, influxdb1: InfluxDB1,
-                                                   azurite: Azurite) -> None:
+def test_check_config_reports_the_site_and_the_sas(
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1, azurite, retention="lifecycle")
     result = site.cli("check-config")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"{site.config_path}: OK (site home, influxdb1 homewatt, "
-                        f"state in {site.state_dir})")
-    assert lines[1].startswith(f"azure: {azurite.account_url}/{site.container}, retention "
-                               "lifecycle, SAS permissions 'rcwl', expires ")
+    assert lines[0] == (
+        f"{site.config_path}: OK (site home, influxdb1 homewatt, state in {site.state_dir})"
+    )
+    assert lines[1].startswith(
+        f"azure: {azurite.account_url}/{site.container}, retention "
+        "lifecycle, SAS permissions 'rcwl', expires "
+    )
 
 
 @pytest.mark.integration
 def test_check_config_refuses_a_sas_without_the_rotation_modes_delete(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
-    site = make_site(tmp_path / "site", influxdb1, azurite, retention="rotation",
-                     permissions="rcwl")
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
+    site = make_site(
+        tmp_path / "site", influxdb1, azurite, retention="rotation", permissions="rcwl"
+    )
     result = site.cli("check-config")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "homewatt-backup: error: the SAS in the systemd credential 'azure-sas' "
         "(azure.sas_credential) lacks permission(s) 'd': retention rotation needs 'rcwdl', the "
-        "SAS grants 'rcwl'")
+        "SAS grants 'rcwl'"
+    )
 
 
 @pytest.mark.integration
-def test_errors_never_show_the_sas_signature(tmp_path: Path, influxdb1: InfluxDB1,
-                                             azurite: Azurite) -> None:
+def test_errors_never_show_the_sas_signature(
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1, azurite)
     sas = azurite.sas("not-this-container", "rcwdl")
     write_secret(site.credentials / "azure-sas", sas)
@@ -85,11 +100,13 @@ def test_bad_arguments_are_explained(tmp_path: Path) -> None:
     config = tmp_path / "backup.yaml"
     config.write_text("site: home\ninfluxdb: {engine: influxdb1, database: db}\n")
     runner = CliRunner()
-    result = runner.invoke(app, ["--config", str(config), "--state-dir", str(tmp_path),
-                                 "restore", "not-a-name"])
+    result = runner.invoke(
+        app, ["--config", str(config), "--state-dir", str(tmp_path), "restore", "not-a-name"]
+    )
     assert result.exit_code == 1
     assert "'not-a-name' is not a backup name" in result.stderr
-    result = runner.invoke(app, ["--config", str(config), "--state-dir", str(tmp_path),
-                                 "restore", "--at", "yesterday"])
+    result = runner.invoke(
+        app, ["--config", str(config), "--state-dir", str(tmp_path), "restore", "--at", "yesterday"]
+    )
     assert result.exit_code == 1
     assert "--at 'yesterday': give a time like 2026-11-23T18:30:00Z" in result.stderr

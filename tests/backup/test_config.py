@@ -28,8 +28,12 @@ def config_file(tmp_path: Path, data: dict[str, object]) -> Path:
 def base_config(**azure: object) -> dict[str, object]:
     data: dict[str, object] = {
         "site": "home",
-        "influxdb": {"engine": "influxdb2", "org": "o", "bucket": "b",
-                     "token_credential": "influxdb-token"},
+        "influxdb": {
+            "engine": "influxdb2",
+            "org": "o",
+            "bucket": "b",
+            "token_credential": "influxdb-token",
+        },
     }
     if azure:
         data["azure"] = azure
@@ -38,8 +42,10 @@ def base_config(**azure: object) -> dict[str, object]:
 
 def test_azure_section_accepts_exactly_the_contract_keys_plus_the_sas_source() -> None:
     contract_keys = set(CONTRACT["backup_config_keys"])
-    sas_keys = {CONTRACT["terraform_outputs"]["backup_sas_tokens"]["backup_config_key"]
-                .split(".")[1], "sas_credential"}
+    sas_keys = {
+        CONTRACT["terraform_outputs"]["backup_sas_tokens"]["backup_config_key"].split(".")[1],
+        "sas_credential",
+    }
     assert set(AzureConfig.model_fields) == contract_keys | sas_keys
     assert CONTRACT["terraform_outputs"]["backup_azure_config"]["backup_config_section"] == "azure"
 
@@ -50,17 +56,23 @@ def test_the_sas_permissions_checked_per_retention_mode_are_the_contracts() -> N
 
 
 @pytest.mark.parametrize("retention", CONTRACT["retention_values"])
-def test_a_config_built_from_the_contracts_terraform_output_loads(tmp_path: Path,
-                                                                   retention: str) -> None:
+def test_a_config_built_from_the_contracts_terraform_output_loads(
+    tmp_path: Path, retention: str
+) -> None:
     # what `terraform output backup_azure_config` gives for one site, plus the SAS file
-    output = {"account_url": "https://homewattbackups.blob.core.windows.net",
-              "container": "home", "retention": retention}
+    output = {
+        "account_url": "https://homewattbackups.blob.core.windows.net",
+        "container": "home",
+        "retention": retention,
+    }
     assert set(output) == set(CONTRACT["backup_config_keys"])
     creds = tmp_path / "creds"
     write_secret(creds / "influxdb-token", "t0ken")
-    sas_file = write_secret(tmp_path / "azure-sas",
-                            f"sv=2026-10-06&sr=c&sp={CONTRACT['sas_permissions'][retention]}"
-                            "&se=2099-01-01T00%3A00%3A00Z&sig=abc")
+    sas_file = write_secret(
+        tmp_path / "azure-sas",
+        f"sv=2026-10-06&sr=c&sp={CONTRACT['sas_permissions'][retention]}"
+        "&se=2099-01-01T00%3A00%3A00Z&sig=abc",
+    )
     path = config_file(tmp_path, base_config(**output, sas_file=str(sas_file)))
     settings = load_settings(path, creds, tmp_path / "state")
     assert settings.config.azure is not None
@@ -69,9 +81,16 @@ def test_a_config_built_from_the_contracts_terraform_output_loads(tmp_path: Path
 
 
 def test_an_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
-    path = config_file(tmp_path, base_config(account_url="https://a.blob.core.windows.net",
-                                             container="home", retention="rotation",
-                                             sas_file="/x", account_key="secret!"))
+    path = config_file(
+        tmp_path,
+        base_config(
+            account_url="https://a.blob.core.windows.net",
+            container="home",
+            retention="rotation",
+            sas_file="/x",
+            account_key="secret!",
+        ),
+    )
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path)
     message = str(caught.value)
@@ -81,8 +100,12 @@ def test_an_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
 
 
 def test_wrong_values_name_the_key_and_the_problem(tmp_path: Path) -> None:
-    data = base_config(account_url="http://example.com", container="Home_1",
-                       retention="sometimes", sas_credential="azure-sas")
+    data = base_config(
+        account_url="http://example.com",
+        container="Home_1",
+        retention="sometimes",
+        sas_credential="azure-sas",
+    )
     data["site"] = "My Site"
     path = config_file(tmp_path, data)
     with pytest.raises(ConfigError) as caught:
@@ -104,12 +127,15 @@ def test_a_missing_token_is_a_clear_error_before_anything_starts(tmp_path: Path)
     path = config_file(tmp_path, base_config())
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path / "empty-creds")
-    assert str(caught.value) == (f"{path}: influxdb.token_credential: "
-                                 f"{tmp_path / 'empty-creds' / 'influxdb-token'} does not exist")
+    assert str(caught.value) == (
+        f"{path}: influxdb.token_credential: "
+        f"{tmp_path / 'empty-creds' / 'influxdb-token'} does not exist"
+    )
 
 
 def test_a_credential_without_credentials_directory_says_how_to_get_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(ConfigError, match=r"CREDENTIALS_DIRECTORY.*LoadCredential"):
         load_settings(config_file(tmp_path, base_config()), None)
@@ -119,20 +145,28 @@ def test_a_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     token = write_secret(tmp_path / "token", "t0ken")
     token.chmod(0o644)
     data = base_config()
-    data["influxdb"] = {"engine": "influxdb2", "org": "o", "bucket": "b",
-                        "token_file": str(token)}
-    with pytest.raises(ConfigError, match=r"influxdb.token_file: .* readable by group or "
-                                          r"others \(mode 0644\): chmod 600 it"):
+    data["influxdb"] = {"engine": "influxdb2", "org": "o", "bucket": "b", "token_file": str(token)}
+    with pytest.raises(
+        ConfigError,
+        match=r"influxdb.token_file: .* readable by group or "
+        r"others \(mode 0644\): chmod 600 it",
+    ):
         load_settings(config_file(tmp_path, data), None)
 
 
 def test_a_secret_given_twice_or_not_at_all_is_refused(tmp_path: Path) -> None:
-    data = base_config(account_url="https://a.blob.core.windows.net", container="home",
-                       retention="lifecycle", sas_file="/x", sas_credential="azure-sas")
+    data = base_config(
+        account_url="https://a.blob.core.windows.net",
+        container="home",
+        retention="lifecycle",
+        sas_file="/x",
+        sas_credential="azure-sas",
+    )
     with pytest.raises(ConfigError, match="azure: give either sas_file or sas_credential"):
         load_settings(config_file(tmp_path, data), tmp_path)
-    data = base_config(account_url="https://a.blob.core.windows.net", container="home",
-                       retention="lifecycle")
+    data = base_config(
+        account_url="https://a.blob.core.windows.net", container="home", retention="lifecycle"
+    )
     with pytest.raises(ConfigError, match="azure: sas_file or sas_credential is required"):
         load_settings(config_file(tmp_path, data), tmp_path)
 
@@ -154,8 +188,11 @@ def test_the_committed_example_config_is_valid(tmp_path: Path) -> None:
     # the commented-out InfluxDB 1.x section is valid too
     text = EXAMPLE.read_text()
     block = text.split("# ... or InfluxDB 1.x")[1].split("\nschedule:")[0]
-    v1 = "\n".join(line.replace("# ", "", 1) for line in block.splitlines()[1:]
-                   if line.startswith("# ") and not line.startswith("#   #"))
+    v1 = "\n".join(
+        line.replace("# ", "", 1)
+        for line in block.splitlines()[1:]
+        if line.startswith("# ") and not line.startswith("#   #")
+    )
     data = yaml.safe_load(text)
     data["influxdb"] = yaml.safe_load(v1)["influxdb"]
     path = config_file(tmp_path, data)

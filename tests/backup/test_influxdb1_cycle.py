@@ -23,12 +23,15 @@ def now_s() -> int:
 
 
 def blobs(azurite: Azurite, container: str) -> dict[str, dict[str, str]]:
-    return {b.name: dict(b.metadata or {})
-            for b in azurite.container(container).list_blobs(include=["metadata"])}
+    return {
+        b.name: dict(b.metadata or {})
+        for b in azurite.container(container).list_blobs(include=["metadata"])
+    }
 
 
 def test_daily_backup_uploads_then_restores_a_dropped_database_identically(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     start = now_s() - 3 * 3600
     influxdb1.write(DB, sample_lines(start, 600, step=10))
     before = influxdb1.points(DB, "/electricity|homewatt_health/")
@@ -58,7 +61,8 @@ def test_daily_backup_uploads_then_restores_a_dropped_database_identically(
 
 
 def test_hourly_incrementals_restore_to_a_point_in_time_on_top_of_the_full(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1, azurite)
     base = now_s() - 2 * 3600
     influxdb1.write(DB, sample_lines(base, 100, step=5))
@@ -87,7 +91,8 @@ def test_hourly_incrementals_restore_to_a_point_in_time_on_top_of_the_full(
 
 
 def test_point_in_time_restore_leaves_out_points_after_the_chosen_time(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1)  # local archives only
     base = now_s() - 3600
     influxdb1.write(DB, sample_lines(base, 10, step=60))
@@ -109,7 +114,8 @@ def test_point_in_time_restore_leaves_out_points_after_the_chosen_time(
 
 
 def test_restore_refuses_a_database_that_holds_data_unless_forced(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1, azurite)
     base = now_s() - 3600
     influxdb1.write(DB, sample_lines(base, 20, step=30))
@@ -123,7 +129,8 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(
     assert refused.exit_code == 1
     assert refused.stderr.strip() == (
         f"homewatt-backup: error: '{DB}' already holds data: restore into a new name "
-        "(--target), or pass --force to merge the backup into it")
+        "(--target), or pass --force to merge the backup into it"
+    )
     assert influxdb1.points(DB) == before
 
     forced = site.cli("restore", name, "--force")
@@ -133,7 +140,8 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(
 
 
 def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
-        tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", influxdb1, azurite)
     influxdb1.write(DB, sample_lines(now_s() - 600, 5))
     ok = site.cli("run")
@@ -149,6 +157,8 @@ def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
     columns = rows["columns"]
     points = [dict(zip(columns, v, strict=True)) for v in rows["values"]]
     assert [(p["kind"], p["ok"], p["site"]) for p in points] == [
-        ("daily", 1, SITE), ("hourly", 0, SITE)]
+        ("daily", 1, SITE),
+        ("hourly", 0, SITE),
+    ]
     assert points[0]["bytes"] > 0 and points[0]["duration_s"] > 0
     assert points[1]["pending_uploads"] == 1

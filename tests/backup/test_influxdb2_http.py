@@ -40,36 +40,55 @@ def influx2() -> Iterator[InfluxDB2Stub]:
 
 
 def engine(url: str, token: str = stub.TOKEN, attempts: int = 1) -> InfluxDB2Engine:
-    config = InfluxDB2Config(engine="influxdb2", url=url, org=stub.ORG, bucket=stub.BUCKET,
-                             token_credential="influxdb-token", timeout_s=5)
+    config = InfluxDB2Config(
+        engine="influxdb2",
+        url=url,
+        org=stub.ORG,
+        bucket=stub.BUCKET,
+        token_credential="influxdb-token",
+        timeout_s=5,
+    )
     http = InfluxHTTP(url, 5, headers={"Authorization": f"Token {token}"}, attempts=attempts)
     return InfluxDB2Engine(config, Secrets(token, None, None), http=http)
 
 
 def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub) -> None:
+    tmp_path: Path, influx2: InfluxDB2Stub
+) -> None:
     payload = engine(influx2.url).dump_full(tmp_path, "20261123T030000Z")
     names = [name for name, _ in payload]
-    assert names == ["influxdb2/20261123T030000Z.1.tar.gz", "influxdb2/20261123T030000Z.2.tar.gz",
-                     "influxdb2/20261123T030000Z.bolt.gz", "influxdb2/20261123T030000Z.manifest",
-                     "influxdb2/20261123T030000Z.sqlite.gz"]
+    assert names == [
+        "influxdb2/20261123T030000Z.1.tar.gz",
+        "influxdb2/20261123T030000Z.2.tar.gz",
+        "influxdb2/20261123T030000Z.bolt.gz",
+        "influxdb2/20261123T030000Z.manifest",
+        "influxdb2/20261123T030000Z.sqlite.gz",
+    ]
     [metadata] = influx2.calls("GET", "/api/v2/backup/metadata")
     assert metadata.headers["Authorization"] == f"Token {stub.TOKEN}"
     assert metadata.headers["Accept-Encoding"] == "gzip"
     shards = [r.path for r in influx2.calls("GET", "/api/v2/backup/shards/")]
-    assert shards == ["/api/v2/backup/shards/1", "/api/v2/backup/shards/2",
-                      "/api/v2/backup/shards/3"]  # not shard 9 (another bucket)
+    assert shards == [
+        "/api/v2/backup/shards/1",
+        "/api/v2/backup/shards/2",
+        "/api/v2/backup/shards/3",
+    ]  # not shard 9 (another bucket)
     files = dict(payload)
     kv = files["influxdb2/20261123T030000Z.bolt.gz"]
     assert gzip.decompress(kv.read_bytes()) == stub.KV_BYTES
-    assert gzip.decompress(files["influxdb2/20261123T030000Z.1.tar.gz"].read_bytes()) == \
-        stub.SHARD_BYTES[1]
+    assert (
+        gzip.decompress(files["influxdb2/20261123T030000Z.1.tar.gz"].read_bytes())
+        == stub.SHARD_BYTES[1]
+    )
     # the `influx backup` manifest layout (influx-cli manifestVersion 2): `influx restore` can
     # read an extracted archive; shard 3 vanished during the backup (404) and is left out
     manifest = json.loads(files["influxdb2/20261123T030000Z.manifest"].read_text())
     assert manifest["manifestVersion"] == 2
-    assert manifest["kv"] == {"fileName": "20261123T030000Z.bolt.gz", "compression": 1,
-                              "size": files["influxdb2/20261123T030000Z.bolt.gz"].stat().st_size}
+    assert manifest["kv"] == {
+        "fileName": "20261123T030000Z.bolt.gz",
+        "compression": 1,
+        "size": files["influxdb2/20261123T030000Z.bolt.gz"].stat().st_size,
+    }
     [bucket] = manifest["buckets"]
     assert bucket["bucketName"] == stub.BUCKET
     groups = bucket["retentionPolicies"][0]["shardGroups"]
@@ -79,7 +98,8 @@ def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real
 
 
 def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_real_influxdb2(
-        influx2: InfluxDB2Stub) -> None:
+    influx2: InfluxDB2Stub,
+) -> None:
     start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     out = io.StringIO()
     count = engine(influx2.url).dump_incremental(start, start + timedelta(hours=2), out, "s")
@@ -87,8 +107,10 @@ def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_re
     assert len(queries) == 2  # one query per query_chunk_hours window
     assert queries[0].query == {"org": [stub.ORG]}
     body = queries[0].json()
-    assert body["query"] == ('from(bucket: "homewatt")\n'
-                             "  |> range(start: 2026-11-23T10:00:00Z, stop: 2026-11-23T11:00:00Z)")
+    assert body["query"] == (
+        'from(bucket: "homewatt")\n'
+        "  |> range(start: 2026-11-23T10:00:00Z, stop: 2026-11-23T11:00:00Z)"
+    )
     assert body["dialect"]["annotations"] == ["datatype", "group", "default"]
     assert queries[1].json()["query"].endswith("stop: 2026-11-23T12:00:00Z)")
     assert queries[0].headers["Accept"] == "application/csv"
@@ -99,13 +121,17 @@ def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_re
 def test_annotated_csv_precision_and_error_tables_not_run_against_a_real_influxdb2() -> None:
     lines = list(annotated_csv_to_lines(stub.ANNOTATED_CSV.splitlines(), "ms"))
     assert lines[1].endswith(" 1795435202500")  # 12:00:02.5 in milliseconds
-    with pytest.raises(InfluxError, match=r'query error: failed to initialize execute state: '
-                                          r'could not find bucket "nope"'):
+    with pytest.raises(
+        InfluxError,
+        match=r"query error: failed to initialize execute state: "
+        r'could not find bucket "nope"',
+    ):
         list(annotated_csv_to_lines(stub.ERROR_CSV.splitlines(), "s"))
 
 
 def test_influxdb2_restore_makes_bucket_then_posts_shards_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub) -> None:
+    tmp_path: Path, influx2: InfluxDB2Stub
+) -> None:
     eng = engine(influx2.url)
     work = tmp_path / "backup"
     work.mkdir()
@@ -126,7 +152,8 @@ def test_influxdb2_restore_makes_bucket_then_posts_shards_not_run_against_a_real
 
 
 def test_influxdb2_merge_restore_uses_a_temporary_bucket_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub) -> None:
+    tmp_path: Path, influx2: InfluxDB2Stub
+) -> None:
     eng = engine(influx2.url)
     eng.dump_full(tmp_path, "20261123T030000Z")
     eng.restore_full(tmp_path, stub.BUCKET, merge=True)
@@ -134,27 +161,33 @@ def test_influxdb2_merge_restore_uses_a_temporary_bucket_not_run_against_a_real_
     temp = create.json()["bucketName"]
     assert temp.startswith(f"{stub.BUCKET}-restore-")
     copy = influx2.calls("POST", "/api/v2/query")[-1].json()["query"]
-    assert copy == (f'from(bucket: "{temp}")\n  |> range(start: 0)\n'
-                    f'  |> to(bucket: "{stub.BUCKET}")')
+    assert copy == (
+        f'from(bucket: "{temp}")\n  |> range(start: 0)\n  |> to(bucket: "{stub.BUCKET}")'
+    )
     [delete] = influx2.calls("DELETE", "/api/v2/buckets/")
     assert delete.path == f"/api/v2/buckets/{influx2.buckets[temp]}"
 
 
-def test_restore_bucket_request_keeps_the_manifest_but_the_target_not_run_against_a_real_influxdb2(
-        ) -> None:
+def test_restore_request_keeps_the_manifest_but_the_target_not_run_against_a_real_influxdb2() -> (
+    None
+):
     source: dict[str, Any] = json.loads(json.dumps(stub.METADATA_BUCKETS[0]))
     source["retentionPolicies"][0]["shardGroups"][0]["shards"][0].update(
-        fileName="x.1.tar.gz", size=10, compression=1)
+        fileName="x.1.tar.gz", size=10, compression=1
+    )
     body = restore_bucket_request(source, "neworg", "newbucket")
     assert body["organizationID"] == "neworg" and body["bucketName"] == "newbucket"
     assert body["bucketID"] == stub.BUCKET_ID
     assert body["retentionPolicies"][0]["shardGroups"][0]["shards"][0] == {
-        "id": 1, "shardOwners": [{"nodeID": 0}]}
+        "id": 1,
+        "shardOwners": [{"nodeID": 0}],
+    }
     assert body["retentionPolicies"][0]["shardGroupDuration"] == 604800000000000
 
 
 def test_influxdb2_line_protocol_writes_and_the_health_point_not_run_against_a_real_influxdb2(
-        influx2: InfluxDB2Stub) -> None:
+    influx2: InfluxDB2Stub,
+) -> None:
     eng = engine(influx2.url)
     lines = [f"m f={i} {1795435200 + i}" for i in range(12_000)]
     assert eng.write_lines(iter(lines), "restored", "s") == 12_000
@@ -168,9 +201,13 @@ def test_influxdb2_line_protocol_writes_and_the_health_point_not_run_against_a_r
 
 
 def test_influxdb2_bad_token_or_no_server_is_one_clear_error_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub) -> None:
-    with pytest.raises(InfluxError, match=r"^full backup: metadata: InfluxDB rejected the token "
-                                          r"\(401 unauthorized\): check the token credential$"):
+    tmp_path: Path, influx2: InfluxDB2Stub
+) -> None:
+    with pytest.raises(
+        InfluxError,
+        match=r"^full backup: metadata: InfluxDB rejected the token "
+        r"\(401 unauthorized\): check the token credential$",
+    ):
         engine(influx2.url, token="wrong").dump_full(tmp_path, "x")
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(InfluxError, match=rf"^InfluxDB ping: InfluxDB at {dead} is unreachable"):
@@ -178,7 +215,8 @@ def test_influxdb2_bad_token_or_no_server_is_one_clear_error_not_run_against_a_r
 
 
 def test_influxdb2_server_errors_are_retried_then_reported_not_run_against_a_real_influxdb2(
-        influx2: InfluxDB2Stub) -> None:
+    influx2: InfluxDB2Stub,
+) -> None:
     answers = iter([Reply(503, b"busy"), Reply(200, b"", {"Content-Type": "text/csv"})])
     influx2.overrides[("POST", "/api/v2/query")] = lambda _r: next(answers)
     start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -192,7 +230,8 @@ def test_influxdb2_server_errors_are_retried_then_reported_not_run_against_a_rea
 
 
 def test_influxdb2_non_multipart_metadata_is_refused_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub) -> None:
+    tmp_path: Path, influx2: InfluxDB2Stub
+) -> None:
     def old_server(_r: Recorded) -> Reply:
         return Reply(200, b"{}", {"Content-Type": "application/json"})
 
@@ -203,15 +242,28 @@ def test_influxdb2_non_multipart_metadata_is_refused_not_run_against_a_real_infl
 
 @pytest.mark.integration
 def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb2(
-        tmp_path: Path, influx2: InfluxDB2Stub, azurite: Azurite) -> None:
+    tmp_path: Path, influx2: InfluxDB2Stub, azurite: Azurite
+) -> None:
     container = azurite.new_container()
-    site = Site(tmp_path / "site", {
-        "site": "home",
-        "influxdb": {"engine": "influxdb2", "url": influx2.url, "org": stub.ORG,
-                     "bucket": stub.BUCKET, "token_credential": "influxdb-token"},
-        "azure": {"account_url": azurite.account_url, "container": container,
-                  "retention": "rotation", "sas_credential": "azure-sas"},
-    })
+    site = Site(
+        tmp_path / "site",
+        {
+            "site": "home",
+            "influxdb": {
+                "engine": "influxdb2",
+                "url": influx2.url,
+                "org": stub.ORG,
+                "bucket": stub.BUCKET,
+                "token_credential": "influxdb-token",
+            },
+            "azure": {
+                "account_url": azurite.account_url,
+                "container": container,
+                "retention": "rotation",
+                "sas_credential": "azure-sas",
+            },
+        },
+    )
     site.root.mkdir()
     write_secret(site.credentials / "influxdb-token", stub.TOKEN)
     write_secret(site.credentials / "azure-sas", azurite.sas(container, "rcwdl"))
@@ -220,15 +272,18 @@ def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb
     assert daily.exit_code == 0, daily.output
     hourly = site.cli("run", "--kind", "hourly")
     assert hourly.exit_code == 0, hourly.output
-    blobs = {b.name: b.metadata for b in azurite.container(container).list_blobs(
-        include=["metadata"])}
+    blobs = {
+        b.name: b.metadata for b in azurite.container(container).list_blobs(include=["metadata"])
+    }
     assert len(blobs) == 2
     for meta in blobs.values():
         assert meta["engine"] == "influxdb2" and meta["engineversion"] == stub.VERSION
         assert meta["source"] == f"{stub.ORG}/{stub.BUCKET}" and meta["verified"]
     health = [gzip.decompress(r.body).decode() for r in influx2.calls("POST", "/api/v2/write")]
-    assert [h.split(" ")[0] for h in health] == ["homewatt_backup,kind=daily,site=home",
-                                                 "homewatt_backup,kind=hourly,site=home"]
+    assert [h.split(" ")[0] for h in health] == [
+        "homewatt_backup,kind=daily,site=home",
+        "homewatt_backup,kind=hourly,site=home",
+    ]
     daily_name = next(n for n in blobs if "/daily/" in n)
     refused = site.cli("restore", daily_name)
     assert refused.exit_code == 1 and "already holds data" in refused.stderr

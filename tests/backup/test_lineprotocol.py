@@ -6,10 +6,16 @@ from homewatt_backup.lineprotocol import format_field, format_line, line_timesta
 
 
 def test_line_protocol_escapes_measurement_tags_fields_and_strings() -> None:
-    line = format_line("my meas,x", {"de vice": "plug kitchen", "ch=a": "relay,0", "empty": ""},
-                       {"note": format_field('kettle "on" \\', "string") or ""}, 1700000000)
-    assert line == ('my\\ meas\\,x,ch\\=a=relay\\,0,de\\ vice=plug\\ kitchen '
-                    'note="kettle \\"on\\" \\\\" 1700000000')
+    line = format_line(
+        "my meas,x",
+        {"de vice": "plug kitchen", "ch=a": "relay,0", "empty": ""},
+        {"note": format_field('kettle "on" \\', "string") or ""},
+        1700000000,
+    )
+    assert line == (
+        "my\\ meas\\,x,ch\\=a=relay\\,0,de\\ vice=plug\\ kitchen "
+        'note="kettle \\"on\\" \\\\" 1700000000'
+    )
 
 
 def test_field_types_keep_integers_floats_booleans_and_skip_nan() -> None:

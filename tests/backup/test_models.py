@@ -19,8 +19,9 @@ from homewatt_backup.models import (
     Manifest,
 )
 
-CONTRACT = json.loads((Path(__file__).resolve().parents[2] / "contracts" / "backup-azure.json")
-                      .read_text())
+CONTRACT = json.loads(
+    (Path(__file__).resolve().parents[2] / "contracts" / "backup-azure.json").read_text()
+)
 
 
 def contract_regex() -> re.Pattern[str]:
@@ -30,11 +31,16 @@ def contract_regex() -> re.Pattern[str]:
     return re.compile(rf"^[a-z0-9-]+/({kinds})/\d{{8}}T\d{{6}}Z\.[a-z.]+$")
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1),
-                    timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
-       st.sampled_from(list(Kind)), st.from_regex(r"[a-z0-9]{1,20}", fullmatch=True))
-def test_backup_names_match_the_contract_pattern_and_parse_back(ts: datetime, kind: Kind,
-                                                                site: str) -> None:
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ).map(lambda d: d.replace(microsecond=0)),
+    st.sampled_from(list(Kind)),
+    st.from_regex(r"[a-z0-9]{1,20}", fullmatch=True),
+)
+def test_backup_names_match_the_contract_pattern_and_parse_back(
+    ts: datetime, kind: Kind, site: str
+) -> None:
     backup_id = BackupId(ts, kind, site)
     assert contract_regex().match(backup_id.name)
     assert BackupId.parse(backup_id.name) == backup_id
@@ -45,16 +51,31 @@ def test_backup_kinds_are_the_contracts() -> None:
 
 
 def test_names_that_are_not_backups_do_not_parse() -> None:
-    for name in ["home/hourly/20261123T190000Z.tar.partial", "home/weekly/20261123T190000Z.tar",
-                 "home/hourly/2026-11-23.tar", "../home/hourly/20261123T190000Z.tar", "x"]:
+    for name in [
+        "home/hourly/20261123T190000Z.tar.partial",
+        "home/weekly/20261123T190000Z.tar",
+        "home/hourly/2026-11-23.tar",
+        "../home/hourly/20261123T190000Z.tar",
+        "x",
+    ]:
         assert BackupId.parse(name) is None
 
 
 def test_manifest_and_record_round_trip_through_json() -> None:
     created = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
-    manifest = Manifest("home", Kind.HOURLY, created, Engine.INFLUXDB1, "1.6.7", "homewatt",
-                        datetime(2026, 11, 23, 12, 0, tzinfo=UTC), created, "s",
-                        (FileEntry("data.lp.gz", 10, "ab" * 32),), lines=3)
+    manifest = Manifest(
+        "home",
+        Kind.HOURLY,
+        created,
+        Engine.INFLUXDB1,
+        "1.6.7",
+        "homewatt",
+        datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        created,
+        "s",
+        (FileEntry("data.lp.gz", 10, "ab" * 32),),
+        lines=3,
+    )
     assert Manifest.from_json(manifest.to_json()) == manifest
     record = ArchiveRecord(manifest, "cd" * 32, 2048, "bWQ1")
     assert ArchiveRecord.from_json(record.to_json()) == record

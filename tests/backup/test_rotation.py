@@ -33,8 +33,9 @@ def _unique(refs: list[BackupRef]) -> list[BackupRef]:
 
 @settings(max_examples=400, deadline=None)
 @given(backup_sets, st.integers(1, 12))
-def test_rotation_keeps_and_deletes_exactly_the_input(refs: list[BackupRef],
-                                                      keep_full: int) -> None:
+def test_rotation_keeps_and_deletes_exactly_the_input(
+    refs: list[BackupRef], keep_full: int
+) -> None:
     refs = _unique(refs)
     plan = plan_rotation(refs, keep_full)
     keep, delete = {r.id for r in plan.keep}, {r.id for r in plan.delete}
@@ -45,7 +46,8 @@ def test_rotation_keeps_and_deletes_exactly_the_input(refs: list[BackupRef],
 @settings(max_examples=400, deadline=None)
 @given(backup_sets, st.integers(1, 12))
 def test_rotation_never_deletes_the_newest_good_backup_nor_the_newest_good_full(
-        refs: list[BackupRef], keep_full: int) -> None:
+    refs: list[BackupRef], keep_full: int
+) -> None:
     refs = _unique(refs)
     keep = {r.id for r in plan_rotation(refs, keep_full).keep}
     good = sorted(r.id for r in refs if r.good)
@@ -59,7 +61,8 @@ def test_rotation_never_deletes_the_newest_good_backup_nor_the_newest_good_full(
 @settings(max_examples=400, deadline=None)
 @given(backup_sets, st.integers(1, 12))
 def test_rotation_keeps_the_last_n_fulls_and_every_incremental_after_the_oldest_kept_full(
-        refs: list[BackupRef], keep_full: int) -> None:
+    refs: list[BackupRef], keep_full: int
+) -> None:
     refs = _unique(refs)
     keep = {r.id for r in plan_rotation(refs, keep_full).keep}
     fulls = sorted(r.id for r in refs if r.kind is Kind.DAILY)
@@ -85,7 +88,8 @@ def test_rotation_keeps_the_last_n_fulls_and_every_incremental_after_the_oldest_
 @settings(max_examples=300, deadline=None)
 @given(backup_sets, st.integers(1, 12), st.randoms())
 def test_rotation_is_idempotent_and_ignores_input_order(
-        refs: list[BackupRef], keep_full: int, rnd: object) -> None:
+    refs: list[BackupRef], keep_full: int, rnd: object
+) -> None:
     refs = _unique(refs)
     plan = plan_rotation(refs, keep_full)
     shuffled = list(refs)
@@ -108,8 +112,12 @@ def test_rotation_example_eleven_days_of_hourly_chains_keeps_ten() -> None:
 
 
 def test_rotation_keeps_an_older_verified_full_when_the_newer_ones_are_unverified() -> None:
-    refs = [ref(0, Kind.DAILY, good=True), ref(1, Kind.HOURLY, good=True),
-            ref(24, Kind.DAILY, good=False), ref(48, Kind.DAILY, good=False)]
+    refs = [
+        ref(0, Kind.DAILY, good=True),
+        ref(1, Kind.HOURLY, good=True),
+        ref(24, Kind.DAILY, good=False),
+        ref(48, Kind.DAILY, good=False),
+    ]
     plan = plan_rotation(refs, keep_full=2)
     assert plan.delete == ()
 

@@ -44,16 +44,20 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def runner(site: Site, clock: Clock, *, account_url: str | None = None,
-           retries: int = 0) -> Runner:
+def runner(site: Site, clock: Clock, *, account_url: str | None = None, retries: int = 0) -> Runner:
     settings = site.settings()
     engine = make_engine(settings.config.influxdb, settings.secrets)
     store = None
     azure = settings.config.azure
     if azure is not None and settings.secrets.sas is not None:
-        store = AzureBlobStore(account_url or azure.account_url, azure.container,
-                               settings.secrets.sas, azure.sas_source, retries=retries,
-                               retry_backoff=0)
+        store = AzureBlobStore(
+            account_url or azure.account_url,
+            azure.container,
+            settings.secrets.sas,
+            azure.sas_source,
+            retries=retries,
+            retry_backoff=0,
+        )
     return Runner(settings, engine, store, clock)
 
 
@@ -78,7 +82,8 @@ def data(influxdb1: InfluxDB1) -> InfluxDB1:
 
 
 def test_auto_makes_a_daily_full_once_a_day_and_hourly_incrementals_otherwise(
-        tmp_path: Path, data: InfluxDB1) -> None:
+    tmp_path: Path, data: InfluxDB1
+) -> None:
     site = make_site(tmp_path / "site", data)
     clock = Clock()
     kinds = []
@@ -92,7 +97,8 @@ def test_auto_makes_a_daily_full_once_a_day_and_hourly_incrementals_otherwise(
 
 
 def test_a_failed_upload_stays_pending_and_the_backlog_goes_oldest_first_next_run(
-        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     site = make_site(tmp_path / "site", data, azurite)
     clock = Clock()
     via_proxy = azurite.account_url_via(azurite_proxy.port)
@@ -113,7 +119,8 @@ def test_a_failed_upload_stays_pending_and_the_backlog_goes_oldest_first_next_ru
 
 
 def test_an_upload_cut_mid_transfer_fails_the_run_leaves_no_blob_and_is_retried_next_run(
-        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     site = make_site(tmp_path / "site", data, azurite)
     clock = Clock()
     via_proxy = azurite.account_url_via(azurite_proxy.port)
@@ -132,7 +139,8 @@ def test_an_upload_cut_mid_transfer_fails_the_run_leaves_no_blob_and_is_retried_
 
 
 def test_remote_rotation_keeps_the_last_n_full_chains_in_azurite(
-        tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", data, azurite, keep_full=2, local_full=1)
     clock = Clock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
     for _ in range(4):  # four days, each a daily and two hourlies
@@ -149,10 +157,12 @@ def test_remote_rotation_keeps_the_last_n_full_chains_in_azurite(
     assert sorted({i.timestamp.day for i in local if i}) == [23]  # keep.local_full = 1
 
 
-def test_lifecycle_retention_never_deletes_remotely(tmp_path: Path, data: InfluxDB1,
-                                                    azurite: Azurite) -> None:
-    site = make_site(tmp_path / "site", data, azurite, retention="lifecycle", keep_full=1,
-                     local_full=1)
+def test_lifecycle_retention_never_deletes_remotely(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    site = make_site(
+        tmp_path / "site", data, azurite, retention="lifecycle", keep_full=1, local_full=1
+    )
     clock = Clock()
     for _ in range(3):
         result = runner(site, clock).run(RequestedKind.DAILY)
@@ -175,20 +185,23 @@ def test_without_azure_local_copies_stay_bounded(tmp_path: Path, data: InfluxDB1
 
 
 def test_the_local_backlog_is_bounded_while_azure_is_unreachable(
-        tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     site = make_site(tmp_path / "site", data, azurite, keep_full=2, local_full=1)
     clock = Clock()
     azurite_proxy.down()
     for _ in range(5):
         runner(site, clock, account_url=azurite.account_url_via(azurite_proxy.port)).run(
-            RequestedKind.DAILY)
+            RequestedKind.DAILY
+        )
         clock.advance(days=1)
     # never uploaded, but older than what the remote rotation keeps: not kept forever
     assert len(local_names(site)) == 2
 
 
 def test_an_unreachable_influxdb_is_one_clear_error_and_earlier_backups_are_untouched(
-        tmp_path: Path, data: InfluxDB1) -> None:
+    tmp_path: Path, data: InfluxDB1
+) -> None:
     site = make_site(tmp_path / "site", data)
     assert site.cli("run").exit_code == 0
     before = {p: p.read_bytes() for p in (site.state_dir / "archives").rglob("*.tar")}
@@ -196,8 +209,10 @@ def test_an_unreachable_influxdb_is_one_clear_error_and_earlier_backups_are_unto
     failed = site.cli("run", "--kind", "hourly")
     assert failed.exit_code == 1
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"homewatt-backup: error: InfluxDB ping: InfluxDB at {data.url} is "
-                           "unreachable (connection failed)")
+    assert last.startswith(
+        f"homewatt-backup: error: InfluxDB ping: InfluxDB at {data.url} is "
+        "unreachable (connection failed)"
+    )
     assert "Traceback" not in failed.output
     assert {p: p.read_bytes() for p in (site.state_dir / "archives").rglob("*.tar")} == before
     assert no_partial_files(site)
@@ -209,13 +224,16 @@ def test_influxd_backup_failing_is_one_clear_error(tmp_path: Path, data: InfluxD
     site.save()
     failed = site.cli("run", "--kind", "daily")
     assert failed.exit_code == 1
-    assert ("homewatt-backup: error: full backup: influxd's backup RPC at 127.0.0.1:9 is "
-            "unreachable (Connection refused): InfluxDB 1.x must listen there") in failed.stderr
+    assert (
+        "homewatt-backup: error: full backup: influxd's backup RPC at 127.0.0.1:9 is "
+        "unreachable (Connection refused): InfluxDB 1.x must listen there"
+    ) in failed.stderr
     assert local_names(site) == [] and no_partial_files(site)
 
 
 def test_a_missing_influxdb_password_is_a_config_error_before_anything_starts(
-        tmp_path: Path, data: InfluxDB1) -> None:
+    tmp_path: Path, data: InfluxDB1
+) -> None:
     site = make_site(tmp_path / "site", data)
     site.config["influxdb"].update(username="backup", password_credential="influxdb-password")
     site.save()
@@ -223,12 +241,14 @@ def test_a_missing_influxdb_password_is_a_config_error_before_anything_starts(
     assert failed.exit_code == 1
     assert failed.stderr.strip() == (
         f"homewatt-backup: error: {site.config_path}: influxdb.password_credential: "
-        f"{site.credentials / 'influxdb-password'} does not exist")
+        f"{site.credentials / 'influxdb-password'} does not exist"
+    )
     assert not (site.state_dir / "archives").exists()
 
 
 def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(
-        tmp_path: Path, data: InfluxDB1, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, data: InfluxDB1, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = make_site(tmp_path / "site", data)
     assert site.cli("run", "--kind", "daily").exit_code == 0
     before = local_names(site)
@@ -240,8 +260,9 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(
     failed = site.cli("run", "--kind", "hourly")
     monkeypatch.undo()
     assert failed.exit_code == 1
-    assert "homewatt-backup: error: no space left on device while writing the archive" in \
-        failed.stderr
+    assert (
+        "homewatt-backup: error: no space left on device while writing the archive" in failed.stderr
+    )
     assert local_names(site) == before
     assert no_partial_files(site)
 
@@ -251,35 +272,59 @@ def tiny_state_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs (needs root and mount rights; CI runs as root)."""
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                           str(mount_point)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the injected ENOSPC "
-                    "test covers the same path")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.strip()}); the injected ENOSPC "
+            "test covers the same path"
+        )
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
 
 
-def test_a_really_full_file_system_is_one_clear_error(tmp_path: Path, influxdb1: InfluxDB1,
-                                                      tiny_state_fs: Path) -> None:
+def test_a_really_full_file_system_is_one_clear_error(
+    tmp_path: Path, influxdb1: InfluxDB1, tiny_state_fs: Path
+) -> None:
     rnd = random.Random(5)
     start = int(datetime.now(UTC).timestamp()) - 3 * 3600
-    influxdb1.write(DB, [f"electricity,device=m power_w={rnd.random()},voltage_v={rnd.random()},"
-                         f"current_a={rnd.random()} {start + i}" for i in range(6000)])
+    influxdb1.write(
+        DB,
+        [
+            f"electricity,device=m power_w={rnd.random()},voltage_v={rnd.random()},"
+            f"current_a={rnd.random()} {start + i}"
+            for i in range(6000)
+        ],
+    )
     site = make_site(tmp_path / "site", influxdb1)
     site.config["state_dir"] = str(tiny_state_fs)
     site.save()
-    failed = CliRunner().invoke(app, ["--config", str(site.config_path), "--credentials-dir",
-                                      str(site.credentials), "run", "--kind", "hourly"])
+    failed = CliRunner().invoke(
+        app,
+        [
+            "--config",
+            str(site.config_path),
+            "--credentials-dir",
+            str(site.credentials),
+            "run",
+            "--kind",
+            "hourly",
+        ],
+    )
     assert failed.exit_code == 1
     assert "homewatt-backup: error: no space left on device while writing the" in failed.stderr
     assert [p for p in tiny_state_fs.rglob("*") if p.is_file() and p.name != "lock"] == []
 
 
 def test_a_corrupted_local_archive_is_never_uploaded_and_is_set_aside(
-        tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", data, azurite)
     clock = Clock()
     result = runner(site, clock).run(RequestedKind.DAILY, upload=False)
@@ -297,8 +342,9 @@ def test_a_corrupted_local_archive_is_never_uploaded_and_is_set_aside(
     assert [i.kind for i in remote if i] == [Kind.HOURLY]
 
 
-def test_verify_detects_a_corrupted_remote_archive(tmp_path: Path, data: InfluxDB1,
-                                                   azurite: Azurite) -> None:
+def test_verify_detects_a_corrupted_remote_archive(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
     site = make_site(tmp_path / "site", data, azurite)
     assert site.cli("run", "--kind", "daily").exit_code == 0
     [name] = remote_names(azurite, site.container)
@@ -313,8 +359,9 @@ def test_verify_detects_a_corrupted_remote_archive(tmp_path: Path, data: InfluxD
     blob.upload_blob(bytes(content), overwrite=True, metadata=metadata)
     bad = site.cli("verify", name)
     assert bad.exit_code == 1
-    assert bad.stderr.strip().endswith("does not match the recorded "
-                                       f"{metadata['sha256'][:16]}…: the archive is corrupt")
+    assert bad.stderr.strip().endswith(
+        f"does not match the recorded {metadata['sha256'][:16]}…: the archive is corrupt"
+    )
     # restore refuses it too, and leaves the target untouched
     data.drop_database(DB)
     shutil.rmtree(site.state_dir / "archives")
@@ -323,17 +370,30 @@ def test_verify_detects_a_corrupted_remote_archive(tmp_path: Path, data: InfluxD
     assert DB not in data.databases()
 
 
-
 def test_an_unusable_state_directory_fails_the_run_and_still_writes_the_health_point(
-        tmp_path: Path, data: InfluxDB1) -> None:
+    tmp_path: Path, data: InfluxDB1
+) -> None:
     site = make_site(tmp_path / "site", data)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    result = CliRunner().invoke(app, ["--config", str(site.config_path), "--credentials-dir",
-                                      str(site.credentials), "--state-dir", str(blocker), "run"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--config",
+            str(site.config_path),
+            "--credentials-dir",
+            str(site.credentials),
+            "--state-dir",
+            str(blocker),
+            "run",
+        ],
+    )
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"homewatt-backup: error: opening the state directory {blocker} failed")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"homewatt-backup: error: opening the state directory {blocker} failed")
+    )
     [series] = data.query("SELECT ok, kind FROM homewatt_backup", db=DB)[0]["series"]
     assert [row[1:] for row in series["values"]] == [[0, "hourly"]]
 
@@ -345,6 +405,7 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path, data: 
         fcntl.flock(handle, fcntl.LOCK_EX)
         result = site.cli("run")
     assert result.exit_code == 1
-    assert result.stderr.strip() == (f"homewatt-backup: error: another homewatt-backup run "
-                                     f"holds {site.state_dir / 'lock'}")
+    assert result.stderr.strip() == (
+        f"homewatt-backup: error: another homewatt-backup run holds {site.state_dir / 'lock'}"
+    )
     assert not (site.state_dir / "archives").exists()

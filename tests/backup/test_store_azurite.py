@@ -39,7 +39,8 @@ def store(url: str, container: str, sas: str, retries: int = 0) -> AzureBlobStor
 
 
 def test_upload_list_download_round_trip_keeps_content_and_metadata(
-        tmp_path: Path, azurite: Azurite) -> None:
+    tmp_path: Path, azurite: Azurite
+) -> None:
     container = azurite.new_container()
     blob_store = store(azurite.account_url, container, azurite.sas(container, "rcwl"))
     path, md5 = archive_file(tmp_path)
@@ -71,15 +72,17 @@ def test_an_existing_blob_is_never_overwritten(tmp_path: Path, azurite: Azurite)
 
 
 def test_a_sas_without_write_permission_is_a_clear_error_and_nothing_is_uploaded(
-        tmp_path: Path, azurite: Azurite) -> None:
+    tmp_path: Path, azurite: Azurite
+) -> None:
     container = azurite.new_container()
     sas = azurite.sas(container, "rl")
     path, md5 = archive_file(tmp_path)
     with pytest.raises(StoreAuthError) as caught:
         store(azurite.account_url, container, sas).upload(NAME, path, {}, md5)
     message = str(caught.value)
-    assert message.startswith(f"upload {NAME}: the SAS lacks the permission for this "
-                              "(AuthorizationPermissionMismatch)")
+    assert message.startswith(
+        f"upload {NAME}: the SAS lacks the permission for this (AuthorizationPermissionMismatch)"
+    )
     assert SOURCE in message
     assert sas.split("sig=")[1][:10] not in message
     assert list(azurite.container(container).list_blobs()) == []
@@ -96,7 +99,8 @@ def test_a_sas_without_delete_permission_cannot_rotate(tmp_path: Path, azurite: 
 
 
 def test_an_expired_sas_is_refused_by_the_service_with_one_clear_error(
-        tmp_path: Path, azurite: Azurite) -> None:
+    tmp_path: Path, azurite: Azurite
+) -> None:
     container = azurite.new_container()
     expired = azurite.sas(container, "rcwdl", timedelta(hours=-1))
     path, md5 = archive_file(tmp_path)
@@ -109,13 +113,17 @@ def test_an_expired_sas_is_refused_by_the_service_with_one_clear_error(
 
 
 def test_the_sas_is_checked_before_use_for_expiry_and_the_retention_modes_permissions(
-        azurite: Azurite) -> None:
+    azurite: Azurite,
+) -> None:
     container = azurite.new_container()
     now = datetime.now(UTC)
     info = inspect_sas(azurite.sas(container, "rcwdl"), "rotation", now, SOURCE)
     assert info.permissions == "rcwdl" and info.expiry is not None and info.expiry > now
-    with pytest.raises(StoreAuthError, match=r"lacks permission\(s\) 'd': retention rotation "
-                                             r"needs 'rcwdl'"):
+    with pytest.raises(
+        StoreAuthError,
+        match=r"lacks permission\(s\) 'd': retention rotation "
+        r"needs 'rcwdl'",
+    ):
         inspect_sas(azurite.sas(container, "rcwl"), "rotation", now, SOURCE)
     with pytest.raises(StoreAuthError, match=r"expired at .* UTC: put a fresh one there"):
         inspect_sas(azurite.sas(container, "rcwl", timedelta(hours=-1)), "lifecycle", now, SOURCE)
@@ -130,10 +138,15 @@ def test_a_missing_container_is_named(tmp_path: Path, azurite: Azurite) -> None:
 
 
 def test_a_connection_cut_mid_upload_is_one_clear_error_and_leaves_no_blob(
-        tmp_path: Path, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    tmp_path: Path, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     container = azurite.new_container()
-    blob_store = store(azurite.account_url_via(azurite_proxy.port), container,
-                       azurite.sas(container, "rcwl"), retries=0)
+    blob_store = store(
+        azurite.account_url_via(azurite_proxy.port),
+        container,
+        azurite.sas(container, "rcwl"),
+        retries=0,
+    )
     path, md5 = archive_file(tmp_path)
     azurite_proxy.cut_next_request_after(64 * 1024)
     with pytest.raises(UploadInterruptedError) as caught:
@@ -144,10 +157,15 @@ def test_a_connection_cut_mid_upload_is_one_clear_error_and_leaves_no_blob(
 
 
 def test_with_retries_a_connection_cut_mid_upload_is_survived_intact(
-        tmp_path: Path, azurite: Azurite, azurite_proxy: FaultProxy) -> None:
+    tmp_path: Path, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     container = azurite.new_container()
-    blob_store = store(azurite.account_url_via(azurite_proxy.port), container,
-                       azurite.sas(container, "rcwl"), retries=3)
+    blob_store = store(
+        azurite.account_url_via(azurite_proxy.port),
+        container,
+        azurite.sas(container, "rcwl"),
+        retries=3,
+    )
     path, md5 = archive_file(tmp_path)
     azurite_proxy.cut_next_request_after(64 * 1024)
     blob_store.upload(NAME, path, {}, md5)
@@ -157,27 +175,35 @@ def test_with_retries_a_connection_cut_mid_upload_is_survived_intact(
     assert copy.read_bytes() == path.read_bytes()
 
 
-def test_unreachable_azure_is_one_clear_error(tmp_path: Path, azurite: Azurite,
-                                              azurite_proxy: FaultProxy) -> None:
+def test_unreachable_azure_is_one_clear_error(
+    tmp_path: Path, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
     container = azurite.new_container()
-    blob_store = store(azurite.account_url_via(azurite_proxy.port), container,
-                       azurite.sas(container, "rcwl"))
+    blob_store = store(
+        azurite.account_url_via(azurite_proxy.port), container, azurite.sas(container, "rcwl")
+    )
     azurite_proxy.down()
     with pytest.raises(StoreError, match=r"^list home/ .*|unreachable"):
         blob_store.list("home/")
 
 
 def test_a_download_that_differs_from_its_content_md5_is_refused_and_leaves_no_file(
-        tmp_path: Path, azurite: Azurite) -> None:
+    tmp_path: Path, azurite: Azurite
+) -> None:
     container = azurite.new_container()
     blob_store = store(azurite.account_url, container, azurite.sas(container, "rcwl"))
     path, _ = archive_file(tmp_path, size=1000)
     wrong_md5 = base64.b64encode(hashlib.md5(b"x", usedforsecurity=False).digest()).decode()
     # damage the stored checksum (as a bit flip in storage would look to the reader)
-    blob_store.upload(NAME, path, {}, base64.b64encode(
-        hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()).decode())
+    blob_store.upload(
+        NAME,
+        path,
+        {},
+        base64.b64encode(hashlib.md5(path.read_bytes(), usedforsecurity=False).digest()).decode(),
+    )
     azurite.container(container).get_blob_client(NAME).set_http_headers(
-        ContentSettings(content_md5=bytearray(base64.b64decode(wrong_md5))))
+        ContentSettings(content_md5=bytearray(base64.b64decode(wrong_md5)))
+    )
     copy = tmp_path / "copy.tar"
     with pytest.raises(StoreError, match="differs from its stored checksum"):
         blob_store.download(NAME, copy)

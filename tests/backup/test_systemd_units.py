@@ -74,8 +74,16 @@ def test_the_sandboxing_block_is_alphabetised_and_each_directive_commented() -> 
     block = [line for line in block if line]
     keys = [line.split("=")[0] for line in block if line and not line.startswith("#")]
     assert keys == sorted(keys)
-    for key in ("CapabilityBoundingSet", "MemoryMax", "NoNewPrivileges", "PrivateTmp",
-                "ProtectHome", "ProtectSystem", "RestrictAddressFamilies", "SystemCallFilter"):
+    for key in (
+        "CapabilityBoundingSet",
+        "MemoryMax",
+        "NoNewPrivileges",
+        "PrivateTmp",
+        "ProtectHome",
+        "ProtectSystem",
+        "RestrictAddressFamilies",
+        "SystemCallFilter",
+    ):
         assert key in keys
     assert block[0].startswith("#")  # a comment leads the block
     comments = sum(1 for line in block if line.startswith("#"))

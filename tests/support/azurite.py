@@ -30,8 +30,17 @@ class Azurite:
         self.port = free_port()
         self.server = ServerProcess(
             "azurite-blob",
-            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
+            [
+                str(AZURITE_BIN),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--loose",
+            ],
             workdir / "azurite.log",
             cwd=workdir,
         )
@@ -53,8 +62,9 @@ class Azurite:
         self.server.stop()
 
     def service(self) -> BlobServiceClient:
-        return BlobServiceClient(self.account_url,
-                                 credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY})
+        return BlobServiceClient(
+            self.account_url, credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY}
+        )
 
     def new_container(self, prefix: str = "site") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -65,10 +75,17 @@ class Azurite:
         """An account-key client (the test's own view, not the app's)."""
         return self.service().get_container_client(name)
 
-    def sas(self, container: str, permissions: str,
-            valid_for: timedelta = timedelta(hours=2)) -> str:
+    def sas(
+        self, container: str, permissions: str, valid_for: timedelta = timedelta(hours=2)
+    ) -> str:
         """A container-scoped SAS like the one terraform outputs; negative validity: expired."""
         now = datetime.now(UTC)
         start = min(now, now + valid_for) - timedelta(minutes=5)
-        return generate_container_sas(DEV_ACCOUNT, container, account_key=DEV_KEY,
-                                      permission=permissions, expiry=now + valid_for, start=start)
+        return generate_container_sas(
+            DEV_ACCOUNT,
+            container,
+            account_key=DEV_KEY,
+            permission=permissions,
+            expiry=now + valid_for,
+            start=start,
+        )

@@ -25,11 +25,11 @@ class InfluxDB1:
             f"""reporting-enabled = false
 bind-address = "{self.rpc_address}"
 [meta]
-  dir = "{workdir / 'meta'}"
+  dir = "{workdir / "meta"}"
   logging-enabled = false
 [data]
-  dir = "{workdir / 'data'}"
-  wal-dir = "{workdir / 'wal'}"
+  dir = "{workdir / "data"}"
+  wal-dir = "{workdir / "wal"}"
   query-log-enabled = false
   cache-max-memory-size = 67108864
 [monitor]
@@ -43,8 +43,11 @@ bind-address = "{self.rpc_address}"
   enabled = false
 """
         )
-        self.server = ServerProcess("influxd", [require_tool("influxd"), "run", "-config",
-                                                str(self.config_path)], workdir / "influxd.log")
+        self.server = ServerProcess(
+            "influxd",
+            [require_tool("influxd"), "run", "-config", str(self.config_path)],
+            workdir / "influxd.log",
+        )
 
     def start(self) -> InfluxDB1:
         self.server.start()
@@ -54,8 +57,9 @@ bind-address = "{self.rpc_address}"
     def stop(self) -> None:
         self.server.stop()
 
-    def query(self, q: str, db: str | None = None, post: bool = False,
-              epoch: str | None = None) -> list[dict[str, Any]]:
+    def query(
+        self, q: str, db: str | None = None, post: bool = False, epoch: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {"q": q}
         if db:
             params["db"] = db
@@ -94,15 +98,18 @@ bind-address = "{self.rpc_address}"
         comparable snapshot of a database's content, field types included."""
         out: set[tuple[Any, ...]] = set()
         q = f"SELECT * FROM {measurement_regex} GROUP BY *"  # noqa: S608 (test-chosen regex)
-        for result in self.query(q, db=db,
-                                 epoch="ns"):
+        for result in self.query(q, db=db, epoch="ns"):
             for series in result.get("series", []):
                 tags = tuple(sorted((series.get("tags") or {}).items()))
                 columns = series["columns"]
                 for row in series["values"]:
-                    fields = tuple(sorted((c, (type(v).__name__, v))
-                                          for c, v in zip(columns[1:], row[1:], strict=True)
-                                          if v is not None))
+                    fields = tuple(
+                        sorted(
+                            (c, (type(v).__name__, v))
+                            for c, v in zip(columns[1:], row[1:], strict=True)
+                            if v is not None
+                        )
+                    )
                     out.add((series["name"], tags, row[0], fields))
         return out
 

@@ -48,18 +48,27 @@ def verify_unit(*paths: Path) -> None:
                     placed.touch(mode=0o755)
         done = subprocess.run(
             [analyze, "verify", f"--root={root}", "--man=no", *map(str, copies)],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         output = (done.stderr + done.stdout).replace(str(root), "")
         assert done.returncode == 0 and not output.strip(), (
-            f"systemd-analyze verify {' '.join(p.name for p in paths)}:\n{output}")
+            f"systemd-analyze verify {' '.join(p.name for p in paths)}:\n{output}"
+        )
 
 
 def security_exposure(path: Path) -> float:
     """The overall exposure level (0.0 best .. 10.0) systemd assigns a service unit."""
     analyze = require_tool("systemd-analyze")
-    done = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [analyze, "security", "--offline=yes", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     match = _EXPOSURE.search(done.stdout + done.stderr)
     assert match is not None, f"no exposure level in:\n{done.stdout}\n{done.stderr}"
     return float(match.group(1))

@@ -93,8 +93,9 @@ def _write_record(temp: Path, record: ArchiveRecord) -> None:
         os.fsync(handle.fileno())
 
 
-def write_archive(final: Path, manifest: Manifest,
-                  payload: Iterable[tuple[str, Path]]) -> ArchiveRecord:
+def write_archive(
+    final: Path, manifest: Manifest, payload: Iterable[tuple[str, Path]]
+) -> ArchiveRecord:
     """Write `final` (temp + fsync + link: never overwrites) and its record beside it.
 
     `payload` is (name in archive, local file). On any failure nothing is left behind.
@@ -156,8 +157,15 @@ def _hash_stream(source: IO[bytes], sink: IO[bytes] | None) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def _check_members(tar: tarfile.TarFile, first: tarfile.TarInfo, manifest: Manifest,
-                   label: str, *, extract_to: Path | None, made: list[Path]) -> None:
+def _check_members(
+    tar: tarfile.TarFile,
+    first: tarfile.TarInfo,
+    manifest: Manifest,
+    label: str,
+    *,
+    extract_to: Path | None,
+    made: list[Path],
+) -> None:
     expected = {f.name: f for f in manifest.files}
     seen: set[str] = set()
     for member in tar:
@@ -181,15 +189,18 @@ def _check_members(tar: tarfile.TarFile, first: tarfile.TarInfo, manifest: Manif
             sha, size = _hash_stream(source, None)
         entry = expected[name]
         if sha != entry.sha256 or size != entry.size:
-            raise CorruptArchiveError(f"{label}: member {name!r} does not match its "
-                                      "manifest checksum: the archive is corrupt")
+            raise CorruptArchiveError(
+                f"{label}: member {name!r} does not match its "
+                "manifest checksum: the archive is corrupt"
+            )
     missing = sorted(set(expected) - seen)
     if missing:
         raise CorruptArchiveError(f"{label}: members missing: {', '.join(missing)}")
 
 
-def check_archive(path: Path, expected_sha256: str | None = None,
-                  extract_to: Path | None = None) -> Manifest:
+def check_archive(
+    path: Path, expected_sha256: str | None = None, extract_to: Path | None = None
+) -> Manifest:
     """Verify an archive (whole-file SHA-256 if given, then every member against the manifest)
     and optionally extract it. Raises CorruptArchiveError naming what does not match; a
     failed extraction leaves nothing in `extract_to`."""
@@ -197,8 +208,10 @@ def check_archive(path: Path, expected_sha256: str | None = None,
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
-            raise CorruptArchiveError(f"{label}: SHA-256 {actual[:16]}… does not match the "
-                                      f"recorded {expected_sha256[:16]}…: the archive is corrupt")
+            raise CorruptArchiveError(
+                f"{label}: SHA-256 {actual[:16]}… does not match the "
+                f"recorded {expected_sha256[:16]}…: the archive is corrupt"
+            )
     made: list[Path] = []
     try:
         with tarfile.open(path, mode="r:") as tar:
@@ -275,7 +288,8 @@ class LocalArchives:
                 record = ArchiveRecord.from_json(self._record_path(backup_id).read_bytes())
             except (OSError, ValueError, KeyError) as exc:
                 raise CorruptArchiveError(
-                    f"{path}: its record is missing or unreadable ({exc})") from None
+                    f"{path}: its record is missing or unreadable ({exc})"
+                ) from None
             out.append(LocalBackup(backup_id, record, self._marker(backup_id).exists()))
         return sorted(out, key=lambda b: b.id)
 

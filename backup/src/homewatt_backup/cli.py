@@ -32,8 +32,11 @@ from homewatt_backup.restore import Reporter, Restorer
 from homewatt_backup.runner import RequestedKind, Runner
 from homewatt_backup.store import AzureBlobStore, BlobStore, inspect_sas
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Hourly InfluxDB backups to Azure Blob Storage, rotated; and restore.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Hourly InfluxDB backups to Azure Blob Storage, rotated; and restore.",
+)
 err = Console(stderr=True)
 out = Console()
 log = logging.getLogger("homewatt_backup")
@@ -72,17 +75,35 @@ def _logging(verbose: bool) -> None:
 
 @app.callback()
 def main_options(
-    config: Annotated[Path, typer.Option("--config", "-c", envvar="HOMEWATT_BACKUP_CONFIG",
-                                         help="The configuration file.")] = DEFAULT_CONFIG,
-    credentials_dir: Annotated[Path | None, typer.Option(
-        "--credentials-dir", envvar="CREDENTIALS_DIRECTORY",
-        help="Where *_credential secrets are read (systemd sets it with LoadCredential=).")] = None,
-    state_dir: Annotated[Path | None, typer.Option(
-        "--state-dir", envvar="STATE_DIRECTORY",
-        help="Local archives and state (systemd sets it with StateDirectory=).")] = None,
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config", "-c", envvar="HOMEWATT_BACKUP_CONFIG", help="The configuration file."
+        ),
+    ] = DEFAULT_CONFIG,
+    credentials_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--credentials-dir",
+            envvar="CREDENTIALS_DIRECTORY",
+            help="Where *_credential secrets are read (systemd sets it with LoadCredential=).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar="STATE_DIRECTORY",
+            help="Local archives and state (systemd sets it with StateDirectory=).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     _logging(verbose)
     STATE.config = config
@@ -91,8 +112,9 @@ def main_options(
 
 
 def _fail(exc: BackupError) -> typer.Exit:
-    err.print(f"homewatt-backup: error: {redact(str(exc))}", markup=False, highlight=False,
-              soft_wrap=True)
+    err.print(
+        f"homewatt-backup: error: {redact(str(exc))}", markup=False, highlight=False, soft_wrap=True
+    )
     return typer.Exit(1)
 
 
@@ -101,16 +123,18 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings) -> DumpEngine:
-    return make_engine(settings.config.influxdb, settings.secrets,
-                       settings.config.schedule.query_chunk_hours)
+    return make_engine(
+        settings.config.influxdb, settings.secrets, settings.config.schedule.query_chunk_hours
+    )
 
 
 def _store(settings: Settings) -> BlobStore | None:
     azure = settings.config.azure
     if azure is None or settings.secrets.sas is None:
         return None
-    return AzureBlobStore(azure.account_url, azure.container, settings.secrets.sas,
-                          azure.sas_source)
+    return AzureBlobStore(
+        azure.account_url, azure.container, settings.secrets.sas, azure.sas_source
+    )
 
 
 def _guarded(action: Callable[[], None]) -> None:
@@ -123,17 +147,25 @@ def _guarded(action: Callable[[], None]) -> None:
 def _parse_name(name: str, site: str) -> BackupId:
     backup_id = BackupId.parse(name) or BackupId.parse(f"{site}/{name}")
     if backup_id is None:
-        raise BackupError(f"{name!r} is not a backup name (<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar, "
-                          "as `homewatt-backup list` shows)")
+        raise BackupError(
+            f"{name!r} is not a backup name (<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar, "
+            "as `homewatt-backup list` shows)"
+        )
     return backup_id
 
 
 class _RichReporter(Reporter):
     def __init__(self) -> None:
         # downloads count bytes, line protocol restores count lines, full restores shards
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TaskProgressColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=err, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
         self.started = False
 
     def task(self, description: str, total: int | None) -> Callable[[int], None]:
@@ -151,8 +183,11 @@ class _RichReporter(Reporter):
 
 @app.command()
 def run(
-    kind: Annotated[RequestedKind, typer.Option(
-        help="auto: a daily full once a day (schedule.daily_full_hour_utc), hourly otherwise.")
+    kind: Annotated[
+        RequestedKind,
+        typer.Option(
+            help="auto: a daily full once a day (schedule.daily_full_hour_utc), hourly otherwise."
+        ),
     ] = RequestedKind.AUTO,
     upload: Annotated[bool, typer.Option(help="Upload the backlog and rotate remotely.")] = True,
 ) -> None:
@@ -162,9 +197,11 @@ def run(
         settings = _settings()
         result = Runner(settings, _engine(settings), _store(settings)).run(kind, upload)
         made = result.backup.id.name if result.backup else "none"
-        summary = (f"{result.kind.value} backup {made}; uploaded {len(result.uploaded)}, "
-                   f"pending {result.pending}, rotated out {len(result.deleted_remote)} remote "
-                   f"and {len(result.deleted_local)} local")
+        summary = (
+            f"{result.kind.value} backup {made}; uploaded {len(result.uploaded)}, "
+            f"pending {result.pending}, rotated out {len(result.deleted_remote)} remote "
+            f"and {len(result.deleted_local)} local"
+        )
         if not result.ok:
             for problem in result.errors[1:]:
                 log.error("%s", problem)
@@ -210,10 +247,17 @@ def list_backups(
             here, there = local.get(backup_id), remote.get(backup_id)
             size = here.record.size if here else there.size if there else 0
             local_state = "-" if here is None else ("uploaded" if here.uploaded else "pending")
-            remote_state = ("-" if there is None
-                            else "verified" if there.verified else "unverified")
-            rows.append((backup_id.name, backup_id.kind.value, _age(backup_id.timestamp, now),
-                         _size(size), local_state, remote_state))
+            remote_state = "-" if there is None else "verified" if there.verified else "unverified"
+            rows.append(
+                (
+                    backup_id.name,
+                    backup_id.kind.value,
+                    _age(backup_id.timestamp, now),
+                    _size(size),
+                    local_state,
+                    remote_state,
+                )
+            )
         if out.is_terminal:
             table = Table(*header)
             for row in rows:
@@ -233,8 +277,9 @@ def list_backups(
 def verify(
     name: Annotated[str | None, typer.Argument(help="A backup name from `list`.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every remote backup.")] = False,
-    workdir: Annotated[Path | None, typer.Option(
-        help="Where downloads go (default: $TMPDIR).")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where downloads go (default: $TMPDIR).")
+    ] = None,
 ) -> None:
     """Download remote archives and check them against their SHA-256 and manifest."""
 
@@ -249,12 +294,15 @@ def verify(
             ids = [_parse_name(name, settings.config.site)]
         else:
             raise BackupError("name a backup or pass --all")
-        restorer = Restorer(_engine(settings), store, LocalArchives(settings.state_dir), workdir,
-                            _RichReporter())
+        restorer = Restorer(
+            _engine(settings), store, LocalArchives(settings.state_dir), workdir, _RichReporter()
+        )
         for backup_id in ids:
             manifest = restorer.verify(backup_id)
-            typer.echo(f"{backup_id.name}: OK ({len(manifest.files)} files, "
-                       f"{manifest.engine.value} {manifest.engine_version})")
+            typer.echo(
+                f"{backup_id.name}: OK ({len(manifest.files)} files, "
+                f"{manifest.engine.value} {manifest.engine_version})"
+            )
 
     _guarded(action)
 
@@ -272,17 +320,27 @@ def _parse_time(text: str) -> datetime:
 @app.command()
 def restore(
     name: Annotated[str | None, typer.Argument(help="One backup from `list`.")] = None,
-    at: Annotated[str | None, typer.Option(
-        help="Point in time (ISO 8601 with zone): the full before it plus the hourlies after.")
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Point in time (ISO 8601 with zone): the full before it plus the hourlies after."
+        ),
     ] = None,
-    target: Annotated[str | None, typer.Option(
-        help="Database (1.x) or bucket (2.x) to restore into; default: the backed-up one.")
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Database (1.x) or bucket (2.x) to restore into; default: the backed-up one."
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option(
-        help="Merge into a target that already holds data (same series and times overwritten).")
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Merge into a target that already holds data (same series and times overwritten)."
+        ),
     ] = False,
-    workdir: Annotated[Path | None, typer.Option(
-        help="Where downloads go (default: $TMPDIR).")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where downloads go (default: $TMPDIR).")
+    ] = None,
 ) -> None:
     """Download, verify and restore a backup (or a chain up to --at) into InfluxDB."""
 
@@ -290,8 +348,9 @@ def restore(
         settings = _settings()
         engine = _engine(settings)
         destination = target or engine.source.split("/")[-1]
-        restorer = Restorer(engine, _store(settings), LocalArchives(settings.state_dir), workdir,
-                            _RichReporter())
+        restorer = Restorer(
+            engine, _store(settings), LocalArchives(settings.state_dir), workdir, _RichReporter()
+        )
         if (name is None) == (at is None):
             raise BackupError("give either a backup name or --at TIME")
         if name is not None:
@@ -301,8 +360,10 @@ def restore(
         else:
             assert at is not None
             chain = restorer.restore_at(settings.config.site, _parse_time(at), destination, force)
-            typer.echo(f"restored {len(chain)} backups into {destination}: "
-                       + ", ".join(b.name for b in chain))
+            typer.echo(
+                f"restored {len(chain)} backups into {destination}: "
+                + ", ".join(b.name for b in chain)
+            )
 
     _guarded(action)
 
@@ -314,14 +375,19 @@ def check_config() -> None:
     def action() -> None:
         settings = _settings()
         config = settings.config
-        typer.echo(f"{settings.path}: OK (site {config.site}, {config.engine.value} "
-                   f"{config.influxdb.source}, state in {settings.state_dir})")
+        typer.echo(
+            f"{settings.path}: OK (site {config.site}, {config.engine.value} "
+            f"{config.influxdb.source}, state in {settings.state_dir})"
+        )
         if config.azure is not None and settings.secrets.sas is not None:
-            info = inspect_sas(settings.secrets.sas, config.azure.retention, utc_now(),
-                               config.azure.sas_source)
+            info = inspect_sas(
+                settings.secrets.sas, config.azure.retention, utc_now(), config.azure.sas_source
+            )
             expiry = f"expires {info.expiry:%Y-%m-%d}" if info.expiry else "no expiry"
-            typer.echo(f"azure: {config.azure.account_url}/{config.azure.container}, retention "
-                       f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}")
+            typer.echo(
+                f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+                f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}"
+            )
         else:
             typer.echo("azure: not configured (backups stay local)")
 

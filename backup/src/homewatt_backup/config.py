@@ -31,8 +31,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _one_secret_source(owner: str, file: Path | None, credential: str | None,
-                       required: bool = True) -> None:
+def _one_secret_source(
+    owner: str, file: Path | None, credential: str | None, required: bool = True
+) -> None:
     if file is not None and credential is not None:
         raise ValueError(f"give either {owner}_file or {owner}_credential, not both")
     if required and file is None and credential is None:
@@ -94,8 +95,12 @@ class InfluxDB1Config(_Model):
 
     @model_validator(mode="after")
     def _secret(self) -> InfluxDB1Config:
-        _one_secret_source("password", self.password_file, self.password_credential,
-                           required=self.username is not None)
+        _one_secret_source(
+            "password",
+            self.password_file,
+            self.password_credential,
+            required=self.username is not None,
+        )
         if self.username is None and (self.password_file or self.password_credential):
             raise ValueError("a password needs a username")
         return self
@@ -135,8 +140,10 @@ class AzureConfig(_Model):
         parts = urlsplit(value)
         loopback = parts.hostname in LOOPBACK_HOSTS
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ValueError("must be https://<account>.blob.core.windows.net "
-                             "(plain http only for a local emulator on loopback)")
+            raise ValueError(
+                "must be https://<account>.blob.core.windows.net "
+                "(plain http only for a local emulator on loopback)"
+            )
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query: the SAS goes into sas_file or sas_credential")
         return value.rstrip("/")
@@ -230,8 +237,10 @@ def read_secret(path: Path, key: str, config_path: Path) -> str:
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"{where}: {path} is not a regular file")
     if info.st_mode & 0o077:
-        raise ConfigError(f"{where}: {path} is readable by group or others "
-                          f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it")
+        raise ConfigError(
+            f"{where}: {path} is readable by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it"
+        )
     try:
         value = path.read_text().strip()
     except PermissionError:
@@ -243,13 +252,20 @@ def read_secret(path: Path, key: str, config_path: Path) -> str:
 
 def read_credential(name: str, key: str, config_path: Path, credentials_dir: Path | None) -> str:
     if credentials_dir is None:
-        raise ConfigError(f"{config_path}: {key}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
-                          "(set by systemd's LoadCredential=, or pass --credentials-dir)")
+        raise ConfigError(
+            f"{config_path}: {key}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
+            "(set by systemd's LoadCredential=, or pass --credentials-dir)"
+        )
     return read_secret(credentials_dir / name, key, config_path)
 
 
-def _secret(file: Path | None, credential: str | None, owner: str, config_path: Path,
-            credentials_dir: Path | None) -> str | None:
+def _secret(
+    file: Path | None,
+    credential: str | None,
+    owner: str,
+    config_path: Path,
+    credentials_dir: Path | None,
+) -> str | None:
     if file is not None:
         return read_secret(file, f"{owner}_file", config_path)
     if credential is not None:
@@ -257,8 +273,9 @@ def _secret(file: Path | None, credential: str | None, owner: str, config_path: 
     return None
 
 
-def load_settings(path: Path, credentials_dir: Path | None = None,
-                  state_dir: Path | None = None) -> Settings:
+def load_settings(
+    path: Path, credentials_dir: Path | None = None, state_dir: Path | None = None
+) -> Settings:
     """Read, validate and resolve everything; a ConfigError names file, key and problem."""
     try:
         raw = path.read_text()
@@ -277,20 +294,33 @@ def load_settings(path: Path, credentials_dir: Path | None = None,
         credentials_dir = Path(os.environ["CREDENTIALS_DIRECTORY"])
     influx = config.influxdb
     if isinstance(influx, InfluxDB2Config):
-        token = _secret(influx.token_file, influx.token_credential, "influxdb.token", path,
-                        credentials_dir)
+        token = _secret(
+            influx.token_file, influx.token_credential, "influxdb.token", path, credentials_dir
+        )
         password = None
     else:
         token = None
-        password = _secret(influx.password_file, influx.password_credential, "influxdb.password",
-                           path, credentials_dir)
+        password = _secret(
+            influx.password_file,
+            influx.password_credential,
+            "influxdb.password",
+            path,
+            credentials_dir,
+        )
     sas = None
     if config.azure is not None:
-        sas = _secret(config.azure.sas_file, config.azure.sas_credential, "azure.sas", path,
-                      credentials_dir)
+        sas = _secret(
+            config.azure.sas_file, config.azure.sas_credential, "azure.sas", path, credentials_dir
+        )
         if sas is not None:
             sas = sas.removeprefix("?")
-    resolved_state = (state_dir or config.state_dir
-                      or (Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-                          if os.environ.get("STATE_DIRECTORY") else DEFAULT_STATE_DIR))
+    resolved_state = (
+        state_dir
+        or config.state_dir
+        or (
+            Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+            if os.environ.get("STATE_DIRECTORY")
+            else DEFAULT_STATE_DIR
+        )
+    )
     return Settings(path, config, Secrets(token, password, sas), resolved_state)

@@ -59,20 +59,23 @@ class DumpEngine(Protocol):
         """Write a full backup into `workdir`; return (name in archive, file) pairs."""
         ...
 
-    def dump_incremental(self, start: datetime, stop: datetime, out: IO[str],
-                         precision: str) -> int:
+    def dump_incremental(
+        self, start: datetime, stop: datetime, out: IO[str], precision: str
+    ) -> int:
         """Write points with start <= time < stop as line protocol; return the line count."""
         ...
 
-    def write_lines(self, lines: Iterable[str], target: str, precision: str,
-                    progress: Progress = _no_progress) -> int: ...
+    def write_lines(
+        self, lines: Iterable[str], target: str, precision: str, progress: Progress = _no_progress
+    ) -> int: ...
 
     def target_state(self, target: str) -> TargetState: ...
 
     def ensure_target(self, target: str) -> None: ...
 
-    def restore_full(self, extracted: Path, target: str, merge: bool,
-                     progress: Progress = _no_progress) -> None: ...
+    def restore_full(
+        self, extracted: Path, target: str, merge: bool, progress: Progress = _no_progress
+    ) -> None: ...
 
     def write_health(self, line: str) -> None: ...
 
@@ -87,9 +90,16 @@ class InfluxHTTP:
     """requests against one InfluxDB with retries on connection errors and 5xx, and every
     failure translated into one InfluxError line."""
 
-    def __init__(self, url: str, timeout_s: float, *, headers: dict[str, str] | None = None,
-                 auth: tuple[str, str] | None = None, attempts: int = 3,
-                 wait: tenacity.wait.wait_base | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        attempts: int = 3,
+        wait: tenacity.wait.wait_base | None = None,
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.session = requests.Session()
@@ -98,22 +108,31 @@ class InfluxHTTP:
         self.attempts = attempts
         self.wait = wait or tenacity.wait_exponential(multiplier=0.5, max=8)
 
-    def request(self, method: str, path: str, what: str, ok: tuple[int, ...] = (200, 204),
-                stream: bool = False, **kwargs: Any) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        ok: tuple[int, ...] = (200, 204),
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> requests.Response:
         url = f"{self.url}{path}"
         # a streamed body (a shard file) cannot be sent twice: no retry for it
         attempts = 1 if hasattr(kwargs.get("data"), "read") else self.attempts
 
         @tenacity.retry(
             retry=tenacity.retry_if_exception_type(
-                (requests.ConnectionError, requests.Timeout, _Retryable)),
+                (requests.ConnectionError, requests.Timeout, _Retryable)
+            ),
             stop=tenacity.stop_after_attempt(attempts),
             wait=self.wait,
             reraise=True,
         )
         def attempt() -> requests.Response:
-            response = self.session.request(method, url, timeout=self.timeout_s, stream=stream,
-                                            **kwargs)
+            response = self.session.request(
+                method, url, timeout=self.timeout_s, stream=stream, **kwargs
+            )
             if response.status_code >= 500:
                 raise _Retryable(response)
             return response
@@ -139,8 +158,9 @@ def _seconds_iso(ts: datetime) -> str:
     return iso(ts.astimezone(UTC).replace(microsecond=0)) or ""
 
 
-def _windows(start: datetime, stop: datetime,
-             chunk: timedelta) -> Iterator[tuple[datetime, datetime]]:
+def _windows(
+    start: datetime, stop: datetime, chunk: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
     cursor = start
     while cursor < stop:
         end = min(cursor + chunk, stop)
@@ -183,8 +203,13 @@ class InfluxDB1Engine:
 
     engine = Engine.INFLUXDB1
 
-    def __init__(self, config: InfluxDB1Config, secrets: Secrets, chunk_hours: float = 1,
-                 http: InfluxHTTP | None = None) -> None:
+    def __init__(
+        self,
+        config: InfluxDB1Config,
+        secrets: Secrets,
+        chunk_hours: float = 1,
+        http: InfluxHTTP | None = None,
+    ) -> None:
         self.config = config
         self.source = config.database
         auth = None
@@ -196,8 +221,9 @@ class InfluxDB1Engine:
     def version(self) -> str:
         return self.http.version()
 
-    def _query(self, q: str, what: str, db: str | None = None,
-               method: str = "GET") -> list[dict[str, Any]]:
+    def _query(
+        self, q: str, what: str, db: str | None = None, method: str = "GET"
+    ) -> list[dict[str, Any]]:
         params = {"q": q}
         if db is not None:
             params["db"] = db
@@ -247,35 +273,52 @@ class InfluxDB1Engine:
     def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
         self._check_rpc("full backup")
         target = workdir / "influxdb1"
-        argv = [self.config.influxd, "backup", "-portable", "-host", self.config.rpc_address,
-                "-db", self.config.database, str(target)]
+        argv = [
+            self.config.influxd,
+            "backup",
+            "-portable",
+            "-host",
+            self.config.rpc_address,
+            "-db",
+            self.config.database,
+            str(target),
+        ]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=6 * 3600,
-                                  check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=6 * 3600, check=False
+            )
         except FileNotFoundError:
-            raise InfluxError(f"full backup: {self.config.influxd!r} not found: install InfluxDB "
-                              "1.x's influxd or set influxdb.influxd to its path") from None
+            raise InfluxError(
+                f"full backup: {self.config.influxd!r} not found: install InfluxDB "
+                "1.x's influxd or set influxdb.influxd to its path"
+            ) from None
         except subprocess.TimeoutExpired:
             raise InfluxError("full backup: influxd backup did not finish in 6 hours") from None
         if done.returncode != 0:
             lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
             detail = lines[-1] if lines else f"exit status {done.returncode}"
-            raise InfluxError(f"full backup: influxd backup -portable from "
-                              f"{self.config.rpc_address} failed: {detail}")
+            raise InfluxError(
+                f"full backup: influxd backup -portable from "
+                f"{self.config.rpc_address} failed: {detail}"
+            )
         files = sorted(p for p in target.iterdir() if p.is_file())
         if not files:
             raise InfluxError("full backup: influxd backup wrote no files")
         return [(f"influxdb1/{p.name}", p) for p in files]
 
-    def _select(self, db: str, measurement: str, start: datetime, stop: datetime,
-                precision: str) -> Iterator[dict[str, Any]]:
+    def _select(
+        self, db: str, measurement: str, start: datetime, stop: datetime, precision: str
+    ) -> Iterator[dict[str, Any]]:
         # identifiers are quoted by _influxql_ident, times formatted here: no injection
-        q = (f"SELECT * FROM {_influxql_ident(measurement)} "  # noqa: S608 (quoted identifiers)
-             f"WHERE time >= '{_seconds_iso(start)}'"
-             f" AND time < '{_seconds_iso(stop)}' GROUP BY *")
+        q = (
+            f"SELECT * FROM {_influxql_ident(measurement)} "  # noqa: S608 (quoted identifiers)
+            f"WHERE time >= '{_seconds_iso(start)}'"
+            f" AND time < '{_seconds_iso(stop)}' GROUP BY *"
+        )
         params = {"q": q, "db": db, "epoch": precision, "chunked": "true", "chunk_size": "10000"}
-        response = self.http.request("GET", "/query", "incremental export", params=params,
-                                     stream=True)
+        response = self.http.request(
+            "GET", "/query", "incremental export", params=params, stream=True
+        )
         with response:
             try:
                 for raw in response.iter_lines():
@@ -288,8 +331,9 @@ class InfluxDB1Engine:
             except requests.RequestException as exc:
                 raise from_requests(exc, "incremental export", self.http.url) from None
 
-    def dump_incremental(self, start: datetime, stop: datetime, out: IO[str],
-                         precision: str) -> int:
+    def dump_incremental(
+        self, start: datetime, stop: datetime, out: IO[str], precision: str
+    ) -> int:
         db = self.config.database
         count = 0
         for measurement in self.measurements(db):
@@ -313,16 +357,23 @@ class InfluxDB1Engine:
         return count
 
     def ensure_target(self, target: str) -> None:
-        self._query(f"CREATE DATABASE {_influxql_ident(target)}", "InfluxDB: create database",
-                    method="POST")
+        self._query(
+            f"CREATE DATABASE {_influxql_ident(target)}", "InfluxDB: create database", method="POST"
+        )
 
-    def write_lines(self, lines: Iterable[str], target: str, precision: str,
-                    progress: Progress = _no_progress) -> int:
+    def write_lines(
+        self, lines: Iterable[str], target: str, precision: str, progress: Progress = _no_progress
+    ) -> int:
         total = 0
         for body, count in _gzip_batches(lines, WRITE_BATCH_LINES):
-            self.http.request("POST", "/write", f"write into {target}", data=body,
-                              params={"db": target, "precision": precision},
-                              headers={"Content-Encoding": "gzip"})
+            self.http.request(
+                "POST",
+                "/write",
+                f"write into {target}",
+                data=body,
+                params={"db": target, "precision": precision},
+                headers={"Content-Encoding": "gzip"},
+            )
             total += count
             progress(count)
         return total
@@ -334,18 +385,30 @@ class InfluxDB1Engine:
 
     def _restore(self, extracted: Path, source_db: str, new_db: str) -> None:
         self._check_rpc("restore")
-        argv = [self.config.influxd, "restore", "-portable", "-host", self.config.rpc_address,
-                "-db", source_db, "-newdb", new_db, str(extracted)]
+        argv = [
+            self.config.influxd,
+            "restore",
+            "-portable",
+            "-host",
+            self.config.rpc_address,
+            "-db",
+            source_db,
+            "-newdb",
+            new_db,
+            str(extracted),
+        ]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=6 * 3600,
-                                  check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=6 * 3600, check=False
+            )
         except FileNotFoundError:
             raise InfluxError(f"restore: {self.config.influxd!r} not found") from None
         if done.returncode != 0:
             lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
             detail = lines[-1] if lines else f"exit status {done.returncode}"
-            raise InfluxError(f"restore: influxd restore -portable into {new_db!r} failed: "
-                              f"{detail}")
+            raise InfluxError(
+                f"restore: influxd restore -portable into {new_db!r} failed: {detail}"
+            )
 
     def _measurements_when_restored(self, db: str, timeout_s: float = 120) -> list[str]:
         """influxd restores shards live: they answer 'shard is disabled' for a moment."""
@@ -358,8 +421,9 @@ class InfluxDB1Engine:
                     raise
                 time.sleep(0.2)
 
-    def restore_full(self, extracted: Path, target: str, merge: bool,
-                     progress: Progress = _no_progress) -> None:
+    def restore_full(
+        self, extracted: Path, target: str, merge: bool, progress: Progress = _no_progress
+    ) -> None:
         """Restore into a database that does not exist; with `merge`, into a temporary one
         whose points are then copied into `target` (SELECT INTO) and which is dropped."""
         directory = extracted / "influxdb1"
@@ -378,12 +442,17 @@ class InfluxDB1Engine:
         try:
             self.ensure_target(target)
             for measurement in self._measurements_when_restored(temp):
-                q = (f"SELECT * INTO {_influxql_ident(target)}..:MEASUREMENT FROM "  # noqa: S608
-                     f"{_influxql_ident(temp)}..{_influxql_ident(measurement)} GROUP BY *")
+                q = (
+                    f"SELECT * INTO {_influxql_ident(target)}..:MEASUREMENT FROM "  # noqa: S608
+                    f"{_influxql_ident(temp)}..{_influxql_ident(measurement)} GROUP BY *"
+                )
                 self._query(q, f"restore: copy {measurement} into {target}", method="POST")
         finally:
-            self._query(f"DROP DATABASE {_influxql_ident(temp)}",
-                        "restore: drop temporary database", method="POST")
+            self._query(
+                f"DROP DATABASE {_influxql_ident(temp)}",
+                "restore: drop temporary database",
+                method="POST",
+            )
         progress(1)
 
     def write_health(self, line: str) -> None:
@@ -436,8 +505,9 @@ def annotated_csv_to_lines(text_lines: Iterable[str], precision: str) -> Iterato
             continue
         if header[0] == "__error__":
             raise InfluxError(f"incremental export: InfluxDB query error: {row[1]}")
-        values = [cell if cell != "" or i >= len(defaults) else defaults[i]
-                  for i, cell in enumerate(row)]
+        values = [
+            cell if cell != "" or i >= len(defaults) else defaults[i] for i, cell in enumerate(row)
+        ]
         record = dict(zip(header, values, strict=False))
         kinds = dict(zip(header, datatypes, strict=False))
         value = record.get("_value", "")
@@ -460,13 +530,19 @@ class InfluxDB2Engine:
 
     engine = Engine.INFLUXDB2
 
-    def __init__(self, config: InfluxDB2Config, secrets: Secrets, chunk_hours: float = 1,
-                 http: InfluxHTTP | None = None) -> None:
+    def __init__(
+        self,
+        config: InfluxDB2Config,
+        secrets: Secrets,
+        chunk_hours: float = 1,
+        http: InfluxHTTP | None = None,
+    ) -> None:
         self.config = config
         self.source = config.source
         token = secrets.influx_token or ""
-        self.http = http or InfluxHTTP(config.url, config.timeout_s,
-                                       headers={"Authorization": f"Token {token}"})
+        self.http = http or InfluxHTTP(
+            config.url, config.timeout_s, headers={"Authorization": f"Token {token}"}
+        )
         self.chunk = timedelta(hours=chunk_hours)
 
     def version(self) -> str:
@@ -474,14 +550,21 @@ class InfluxDB2Engine:
 
     # ---- full backup
     def _metadata(self, workdir: Path, base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        response = self.http.request("GET", "/api/v2/backup/metadata", "full backup: metadata",
-                                     headers={"Accept-Encoding": "gzip"})
+        response = self.http.request(
+            "GET",
+            "/api/v2/backup/metadata",
+            "full backup: metadata",
+            headers={"Accept-Encoding": "gzip"},
+        )
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("multipart/"):
-            raise InfluxError(f"full backup: metadata answer is {content_type or 'untyped'}, "
-                              "not multipart (InfluxDB 2.1 or later is needed)")
+            raise InfluxError(
+                f"full backup: metadata answer is {content_type or 'untyped'}, "
+                "not multipart (InfluxDB 2.1 or later is needed)"
+            )
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + response.content)
+            f"Content-Type: {content_type}\r\n\r\n".encode() + response.content
+        )
         manifest: dict[str, Any] = {"manifestVersion": 2, "buckets": []}
         buckets: list[dict[str, Any]] = []
         for part in message.iter_parts():
@@ -493,8 +576,11 @@ class InfluxDB2Engine:
                 file_name = f"{base}.{'bolt' if name == 'kv' else 'sqlite'}.gz"
                 path = workdir / file_name
                 path.write_bytes(gzip.compress(payload, 6))
-                manifest[name] = {"fileName": file_name, "size": path.stat().st_size,
-                                  "compression": 1}
+                manifest[name] = {
+                    "fileName": file_name,
+                    "size": path.stat().st_size,
+                    "compression": 1,
+                }
             elif name == "buckets":
                 buckets = list(json.loads(payload))
             else:
@@ -504,9 +590,14 @@ class InfluxDB2Engine:
         return manifest, buckets
 
     def _shard(self, shard_id: int, workdir: Path, base: str) -> dict[str, Any] | None:
-        response = self.http.request("GET", f"/api/v2/backup/shards/{shard_id}",
-                                     f"full backup: shard {shard_id}", ok=(200, 404),
-                                     stream=True, headers={"Accept-Encoding": "gzip"})
+        response = self.http.request(
+            "GET",
+            f"/api/v2/backup/shards/{shard_id}",
+            f"full backup: shard {shard_id}",
+            ok=(200, 404),
+            stream=True,
+            headers={"Accept-Encoding": "gzip"},
+        )
         with response:
             if response.status_code == 404:
                 log.warning("shard %d was removed during the backup; skipped", shard_id)
@@ -532,11 +623,17 @@ class InfluxDB2Engine:
         target = workdir / "influxdb2"
         target.mkdir()
         manifest, buckets = self._metadata(target, base)
-        wanted = [b for b in buckets if b.get("organizationName") == self.config.org
-                  and b.get("bucketName") == self.config.bucket]
+        wanted = [
+            b
+            for b in buckets
+            if b.get("organizationName") == self.config.org
+            and b.get("bucketName") == self.config.bucket
+        ]
         if not wanted:
-            raise InfluxError(f"full backup: bucket {self.config.bucket!r} of org "
-                              f"{self.config.org!r} is not in InfluxDB's backup metadata")
+            raise InfluxError(
+                f"full backup: bucket {self.config.bucket!r} of org "
+                f"{self.config.org!r} is not in InfluxDB's backup metadata"
+            )
         for bucket in wanted:
             for rp in bucket.get("retentionPolicies", []):
                 for group in rp.get("shardGroups", []):
@@ -552,24 +649,40 @@ class InfluxDB2Engine:
 
     # ---- incremental
     def flux_export(self, start: datetime, stop: datetime) -> str:
-        return (f"from(bucket: {_flux_string(self.config.bucket)})\n"
-                f"  |> range(start: {_seconds_iso(start)}, stop: {_seconds_iso(stop)})")
+        return (
+            f"from(bucket: {_flux_string(self.config.bucket)})\n"
+            f"  |> range(start: {_seconds_iso(start)}, stop: {_seconds_iso(stop)})"
+        )
 
     def _query_csv(self, flux: str, what: str) -> requests.Response:
-        body = {"query": flux, "type": "flux",
-                "dialect": {"header": True, "delimiter": ",",
-                            "annotations": ["datatype", "group", "default"],
-                            "dateTimeFormat": "RFC3339Nano"}}
-        return self.http.request("POST", "/api/v2/query", what, params={"org": self.config.org},
-                                 json=body, stream=True,
-                                 headers={"Accept": "application/csv", "Accept-Encoding": "gzip"})
+        body = {
+            "query": flux,
+            "type": "flux",
+            "dialect": {
+                "header": True,
+                "delimiter": ",",
+                "annotations": ["datatype", "group", "default"],
+                "dateTimeFormat": "RFC3339Nano",
+            },
+        }
+        return self.http.request(
+            "POST",
+            "/api/v2/query",
+            what,
+            params={"org": self.config.org},
+            json=body,
+            stream=True,
+            headers={"Accept": "application/csv", "Accept-Encoding": "gzip"},
+        )
 
-    def dump_incremental(self, start: datetime, stop: datetime, out: IO[str],
-                         precision: str) -> int:
+    def dump_incremental(
+        self, start: datetime, stop: datetime, out: IO[str], precision: str
+    ) -> int:
         count = 0
         for window_start, window_stop in _windows(start, stop, self.chunk):
-            response = self._query_csv(self.flux_export(window_start, window_stop),
-                                       "incremental export")
+            response = self._query_csv(
+                self.flux_export(window_start, window_stop), "incremental export"
+            )
             with response:
                 try:
                     lines = response.iter_lines(decode_unicode=True)
@@ -582,17 +695,26 @@ class InfluxDB2Engine:
 
     # ---- writes, targets, restore
     def _org_id(self) -> str:
-        response = self.http.request("GET", "/api/v2/orgs", "InfluxDB: find org",
-                                     params={"org": self.config.org}, ok=(200, 404))
+        response = self.http.request(
+            "GET",
+            "/api/v2/orgs",
+            "InfluxDB: find org",
+            params={"org": self.config.org},
+            ok=(200, 404),
+        )
         orgs = response.json().get("orgs", []) if response.status_code == 200 else []
         if not orgs:
             raise InfluxError(f"InfluxDB: org {self.config.org!r} not found")
         return str(orgs[0]["id"])
 
     def _bucket(self, name: str) -> dict[str, Any] | None:
-        response = self.http.request("GET", "/api/v2/buckets", "InfluxDB: find bucket",
-                                     params={"org": self.config.org, "name": name},
-                                     ok=(200, 404))
+        response = self.http.request(
+            "GET",
+            "/api/v2/buckets",
+            "InfluxDB: find bucket",
+            params={"org": self.config.org, "name": name},
+            ok=(200, 404),
+        )
         if response.status_code == 404:
             return None
         found = [b for b in response.json().get("buckets", []) if b.get("name") == name]
@@ -600,19 +722,27 @@ class InfluxDB2Engine:
 
     def ensure_target(self, target: str) -> None:
         if self._bucket(target) is None:
-            self.http.request("POST", "/api/v2/buckets", f"InfluxDB: create bucket {target}",
-                              ok=(201,), json={"orgID": self._org_id(), "name": target,
-                                               "retentionRules": []})
+            self.http.request(
+                "POST",
+                "/api/v2/buckets",
+                f"InfluxDB: create bucket {target}",
+                ok=(201,),
+                json={"orgID": self._org_id(), "name": target, "retentionRules": []},
+            )
 
-    def write_lines(self, lines: Iterable[str], target: str, precision: str,
-                    progress: Progress = _no_progress) -> int:
+    def write_lines(
+        self, lines: Iterable[str], target: str, precision: str, progress: Progress = _no_progress
+    ) -> int:
         total = 0
         for body, count in _gzip_batches(lines, WRITE_BATCH_LINES):
-            self.http.request("POST", "/api/v2/write", f"write into {target}", data=body,
-                              params={"org": self.config.org, "bucket": target,
-                                      "precision": precision},
-                              headers={"Content-Encoding": "gzip",
-                                       "Content-Type": "text/plain; charset=utf-8"})
+            self.http.request(
+                "POST",
+                "/api/v2/write",
+                f"write into {target}",
+                data=body,
+                params={"org": self.config.org, "bucket": target, "precision": precision},
+                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
+            )
             total += count
             progress(count)
         return total
@@ -626,8 +756,9 @@ class InfluxDB2Engine:
             rows = list(annotated_csv_to_lines(response.iter_lines(decode_unicode=True), "s"))
         return "nonempty" if rows else "empty"
 
-    def restore_full(self, extracted: Path, target: str, merge: bool,
-                     progress: Progress = _no_progress) -> None:
+    def restore_full(
+        self, extracted: Path, target: str, merge: bool, progress: Progress = _no_progress
+    ) -> None:
         """Restore the bucket as `target` (bucketMetadata + shards). With `merge` (the target
         exists), restore into a temporary bucket, copy it with Flux `to()`, delete it."""
         directory = extracted / "influxdb2"
@@ -642,10 +773,16 @@ class InfluxDB2Engine:
         suffix = format_ts(datetime.now(UTC)).lower()
         name = target if not merge else f"{target}-restore-{suffix}"
         body = restore_bucket_request(bucket, self._org_id(), name)
-        response = self.http.request("POST", "/api/v2/restore/bucketMetadata",
-                                     f"restore: create bucket {name}", ok=(200, 201), json=body)
-        mapping = {int(m["oldId"]): int(m["newId"])
-                   for m in response.json().get("shardMappings", [])}
+        response = self.http.request(
+            "POST",
+            "/api/v2/restore/bucketMetadata",
+            f"restore: create bucket {name}",
+            ok=(200, 201),
+            json=body,
+        )
+        mapping = {
+            int(m["oldId"]): int(m["newId"]) for m in response.json().get("shardMappings", [])
+        }
         restored_id = str(response.json().get("id", ""))
         try:
             for rp in bucket.get("retentionPolicies", []):
@@ -657,19 +794,29 @@ class InfluxDB2Engine:
                             continue
                         with (directory / shard["fileName"]).open("rb") as data:
                             self.http.request(
-                                "POST", f"/api/v2/restore/shards/{new_id}",
-                                f"restore: shard {shard['id']}", data=data,
-                                headers={"Content-Type": "application/octet-stream",
-                                         "Content-Encoding": "gzip"})
+                                "POST",
+                                f"/api/v2/restore/shards/{new_id}",
+                                f"restore: shard {shard['id']}",
+                                data=data,
+                                headers={
+                                    "Content-Type": "application/octet-stream",
+                                    "Content-Encoding": "gzip",
+                                },
+                            )
                         progress(1)
             if merge:
-                flux = (f"from(bucket: {_flux_string(name)})\n  |> range(start: 0)\n"
-                        f"  |> to(bucket: {_flux_string(target)})")
+                flux = (
+                    f"from(bucket: {_flux_string(name)})\n  |> range(start: 0)\n"
+                    f"  |> to(bucket: {_flux_string(target)})"
+                )
                 self._query_csv(flux, f"restore: copy into {target}").close()
         finally:
             if merge and restored_id:
-                self.http.request("DELETE", f"/api/v2/buckets/{restored_id}",
-                                  "restore: delete the temporary bucket")
+                self.http.request(
+                    "DELETE",
+                    f"/api/v2/buckets/{restored_id}",
+                    "restore: delete the temporary bucket",
+                )
 
     def write_health(self, line: str) -> None:
         self.write_lines([line], self.config.health_bucket or self.config.bucket, "s")
@@ -685,17 +832,21 @@ def restore_bucket_request(bucket: dict[str, Any], org_id: str, new_name: str) -
     for rp in bucket.get("retentionPolicies", []):
         groups = []
         for group in rp.get("shardGroups", []):
-            shards = [{"id": s["id"], "shardOwners": s.get("shardOwners", [])}
-                      for s in group.get("shards", [])]
+            shards = [
+                {"id": s["id"], "shardOwners": s.get("shardOwners", [])}
+                for s in group.get("shards", [])
+            ]
             groups.append({**{k: v for k, v in group.items() if k != "shards"}, "shards": shards})
-        policies.append({**{k: v for k, v in rp.items() if k != "shardGroups"},
-                         "shardGroups": groups})
+        policies.append(
+            {**{k: v for k, v in rp.items() if k != "shardGroups"}, "shardGroups": groups}
+        )
     body["retentionPolicies"] = policies
     return body
 
 
-def make_engine(config: InfluxDB1Config | InfluxDB2Config, secrets: Secrets,
-                chunk_hours: float = 1) -> DumpEngine:
+def make_engine(
+    config: InfluxDB1Config | InfluxDB2Config, secrets: Secrets, chunk_hours: float = 1
+) -> DumpEngine:
     if isinstance(config, InfluxDB2Config):
         return InfluxDB2Engine(config, secrets, chunk_hours)
     return InfluxDB1Engine(config, secrets, chunk_hours)

@@ -74,8 +74,10 @@ def first_line(text: str) -> str:
 def from_oserror(exc: OSError, action: str) -> ArchiveError:
     """`action` says what was being done, e.g. 'writing /var/lib/.../x.tar'."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ArchiveError(f"no space left on device while {action}: free some space or "
-                            "lower the number of local copies kept (local_keep_full)")
+        return ArchiveError(
+            f"no space left on device while {action}: free some space or "
+            "lower the number of local copies kept (local_keep_full)"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ArchiveError(f"permission denied while {action}: {exc.strerror}")
     return ArchiveError(f"{action} failed: {exc.strerror or exc}")
@@ -84,8 +86,10 @@ def from_oserror(exc: OSError, action: str) -> ArchiveError:
 def from_requests(exc: requests.RequestException, what: str, url: str) -> InfluxError:
     """`what` names the operation, e.g. 'InfluxDB export'."""
     if isinstance(exc, requests.ConnectionError):
-        return InfluxError(f"{what}: InfluxDB at {url} is unreachable (connection failed): "
-                           "is it running, and is the url in the config right?")
+        return InfluxError(
+            f"{what}: InfluxDB at {url} is unreachable (connection failed): "
+            "is it running, and is the url in the config right?"
+        )
     if isinstance(exc, requests.Timeout):
         return InfluxError(f"{what}: InfluxDB at {url} did not answer in time")
     return InfluxError(f"{what}: request to {url} failed: {first_line(str(exc))}")
@@ -94,11 +98,13 @@ def from_requests(exc: requests.RequestException, what: str, url: str) -> Influx
 def influx_status_error(what: str, status: int, body: str) -> InfluxError:
     detail = first_line(body)[:300]
     if status == 401:
-        return InfluxError(f"{what}: InfluxDB rejected the token (401 unauthorized): "
-                           "check the token credential")
+        return InfluxError(
+            f"{what}: InfluxDB rejected the token (401 unauthorized): check the token credential"
+        )
     if status == 403:
-        return InfluxError(f"{what}: the token lacks the permission for this (403 forbidden): "
-                           f"{detail}")
+        return InfluxError(
+            f"{what}: the token lacks the permission for this (403 forbidden): {detail}"
+        )
     if status == 404:
         return InfluxError(f"{what}: not found (404): {detail}")
     return InfluxError(f"{what}: InfluxDB answered {status}: {detail}")
@@ -114,7 +120,9 @@ def _code(exc: azure_exc.HttpResponseError) -> str:
 
 
 def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
-    exc: azure_exc.AzureError, action: str, sas_source: str,
+    exc: azure_exc.AzureError,
+    action: str,
+    sas_source: str,
 ) -> StoreError:
     """Azure's exceptions become one line naming the operation, e.g. 'upload site/x.tar'."""
     if isinstance(exc, azure_exc.HttpResponseError):
@@ -123,30 +131,41 @@ def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
         if code in _SAS_REFUSED or (status == 403 and code not in _SAS_LACKS):
             return StoreAuthError(
                 f"{action}: Azure refused the SAS ({code or status}): it is expired, revoked "
-                f"or wrong; put a fresh container SAS into {sas_source}")
+                f"or wrong; put a fresh container SAS into {sas_source}"
+            )
         if code in _SAS_LACKS:
             return StoreAuthError(
                 f"{action}: the SAS lacks the permission for this ({code}); "
                 f"it needs the permissions listed in contracts/backup-azure.json for the "
-                f"retention mode; put a matching SAS into {sas_source}")
+                f"retention mode; put a matching SAS into {sas_source}"
+            )
         if code == "ContainerNotFound":
-            return StoreError(f"{action}: the container does not exist (ContainerNotFound): "
-                              "check azure.container, or create it with terraform")
+            return StoreError(
+                f"{action}: the container does not exist (ContainerNotFound): "
+                "check azure.container, or create it with terraform"
+            )
         if code == "BlobAlreadyExists":
             return BlobExistsError(f"{action}: the blob already exists (never overwritten)")
         if code in {"Md5Mismatch", "Crc64Mismatch"}:
-            return StoreError(f"{action}: Azure found a checksum mismatch ({code}): "
-                              "the data was damaged in transit; the next run retries")
+            return StoreError(
+                f"{action}: Azure found a checksum mismatch ({code}): "
+                "the data was damaged in transit; the next run retries"
+            )
         message = first_line(exc.message or str(exc))
         return StoreError(f"{action}: Azure answered {status} {code}: {message}")
     if isinstance(exc, (azure_exc.ServiceResponseError, azure_exc.IncompleteReadError)):
         return UploadInterruptedError(
             f"{action}: the connection to Azure broke mid-transfer "
-            f"({first_line(str(exc))[:160]}); nothing partial is kept, the next run retries")
+            f"({first_line(str(exc))[:160]}); nothing partial is kept, the next run retries"
+        )
     if "MD5 mismatch" in str(exc) or "CRC mismatch" in str(exc).upper():
-        return StoreError(f"{action}: the content differs from its stored checksum "
-                          f"({first_line(str(exc))[:120]}): damaged in transit or in storage")
+        return StoreError(
+            f"{action}: the content differs from its stored checksum "
+            f"({first_line(str(exc))[:120]}): damaged in transit or in storage"
+        )
     if isinstance(exc, azure_exc.ServiceRequestError):
-        return StoreError(f"{action}: Azure Blob Storage is unreachable "
-                          f"({first_line(str(exc))[:160]}); the next run retries")
+        return StoreError(
+            f"{action}: Azure Blob Storage is unreachable "
+            f"({first_line(str(exc))[:160]}); the next run retries"
+        )
     return StoreError(f"{action}: {first_line(str(exc))}")

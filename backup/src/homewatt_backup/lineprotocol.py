@@ -22,7 +22,8 @@ def escape_key(key: str) -> str:
 
 
 def format_field(  # noqa: PLR0911 (one return per InfluxDB type)
-    value: FieldValue, field_type: str,
+    value: FieldValue,
+    field_type: str,
 ) -> str | None:
     """A field value in line protocol for an InfluxDB type name; None skips it (null, NaN).
 
@@ -45,8 +46,9 @@ def format_field(  # noqa: PLR0911 (one return per InfluxDB type)
     return repr(number)
 
 
-def format_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, str],
-                timestamp: int) -> str:
+def format_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, str], timestamp: int
+) -> str:
     """One line from already formatted field values; tags sorted (InfluxDB's preferred order)."""
     head = escape_measurement(measurement)
     for key in sorted(tags):

@@ -138,8 +138,9 @@ class Manifest:
             range_start=from_iso(data.get("range_start")),
             range_stop=stop,
             precision=str(data["precision"]),
-            files=tuple(FileEntry(str(f["name"]), int(f["size"]), str(f["sha256"]))
-                        for f in data["files"]),
+            files=tuple(
+                FileEntry(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in data["files"]
+            ),
             lines=None if data.get("lines") is None else int(data["lines"]),
         )
 
@@ -162,15 +163,23 @@ class ArchiveRecord:
         return self.manifest.backup_id
 
     def to_json(self) -> bytes:
-        data = {"manifest": self.manifest.to_dict(), "sha256": self.sha256, "size": self.size,
-                "md5": self.md5_b64}
+        data = {
+            "manifest": self.manifest.to_dict(),
+            "sha256": self.sha256,
+            "size": self.size,
+            "md5": self.md5_b64,
+        }
         return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes) -> ArchiveRecord:
         data = json.loads(raw)
-        return cls(Manifest.from_dict(data["manifest"]), str(data["sha256"]), int(data["size"]),
-                   str(data["md5"]))
+        return cls(
+            Manifest.from_dict(data["manifest"]),
+            str(data["sha256"]),
+            int(data["size"]),
+            str(data["md5"]),
+        )
 
     def blob_metadata(self) -> dict[str, str]:
         """The manifest summary stored as blob metadata (ASCII, C#-identifier keys)."""

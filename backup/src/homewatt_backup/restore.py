@@ -68,8 +68,14 @@ class RestoreStep:
 
 
 class Restorer:
-    def __init__(self, engine: DumpEngine, store: BlobStore | None, archives: LocalArchives,
-                 workdir: Path | None = None, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        engine: DumpEngine,
+        store: BlobStore | None,
+        archives: LocalArchives,
+        workdir: Path | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.archives = archives
@@ -100,8 +106,9 @@ class Restorer:
                 for child in extracted.iterdir():
                     child.unlink()
         if self.store is None:
-            raise BackupError(f"{backup_id.name} is not kept locally and no Azure store is "
-                              "configured")
+            raise BackupError(
+                f"{backup_id.name} is not kept locally and no Azure store is configured"
+            )
         metadata = self.store.metadata(backup_id.name)
         if metadata is None:
             raise BackupError(f"{backup_id.name} does not exist locally nor in the container")
@@ -116,25 +123,31 @@ class Restorer:
         download.unlink()
         return extracted, manifest
 
-    def _restore_fetched(self, extracted: Path, manifest: Manifest, target: str, merge: bool,
-                         until: datetime | None) -> None:
+    def _restore_fetched(
+        self, extracted: Path, manifest: Manifest, target: str, merge: bool, until: datetime | None
+    ) -> None:
         name = manifest.backup_id.name
         if manifest.kind is Kind.DAILY:
             if manifest.engine is not self.engine.engine:
-                raise BackupError(f"{name} is a full {manifest.engine.value} backup; it cannot "
-                                  f"be restored into {self.engine.engine.value}")
-            advance = self.reporter.task(f"restore {name}",
-                                         max(1, len(manifest.files) - 1))
+                raise BackupError(
+                    f"{name} is a full {manifest.engine.value} backup; it cannot "
+                    f"be restored into {self.engine.engine.value}"
+                )
+            advance = self.reporter.task(f"restore {name}", max(1, len(manifest.files) - 1))
             self.engine.restore_full(extracted, target, merge, advance)
             return
         limit = None
         if until is not None:
-            limit = int(until.timestamp()) * PRECISION_PER_SECOND[manifest.precision] \
-                + PRECISION_PER_SECOND[manifest.precision] - 1
+            limit = (
+                int(until.timestamp()) * PRECISION_PER_SECOND[manifest.precision]
+                + PRECISION_PER_SECOND[manifest.precision]
+                - 1
+            )
         self.engine.ensure_target(target)
         advance = self.reporter.task(f"write {name}", manifest.lines)
-        written = self.engine.write_lines(filtered_lines(extracted / "data.lp.gz", limit),
-                                          target, manifest.precision, advance)
+        written = self.engine.write_lines(
+            filtered_lines(extracted / "data.lp.gz", limit), target, manifest.precision, advance
+        )
         log.info("restored %s: %d lines into %s", name, written, target)
 
     def _check_target(self, target: str, force: bool) -> bool:
@@ -143,7 +156,8 @@ class Restorer:
         if state == "nonempty" and not force:
             raise RestoreRefusedError(
                 f"{target!r} already holds data: restore into a new name (--target), or pass "
-                "--force to merge the backup into it")
+                "--force to merge the backup into it"
+            )
         return state != "absent"
 
     def restore(self, backup_id: BackupId, target: str, force: bool = False) -> Manifest:
@@ -154,8 +168,9 @@ class Restorer:
         self.reporter.done()
         return manifest
 
-    def restore_at(self, site: str, at: datetime, target: str,
-                   force: bool = False) -> list[BackupId]:
+    def restore_at(
+        self, site: str, at: datetime, target: str, force: bool = False
+    ) -> list[BackupId]:
         chain = plan_chain(self.available(site), at)
         exists = self._check_target(target, force)
         for index, backup_id in enumerate(chain):
@@ -177,8 +192,9 @@ class Restorer:
             raise CorruptArchiveError(f"{backup_id.name}: the blob carries no SHA-256 metadata")
         with temporary_dir(self.workdir, "homewatt-verify-") as work:
             download = work / "download.tar"
-            advance = self.reporter.task(f"download {backup_id.name}",
-                                         int(metadata.get("size", "0") or 0) or None)
+            advance = self.reporter.task(
+                f"download {backup_id.name}", int(metadata.get("size", "0") or 0) or None
+            )
             self.store.download(backup_id.name, download, advance)
             manifest = check_archive(download, expected)
         self.reporter.done()

@@ -51,8 +51,9 @@ class RequestedKind(StrEnum):
     DAILY = "daily"
 
 
-def choose_kind(requested: RequestedKind, local: Sequence[LocalBackup], now: datetime,
-                daily_hour_utc: int) -> Kind:
+def choose_kind(
+    requested: RequestedKind, local: Sequence[LocalBackup], now: datetime, daily_hour_utc: int
+) -> Kind:
     """auto: a full (daily) backup when none was made since the last daily boundary
     (`daily_hour_utc` o'clock UTC), otherwise an incremental (hourly) one."""
     if requested is not RequestedKind.AUTO:
@@ -66,8 +67,9 @@ def choose_kind(requested: RequestedKind, local: Sequence[LocalBackup], now: dat
     return Kind.DAILY if fulls[-1].id.timestamp < boundary else Kind.HOURLY
 
 
-def incremental_window(local: Sequence[LocalBackup], now: datetime,
-                       overlap: timedelta) -> tuple[datetime, datetime]:
+def incremental_window(
+    local: Sequence[LocalBackup], now: datetime, overlap: timedelta
+) -> tuple[datetime, datetime]:
     """[start, now): from the end of the newest backup minus the overlap (late samples that
     the collector's outbox delivers after a database outage are caught), never shorter than
     the last hour plus the overlap."""
@@ -76,10 +78,15 @@ def incremental_window(local: Sequence[LocalBackup], now: datetime,
     return since - overlap, now
 
 
-def health_line(site: str, kind: Kind, *, ok: bool, duration_s: float, size: int,
-                pending: int, timestamp: int) -> str:
-    fields = {"ok": f"{int(ok)}i", "duration_s": repr(round(duration_s, 3)),
-              "bytes": f"{size}i", "pending_uploads": f"{pending}i"}
+def health_line(
+    site: str, kind: Kind, *, ok: bool, duration_s: float, size: int, pending: int, timestamp: int
+) -> str:
+    fields = {
+        "ok": f"{int(ok)}i",
+        "duration_s": repr(round(duration_s, 3)),
+        "bytes": f"{size}i",
+        "pending_uploads": f"{pending}i",
+    }
     return format_line("homewatt_backup", {"site": site, "kind": kind.value}, fields, timestamp)
 
 
@@ -116,8 +123,13 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 
 
 class Runner:
-    def __init__(self, settings: Settings, engine: DumpEngine, store: BlobStore | None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: DumpEngine,
+        store: BlobStore | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.settings = settings
         self.config = settings.config
         self.engine = engine
@@ -134,8 +146,18 @@ class Runner:
         try:
             if kind is Kind.DAILY:
                 payload = self.engine.dump_full(work, base)
-                manifest = Manifest(self.config.site, kind, now, self.engine.engine, version,
-                                    self.engine.source, None, now, precision, ())
+                manifest = Manifest(
+                    self.config.site,
+                    kind,
+                    now,
+                    self.engine.engine,
+                    version,
+                    self.engine.source,
+                    None,
+                    now,
+                    precision,
+                    (),
+                )
             else:
                 overlap = timedelta(hours=self.config.schedule.overlap_hours)
                 start, stop = incremental_window(local, now, overlap)
@@ -143,8 +165,19 @@ class Runner:
                 with open_text_gzip(data) as out:
                     lines = self.engine.dump_incremental(start, stop, out, precision)
                 payload = [("data.lp.gz", data)]
-                manifest = Manifest(self.config.site, kind, now, self.engine.engine, version,
-                                    self.engine.source, start, stop, precision, (), lines)
+                manifest = Manifest(
+                    self.config.site,
+                    kind,
+                    now,
+                    self.engine.engine,
+                    version,
+                    self.engine.source,
+                    start,
+                    stop,
+                    precision,
+                    (),
+                    lines,
+                )
             return self.archives.write(manifest, payload)
         except OSError as exc:
             raise from_oserror(exc, f"writing the {kind.value} backup in {work}") from None
@@ -163,8 +196,10 @@ class Runner:
         except BlobExistsError:
             existing = self.store.metadata(name) or {}
             if existing.get("sha256") != record.sha256:
-                raise StoreError(f"upload {name}: a different blob of that name exists; "
-                                 "it is never overwritten: check the site name") from None
+                raise StoreError(
+                    f"upload {name}: a different blob of that name exists; "
+                    "it is never overwritten: check the site name"
+                ) from None
             log.info("%s was uploaded before; verifying it", name)
         with temporary_dir(self.archives.tmp, "verify-") as work:
             copy = work / "copy.tar"
@@ -186,8 +221,9 @@ class Runner:
             return
         pending = [b for b in self.archives.list() if not b.uploaded]
         try:
-            inspect_sas(self.settings.secrets.sas or "", azure.retention, utc_now(),
-                        azure.sas_source)
+            inspect_sas(
+                self.settings.secrets.sas or "", azure.retention, utc_now(), azure.sas_source
+            )
         except BackupError as exc:
             result.errors.append(str(exc))
             return
@@ -214,8 +250,9 @@ class Runner:
             return
         try:
             remote = self.store.list(f"{self.config.site}/")
-            plan = plan_rotation([BackupRef(b.id, b.verified) for b in remote],
-                                 self.config.keep.full)
+            plan = plan_rotation(
+                [BackupRef(b.id, b.verified) for b in remote], self.config.keep.full
+            )
             for ref in plan.delete:
                 self.store.delete(ref.id.name)
                 result.deleted_remote.append(ref.id)
@@ -247,8 +284,12 @@ class Runner:
         result.kind = choose_kind(requested, local, now, self.config.schedule.daily_full_hour_utc)
         try:
             result.backup = self.make_backup(result.kind, now, local)
-            log.info("%s backup %s: %d bytes", result.kind.value, result.backup.id.name,
-                     result.backup.record.size)
+            log.info(
+                "%s backup %s: %d bytes",
+                result.kind.value,
+                result.backup.id.name,
+                result.backup.record.size,
+            )
         except BackupError as exc:
             result.errors.append(str(exc))
         if upload:
@@ -256,8 +297,11 @@ class Runner:
             self.rotate_remote(result)
         try:
             self.rotate_local(result)
-            result.pending = (sum(1 for b in self.archives.list() if not b.uploaded)
-                              if self.store is not None else 0)
+            result.pending = (
+                sum(1 for b in self.archives.list() if not b.uploaded)
+                if self.store is not None
+                else 0
+            )
         finally:
             self.archives.prepare()  # staging emptied: nothing partial left behind
 
@@ -276,9 +320,15 @@ class Runner:
             result.errors.append(str(exc))
         if self.config.health:
             size = result.backup.record.size if result.backup else 0
-            line = health_line(self.config.site, result.kind, ok=result.ok,
-                               duration_s=time.monotonic() - started, size=size,
-                               pending=result.pending, timestamp=int(self.clock().timestamp()))
+            line = health_line(
+                self.config.site,
+                result.kind,
+                ok=result.ok,
+                duration_s=time.monotonic() - started,
+                size=size,
+                pending=result.pending,
+                timestamp=int(self.clock().timestamp()),
+            )
             try:
                 self.engine.write_health(line)
             except BackupError as exc:

@@ -40,8 +40,14 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> list[RemoteBackup]: ...
 
-    def upload(self, name: str, path: Path, metadata: dict[str, str], md5_b64: str,
-               progress: Progress = _no_progress) -> None:
+    def upload(
+        self,
+        name: str,
+        path: Path,
+        metadata: dict[str, str],
+        md5_b64: str,
+        progress: Progress = _no_progress,
+    ) -> None:
         """Create the blob; never overwrites (BlobExistsError when the name is taken)."""
         ...
 
@@ -75,11 +81,15 @@ def inspect_sas(sas: str, retention: str, now: datetime, source: str) -> SasInfo
     needed = SAS_PERMISSIONS[retention]
     missing = "".join(p for p in needed if p not in permissions)
     if missing:
-        raise StoreAuthError(f"the SAS in {source} lacks permission(s) {missing!r}: retention "
-                             f"{retention} needs {needed!r}, the SAS grants {permissions!r}")
+        raise StoreAuthError(
+            f"the SAS in {source} lacks permission(s) {missing!r}: retention "
+            f"{retention} needs {needed!r}, the SAS grants {permissions!r}"
+        )
     if expiry is not None and expiry <= now:
-        raise StoreAuthError(f"the SAS in {source} expired at {expiry:%Y-%m-%d %H:%M} UTC: "
-                             "put a fresh one there (terraform output backup_sas_tokens)")
+        raise StoreAuthError(
+            f"the SAS in {source} expired at {expiry:%Y-%m-%d %H:%M} UTC: "
+            "put a fresh one there (terraform output backup_sas_tokens)"
+        )
     if retention == "lifecycle" and "d" in permissions:
         log.warning("the SAS grants delete but retention is lifecycle: a SAS without 'd' is enough")
     return SasInfo(permissions, expiry, resource)
@@ -88,20 +98,38 @@ def inspect_sas(sas: str, retention: str, now: datetime, source: str) -> SasInfo
 class AzureBlobStore:
     """One site's container, reached with a container-scoped SAS."""
 
-    def __init__(self, account_url: str, container: str, sas: str, sas_source: str, *,
-                 retries: int = 3, connection_timeout: float = 20, read_timeout: float = 120,
-                 retry_backoff: float = 15) -> None:
+    def __init__(
+        self,
+        account_url: str,
+        container: str,
+        sas: str,
+        sas_source: str,
+        *,
+        retries: int = 3,
+        connection_timeout: float = 20,
+        read_timeout: float = 120,
+        retry_backoff: float = 15,
+    ) -> None:
         self.container = container
         self.sas_source = sas_source
         # the storage SDK's own policy: waits ~retry_backoff s, then 3x longer, with jitter
-        policy = ExponentialRetry(initial_backoff=int(retry_backoff), increment_base=3,
-                                  retry_total=retries,
-                                  random_jitter_range=min(3, int(retry_backoff)))
+        policy = ExponentialRetry(
+            initial_backoff=int(retry_backoff),
+            increment_base=3,
+            retry_total=retries,
+            random_jitter_range=min(3, int(retry_backoff)),
+        )
         self.client = ContainerClient(
-            account_url, container, credential=sas, retry_policy=policy,
-            connection_timeout=connection_timeout, read_timeout=read_timeout,
-            max_single_put_size=BLOCK_SIZE, max_block_size=BLOCK_SIZE,
-            max_single_get_size=BLOCK_SIZE, max_chunk_get_size=BLOCK_SIZE,
+            account_url,
+            container,
+            credential=sas,
+            retry_policy=policy,
+            connection_timeout=connection_timeout,
+            read_timeout=read_timeout,
+            max_single_put_size=BLOCK_SIZE,
+            max_block_size=BLOCK_SIZE,
+            max_single_get_size=BLOCK_SIZE,
+            max_chunk_get_size=BLOCK_SIZE,
         )
 
     @contextlib.contextmanager
@@ -121,14 +149,24 @@ class AzureBlobStore:
                 backup_id = BackupId.parse(blob.name)
                 if backup_id is None:
                     continue
-                out.append(RemoteBackup(backup_id, int(blob.size), blob.last_modified,
-                                        dict(blob.metadata or {})))
+                out.append(
+                    RemoteBackup(
+                        backup_id, int(blob.size), blob.last_modified, dict(blob.metadata or {})
+                    )
+                )
         return sorted(out, key=lambda b: b.id)
 
-    def upload(self, name: str, path: Path, metadata: dict[str, str], md5_b64: str,
-               progress: Progress = _no_progress) -> None:
-        settings = ContentSettings(content_type="application/x-tar",
-                                   content_md5=bytearray(base64.b64decode(md5_b64)))
+    def upload(
+        self,
+        name: str,
+        path: Path,
+        metadata: dict[str, str],
+        md5_b64: str,
+        progress: Progress = _no_progress,
+    ) -> None:
+        settings = ContentSettings(
+            content_type="application/x-tar", content_md5=bytearray(base64.b64decode(md5_b64))
+        )
         sent = [0]
 
         def hook(current: int, _total: int | None) -> None:
@@ -141,9 +179,16 @@ class AzureBlobStore:
             raise from_oserror(exc, f"reading {path} for upload") from None
         with handle, self._translated(f"upload {name}"):
             self._blob(name).upload_blob(
-                handle, blob_type="BlockBlob", length=path.stat().st_size, overwrite=False,
-                validate_content=True, metadata=metadata, content_settings=settings,
-                max_concurrency=1, progress_hook=hook)
+                handle,
+                blob_type="BlockBlob",
+                length=path.stat().st_size,
+                overwrite=False,
+                validate_content=True,
+                metadata=metadata,
+                content_settings=settings,
+                max_concurrency=1,
+                progress_hook=hook,
+            )
 
     def download(self, name: str, dest: Path, progress: Progress = _no_progress) -> None:
         temp = dest.with_name(f".{dest.name}.partial")
@@ -155,8 +200,9 @@ class AzureBlobStore:
 
         try:
             with self._translated(f"download {name}"):
-                stream = self._blob(name).download_blob(validate_content=True, max_concurrency=1,
-                                                        progress_hook=hook)
+                stream = self._blob(name).download_blob(
+                    validate_content=True, max_concurrency=1, progress_hook=hook
+                )
                 md5 = hashlib.md5(usedforsecurity=False)
                 try:
                     with temp.open("xb") as handle:
@@ -167,8 +213,10 @@ class AzureBlobStore:
                     raise from_oserror(exc, f"writing {temp}") from None
                 stored = stream.properties.content_settings.content_md5
                 if stored and bytes(stored) != md5.digest():
-                    raise StoreError(f"download {name}: content differs from its stored "
-                                     "Content-MD5: damaged in transit or in storage")
+                    raise StoreError(
+                        f"download {name}: content differs from its stored "
+                        "Content-MD5: damaged in transit or in storage"
+                    )
             temp.replace(dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
