@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def wait_for_samples(outbox: Path, count: int, timeout: float = 30) -> None:
 def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) -> Audit:
     """Stop the collector (SIGTERM), then compare its outbox counters with what VM holds."""
     assert collector.stop(timeout=30) == 0, collector.log_tail()
-    box = Outbox(outbox, max_bytes=10**9)
+    box = Outbox(rig.outbox, max_bytes=10**9)
     stats = box.stats()
     box.close()
     delivered = stats.counters["delivered"]
@@ -94,26 +95,55 @@ def assert_no_gaps(audit: Audit, allowed_gap_s: int = 0) -> None:
     assert len(audit.electricity) + audit.skipped_slots + allowed_gap_s >= span
 
 
+@dataclass
+class Rig:
+    """A collector config pointing through the fault proxy at VictoriaMetrics."""
+
+    tmp_path: Path
+    vm: VictoriaMetrics
+    proxy: FaultProxy
+    start_process: StartCollector
+
+    @property
+    def outbox(self) -> Path:
+        return self.tmp_path / "state" / "outbox-local.sqlite"
+
+    def config(self, **overrides: Any) -> Path:
+        return write_config(
+            self.tmp_path / "main.yaml", self.proxy.url, self.tmp_path / "state", **overrides
+        )
+
+    def start(self, **overrides: Any) -> ServerProcess:
+        return self.start_process(self.config(**overrides))
+
+    def pending(self) -> int:
+        return pending(self.outbox)
+
+    def wait_for_samples(self, count: int) -> None:
+        wait_for_samples(self.outbox, count)
+
+    def audit(self, collector: ServerProcess) -> Audit:
+        return stop_and_audit(collector, self.outbox, self.vm)
+
+
 @pytest.fixture
-def outbox_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-def test_samples_reach_the_database_exactly_once_every_second(
+def rig(
     tmp_path: Path,
-    outbox_dir: Path,
     victoria: VictoriaMetrics,
     victoria_proxy: FaultProxy,
     collector_process: StartCollector,
-) -> None:
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    collector = collector_process(config)
-    wait_for_samples(outbox_dir / "outbox-local.sqlite", 12)
-    audit = stop_and_audit(collector, outbox_dir / "outbox-local.sqlite", victoria)
+) -> Rig:
+    return Rig(tmp_path, victoria, victoria_proxy, collector_process)
+
+
+def test_samples_reach_the_database_exactly_once_every_second(rig: Rig) -> None:
+    collector = rig.start()
+    rig.wait_for_samples(12)
+    audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert_no_gaps(audit)
     assert len(audit.electricity) >= 6
-    (series,) = victoria.export('{__name__="electricity_power_w"}')
+    (series,) = rig.vm.export('{__name__="electricity_power_w"}')
     assert series.labels == {
         "__name__": "electricity_power_w",
         "site": "test",
@@ -124,88 +154,54 @@ def test_samples_reach_the_database_exactly_once_every_second(
     }
 
 
-def test_a_database_outage_loses_nothing_and_the_backlog_drains_after(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    collector = collector_process(config)
-    wait_for_samples(outbox, 4)
-    victoria_proxy.down()
+def test_a_database_outage_loses_nothing_and_the_backlog_drains_after(rig: Rig) -> None:
+    collector = rig.start()
+    rig.wait_for_samples(4)
+    rig.proxy.down()
     time.sleep(8)
-    assert pending(outbox) >= 12, "samples pile up in the outbox while the database is away"
-    victoria_proxy.up()
-    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
-    audit = stop_and_audit(collector, outbox, victoria)
+    assert rig.pending() >= 12, "samples pile up in the outbox while the database is away"
+    rig.proxy.up()
+    wait_until(lambda: rig.pending() <= 2, 20, "the backlog to drain")
+    audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert_no_gaps(audit)
     assert "retrying" in collector.log_tail(50)
     assert "delivering again" in collector.log_tail(50)
 
 
-def test_a_collector_killed_mid_outage_delivers_its_backlog_after_restart(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    first = collector_process(config)
-    wait_for_samples(outbox, 4)
-    victoria_proxy.down()
+def test_a_collector_killed_mid_outage_delivers_its_backlog_after_restart(rig: Rig) -> None:
+    first = rig.start()
+    rig.wait_for_samples(4)
+    rig.proxy.down()
     time.sleep(5)
     first.kill()  # SIGKILL: no shutdown, no flush, no checkpoint
-    backlog_at_kill = pending(outbox)
+    backlog_at_kill = rig.pending()
     assert backlog_at_kill >= 8
-    second = collector_process(config)
+    second = rig.start()
     time.sleep(3)
-    victoria_proxy.up()
-    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain after the restart")
-    audit = stop_and_audit(second, outbox, victoria)
+    rig.proxy.up()
+    wait_until(lambda: rig.pending() <= 2, 20, "the backlog to drain after the restart")
+    audit = rig.audit(second)
     assert_exactly_once(audit)
     assert_no_gaps(audit, allowed_gap_s=5)  # the seconds with no collector running
 
 
-def test_429_and_503_answers_are_retried_until_accepted(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    victoria_proxy.respond(
-        429, times=3, headers={"Retry-After": "1"}, body=b'{"message":"slow down"}'
-    )
-    victoria_proxy.respond(503, times=3, body=b'{"message":"unavailable"}')
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    collector = collector_process(config)
-    wait_until(lambda: victoria_proxy.stats.faulted >= 6, 30, "six refused writes")
-    wait_for_samples(outbox, 16)
-    audit = stop_and_audit(collector, outbox, victoria)
+def test_429_and_503_answers_are_retried_until_accepted(rig: Rig) -> None:
+    rig.proxy.respond(429, times=3, headers={"Retry-After": "1"}, body=b'{"message":"slow down"}')
+    rig.proxy.respond(503, times=3, body=b'{"message":"unavailable"}')
+    collector = rig.start()
+    wait_until(lambda: rig.proxy.stats.faulted >= 6, 30, "six refused writes")
+    rig.wait_for_samples(16)
+    audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert_no_gaps(audit)
     assert audit.counters["quarantined"] == 0
 
 
-def test_a_point_the_server_refuses_is_quarantined_and_everything_else_arrives(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    victoria_proxy.down()  # build a backlog, so the refused point arrives inside a larger batch
-    collector = collector_process(config)
-    wait_for_samples(outbox, 12)
+def test_a_point_the_server_refuses_is_quarantined_and_everything_else_arrives(rig: Rig) -> None:
+    rig.proxy.down()  # build a backlog, so the refused point arrives inside a larger batch
+    collector = rig.start()
+    rig.wait_for_samples(12)
     poison: list[bytes] = []
 
     def refuses(body: bytes) -> bool:
@@ -214,94 +210,68 @@ def test_a_point_the_server_refuses_is_quarantined_and_everything_else_arrives(
             poison.append(electricity[len(electricity) // 2])
         return poison[0] in body
 
-    victoria_proxy.reject_if(refuses)
-    victoria_proxy.up()
-    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
-    audit = stop_and_audit(collector, outbox, victoria)
+    rig.proxy.reject_if(refuses)
+    rig.proxy.up()
+    wait_until(lambda: rig.pending() <= 2, 20, "the backlog to drain")
+    audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert audit.counters["quarantined"] == 1
     refused_ts = int(poison[0].rsplit(b" ", 1)[1])
     assert refused_ts not in audit.electricity
     assert_no_gaps(audit, allowed_gap_s=1)  # the refused point
-    box = Outbox(outbox, max_bytes=10**9)
+    box = Outbox(rig.outbox, max_bytes=10**9)
     (entry,) = box.quarantined()
     box.close()
     assert entry.status == 400 and entry.line.encode() == poison[0]
     assert "point refused" in entry.reason
 
 
-def test_a_slow_database_does_not_disturb_the_one_second_loop(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    victoria_proxy.delay_s = 1.5  # every write takes 1.5 s to be answered (timeout is 2 s)
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    collector = collector_process(config)
-    wait_for_samples(outbox, 20)
-    victoria_proxy.delay_s = 0
-    audit = stop_and_audit(collector, outbox, victoria)
+def test_a_slow_database_does_not_disturb_the_one_second_loop(rig: Rig) -> None:
+    rig.proxy.delay_s = 1.5  # every write takes 1.5 s to be answered (timeout is 2 s)
+    collector = rig.start()
+    rig.wait_for_samples(20)
+    rig.proxy.delay_s = 0
+    audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert audit.skipped_slots == 0, "the loop never waited for the sink"
     assert_no_gaps(audit)
 
 
-def test_a_write_that_times_out_is_retried_and_a_repeat_is_the_identical_point(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
+def test_a_write_that_times_out_is_retried_and_a_repeat_is_the_identical_point(rig: Rig) -> None:
     """A server that answers after the client gave up may have stored the batch: the retry
     sends the same points again. InfluxDB keeps one point per series and timestamp, so the
     repeat is harmless there; here we prove nothing is lost and a repeat is the same point."""
-    outbox = outbox_dir / "outbox-local.sqlite"
-    victoria_proxy.delay_s = 3.0  # beyond the 2 s client timeout
-    config = write_config(tmp_path / "main.yaml", victoria_proxy.url, outbox_dir)
-    collector = collector_process(config)
-    wait_for_samples(outbox, 8)
-    victoria_proxy.delay_s = 0
-    wait_until(lambda: pending(outbox) <= 2, 20, "the backlog to drain")
+    rig.proxy.delay_s = 3.0  # beyond the 2 s client timeout
+    collector = rig.start()
+    rig.wait_for_samples(8)
+    rig.proxy.delay_s = 0
+    wait_until(lambda: rig.pending() <= 2, 20, "the backlog to drain")
     assert collector.stop(timeout=30) == 0
-    box = Outbox(outbox, max_bytes=10**9)
+    box = Outbox(rig.outbox, max_bytes=10**9)
     stats = box.stats()
     box.close()
     assert stats.backlog == 0
     wait_until(
         lambda: (
-            len({ts for ts, _, _ in victoria.samples("electricity_power_w")})
-            + len({ts for ts, _, _ in victoria.samples("homewatt_health_read_errors")})
+            len({ts for ts, _, _ in rig.vm.samples("electricity_power_w")})
+            + len({ts for ts, _, _ in rig.vm.samples("homewatt_health_read_errors")})
             == stats.counters["delivered"]
         ),
         30,
         "every delivered sample in VictoriaMetrics",
     )
     by_ts: dict[int, set[float]] = {}
-    for ts, value, _ in victoria.samples("electricity_power_w"):
+    for ts, value, _ in rig.vm.samples("electricity_power_w"):
         by_ts.setdefault(ts, set()).add(value)
     assert all(len(values) == 1 for values in by_ts.values()), "a repeat carries the same value"
 
 
-def test_sigterm_sends_pending_samples_and_exits_cleanly(
-    tmp_path: Path,
-    outbox_dir: Path,
-    victoria: VictoriaMetrics,
-    victoria_proxy: FaultProxy,
-    collector_process: StartCollector,
-) -> None:
-    outbox = outbox_dir / "outbox-local.sqlite"
-    config = write_config(
-        tmp_path / "main.yaml",
-        victoria_proxy.url,
-        outbox_dir,
+def test_sigterm_sends_pending_samples_and_exits_cleanly(rig: Rig) -> None:
+    collector = rig.start(
         sinks=[
             {
                 "name": "local",
-                "url": victoria_proxy.url,
+                "url": rig.proxy.url,
                 "org": "o",
                 "bucket": "b",
                 "anonymous": True,
@@ -309,10 +279,9 @@ def test_sigterm_sends_pending_samples_and_exits_cleanly(
             }
         ],
     )
-    collector = collector_process(config)
-    wait_for_samples(outbox, 8)
+    rig.wait_for_samples(8)
     collector.signal(signal.SIGTERM)
     assert collector.process is not None
     assert collector.process.wait(timeout=20) == 0
-    assert pending(outbox) == 0, "the final flush delivered what was pending"
+    assert rig.pending() == 0, "the final flush delivered what was pending"
     assert "Traceback" not in collector.log_tail(100)
