@@ -44,7 +44,10 @@ def query(outbox: Path, sql: str) -> int:
     if not outbox.exists():
         return 0
     with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
-        row = db.execute(sql).fetchone()
+        try:
+            row = db.execute(sql).fetchone()
+        except sqlite3.OperationalError:  # created a moment ago, its tables not yet
+            return 0
     return int(row[0]) if row else 0
 
 
@@ -62,7 +65,7 @@ def wait_for_samples(outbox: Path, count: int, timeout: float = 30) -> None:
 def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) -> Audit:
     """Stop the collector (SIGTERM), then compare its outbox counters with what VM holds."""
     assert collector.stop(timeout=30) == 0, collector.log_tail()
-    box = Outbox(rig.outbox, max_bytes=10**9)
+    box = Outbox(outbox, max_bytes=10**9)
     stats = box.stats()
     box.close()
     delivered = stats.counters["delivered"]
