@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,40 @@ def test_bad_arguments_are_explained(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--at 'yesterday': give a time like 2026-11-23T18:30:00Z" in result.stderr
+
+
+def test_a_credentials_directory_we_may_only_search_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # systemd's /run/credentials/<unit> can be search-only for the service user; the CLI must
+    # not demand to list it (found running the unit under a real systemd). Tests run as root,
+    # so the missing read right is simulated at os.access.
+    creds = tmp_path / "credentials"
+    write_secret(creds / "influxdb-token", "t0ken")
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        "site: home\ninfluxdb: {engine: influxdb2, org: o, bucket: b, "
+        "token_credential: influxdb-token}\n"
+    )
+    real_access = os.access
+
+    def no_read(path: object, mode: int, **kwargs: object) -> bool:
+        if Path(str(path)) in (creds, tmp_path / "state") and mode & os.R_OK:
+            return False
+        return real_access(path, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", no_read)
+    result = CliRunner().invoke(
+        app,
+        [
+            "--config",
+            str(config),
+            "--credentials-dir",
+            str(creds),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "check-config",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "OK (site home, influxdb2 o/b" in result.stdout

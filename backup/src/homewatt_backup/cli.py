@@ -78,7 +78,11 @@ def main_options(
     config: Annotated[
         Path,
         typer.Option(
-            "--config", "-c", envvar="HOMEWATT_BACKUP_CONFIG", help="The configuration file."
+            "--config",
+            "-c",
+            envvar="HOMEWATT_BACKUP_CONFIG",
+            readable=False,  # checked by load_settings, with a one-line error
+            help="The configuration file.",
         ),
     ] = DEFAULT_CONFIG,
     credentials_dir: Annotated[
@@ -86,6 +90,7 @@ def main_options(
         typer.Option(
             "--credentials-dir",
             envvar="CREDENTIALS_DIRECTORY",
+            readable=False,  # systemd's credentials directory may be search-only (x) to us
             help="Where *_credential secrets are read (systemd sets it with LoadCredential=).",
         ),
     ] = None,
@@ -94,6 +99,7 @@ def main_options(
         typer.Option(
             "--state-dir",
             envvar="STATE_DIRECTORY",
+            readable=False,
             help="Local archives and state (systemd sets it with StateDirectory=).",
         ),
     ] = None,
@@ -278,7 +284,7 @@ def verify(
     name: Annotated[str | None, typer.Argument(help="A backup name from `list`.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every remote backup.")] = False,
     workdir: Annotated[
-        Path | None, typer.Option(help="Where downloads go (default: $TMPDIR).")
+        Path | None, typer.Option(readable=False, help="Where downloads go (default: $TMPDIR).")
     ] = None,
 ) -> None:
     """Download remote archives and check them against their SHA-256 and manifest."""
@@ -339,7 +345,7 @@ def restore(
         ),
     ] = False,
     workdir: Annotated[
-        Path | None, typer.Option(help="Where downloads go (default: $TMPDIR).")
+        Path | None, typer.Option(readable=False, help="Where downloads go (default: $TMPDIR).")
     ] = None,
 ) -> None:
     """Download, verify and restore a backup (or a chain up to --at) into InfluxDB."""
