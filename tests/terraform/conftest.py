@@ -43,7 +43,10 @@ def modules() -> dict[str, Module]:
     python = require_tool(HCL2_PYTHON, "The python-hcl2 venv")
     result = subprocess.run(
         [str(python), str(HCL_DUMP), str(TERRAFORM_DIR)],
-        capture_output=True, text=True, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, f"python-hcl2 could not parse terraform/:\n{result.stderr}"
     parsed = json.loads(result.stdout)[str(TERRAFORM_DIR)]

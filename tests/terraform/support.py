@@ -156,8 +156,14 @@ class TerraformError(AssertionError):
 def terraform_version(command: list[str]) -> tuple[int, ...]:
     """(major, minor) of the Terraform that `command` runs, (0,) when it does not run."""
     try:
-        result = subprocess.run([*command, "version", "-json"], capture_output=True, text=True,
-                                env=terraform_env(), check=False, timeout=60)
+        result = subprocess.run(
+            [*command, "version", "-json"],
+            capture_output=True,
+            text=True,
+            env=terraform_env(),
+            check=False,
+            timeout=60,
+        )
         version = json.loads(result.stdout)["terraform_version"]
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         return (0,)
@@ -173,8 +179,13 @@ class Harness:
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*self.terraform, *args], cwd=self.workdir, env=terraform_env(),
-            capture_output=True, text=True, check=False, timeout=120,
+            [*self.terraform, *args],
+            cwd=self.workdir,
+            env=terraform_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
 
     def init(self) -> None:
@@ -191,8 +202,14 @@ class Harness:
             varfile = self.workdir / f"{tag}.tfvars.json"
             varfile.write_text(json.dumps(variables), encoding="utf-8")
         planfile = self.workdir / f"{tag}.tfplan"
-        result = self._run("plan", "-json", "-input=false", "-lock=false",
-                           f"-var-file={varfile.name}", f"-out={planfile.name}")
+        result = self._run(
+            "plan",
+            "-json",
+            "-input=false",
+            "-lock=false",
+            f"-var-file={varfile.name}",
+            f"-out={planfile.name}",
+        )
         errors = []
         for line in result.stdout.splitlines():
             message = json.loads(line)

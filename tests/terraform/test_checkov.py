@@ -17,8 +17,15 @@ SKIP = re.compile(r"#\s*checkov:skip=(?P<id>[A-Z0-9_]+)(?::(?P<reason>.*))?$")
 # "not fail"): HTTPS only, TLS 1.2, no public blob access (nested too), private containers,
 # soft delete, SAS expiration policy, no local users, replication.
 MUST_PASS = {
-    "CKV_AZURE_3", "CKV_AZURE_44", "CKV_AZURE_190", "CKV2_AZURE_47", "CKV_AZURE_34",
-    "CKV2_AZURE_38", "CKV2_AZURE_41", "CKV_AZURE_244", "CKV_AZURE_206",
+    "CKV_AZURE_3",
+    "CKV_AZURE_44",
+    "CKV_AZURE_190",
+    "CKV2_AZURE_47",
+    "CKV_AZURE_34",
+    "CKV2_AZURE_38",
+    "CKV2_AZURE_41",
+    "CKV_AZURE_244",
+    "CKV_AZURE_206",
 }
 
 
@@ -28,9 +35,21 @@ def report() -> dict[str, Any]:
     that would leave the passed and skipped checks out of the JSON report."""
     checkov = require_tool(CHECKOV, "The checkov venv")
     result = subprocess.run(
-        [str(checkov), "--directory", str(TERRAFORM_DIR), "--framework", "terraform",
-         "--skip-download", "--compact", "--output", "json"],
-        capture_output=True, text=True, check=False, timeout=300,
+        [
+            str(checkov),
+            "--directory",
+            str(TERRAFORM_DIR),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--compact",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert result.stdout.strip(), f"checkov printed nothing:\n{result.stderr}"
     data = json.loads(result.stdout)

@@ -65,8 +65,10 @@ def test_rules_follow_the_documented_retention(evaluated: dict[str, Any]) -> Non
 
 
 def test_custom_retention_reaches_the_rules(harness: Harness) -> None:
-    retention = {"hourly": {"cool_after_days": 2, "delete_after_days": 10},
-                 "daily": {"delete_after_days": 100}}
+    retention = {
+        "hourly": {"cool_after_days": 2, "delete_after_days": 10},
+        "daily": {"delete_after_days": 100},
+    }
     value = harness.outputs(
         inputs(sites={"home": {}}, backup_retention=retention, previous_version_retention_days=3),
         "custom-retention",
@@ -129,8 +131,10 @@ def test_sas_lifetime_renewal_and_expiration_policy(harness: Harness) -> None:
 
 def test_entra_mode_issues_no_sas_and_splits_roles_by_retention(harness: Harness) -> None:
     guid = "11111111-2222-3333-4444-555555555555"
-    sites = {"home": {"principal_id": guid},
-             "cabin": {"principal_id": guid.replace("1", "9"), "retention": "rotation"}}
+    sites = {
+        "home": {"principal_id": guid},
+        "cabin": {"principal_id": guid.replace("1", "9"), "retention": "rotation"},
+    }
     outputs = harness.outputs(inputs(auth_mode="entra", sites=sites), "entra")
     local = outputs["harness_locals"]["value"]
     assert local["sas_permissions"] == {}

@@ -9,8 +9,15 @@ import pytest
 
 from tests.terraform.support import Module, unwrap
 
-CONVENTION_FILES = ["terraform.tf", "providers.tf", "variables.tf", "locals.tf", "main.tf",
-                    "outputs.tf", "terraform.tfvars.example"]
+CONVENTION_FILES = [
+    "terraform.tf",
+    "providers.tf",
+    "variables.tf",
+    "locals.tf",
+    "main.tf",
+    "outputs.tf",
+    "terraform.tfvars.example",
+]
 EXACT_VERSION = re.compile(r"= ?\d+\.\d+\.\d+")
 
 # Both storage accounts (backups and state) must carry these, exactly.
@@ -201,7 +208,12 @@ def test_the_state_account_allows_entra_id_only(modules: dict[str, Module]) -> N
 # --- per-site credentials ------------------------------------------------------------------------
 
 PERMISSION_LETTERS = {
-    "read": "r", "add": "a", "create": "c", "write": "w", "delete": "d", "list": "l",
+    "read": "r",
+    "add": "a",
+    "create": "c",
+    "write": "w",
+    "delete": "d",
+    "list": "l",
 }
 
 
@@ -244,8 +256,10 @@ def test_entra_roles_are_scoped_to_the_sites_own_container(main: Module) -> None
     actions = [unwrap(a) for a in local_values["entra_writer_data_actions"]]
     assert actions, "the writer role grants nothing"
     assert not any("delete" in a.lower() for a in actions), actions
-    assert all(a.startswith("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/")
-               for a in actions)
+    assert all(
+        a.startswith("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/")
+        for a in actions
+    )
 
 
 def test_immutability_is_unlocked_and_only_where_configured(main: Module) -> None:

@@ -107,8 +107,13 @@ def guid_ok(s: str) -> bool:
 
 def hyphenated_ok(s: str) -> bool:
     """Container-name characters: lowercase letters, digits, single inner hyphens."""
-    return bool(s) and set(s) <= LOWER_DIGITS | {"-"} and not s.startswith("-") \
-        and not s.endswith("-") and "--" not in s
+    return (
+        bool(s)
+        and set(s) <= LOWER_DIGITS | {"-"}
+        and not s.startswith("-")
+        and not s.endswith("-")
+        and "--" not in s
+    )
 
 
 def prefix_ok(s: str) -> bool:
@@ -123,24 +128,38 @@ def ip_rule_ok(s: str) -> bool:
         return False
     if not slash:
         return True
-    return prefix.isdigit() and prefix.isascii() and str(int(prefix)) == prefix \
-        and int(prefix) <= 30
+    return (
+        prefix.isdigit() and prefix.isascii() and str(int(prefix)) == prefix and int(prefix) <= 30
+    )
 
 
 def state_key_ok(s: str) -> bool:
     stem = s.removesuffix(".tfstate")
     allowed = set(string.ascii_letters + string.digits + "._/-")
-    return s.endswith(".tfstate") and 1 <= len(stem) <= 255 and set(stem) <= allowed \
-        and stem[0].isascii() and stem[0].isalnum()
+    return (
+        s.endswith(".tfstate")
+        and 1 <= len(stem) <= 255
+        and set(stem) <= allowed
+        and stem[0].isascii()
+        and stem[0].isalnum()
+    )
 
 
 def workspace_id_ok(s: str) -> bool:
     parts = s.split("/")
-    fixed = {1: "subscriptions", 3: "resourcegroups", 5: "providers",
-             6: "microsoft.operationalinsights", 7: "workspaces"}
-    return len(parts) == 9 and parts[0] == "" and all(
-        parts[i].lower() == word for i, word in fixed.items()
-    ) and all(parts[i] for i in (2, 4, 8))
+    fixed = {
+        1: "subscriptions",
+        3: "resourcegroups",
+        5: "providers",
+        6: "microsoft.operationalinsights",
+        7: "workspaces",
+    }
+    return (
+        len(parts) == 9
+        and parts[0] == ""
+        and all(parts[i].lower() == word for i, word in fixed.items())
+        and all(parts[i] for i in (2, 4, 8))
+    )
 
 
 # (variable, regex index within its validations' regexes) -> (Azure's rule, alphabet to fuzz)
@@ -177,17 +196,24 @@ RANGES = {
     ("main", "sas_renewal_days", "var.sas_renewal_days"): ("1", "< var.sas_validity_days"),
     ("main", "backup_retention", "kind.delete_after_days"): ("1", "<= 3650"),
     ("main", "backup_retention", "kind.cool_after_days"): ("1", "< kind.delete_after_days"),
-    ("main", "previous_version_retention_days", "var.previous_version_retention_days"):
-        ("1", "<= 365"),
-    ("main", "blob_soft_delete_retention_days", "var.blob_soft_delete_retention_days"):
-        ("1", "<= 365"),
-    ("main", "container_soft_delete_retention_days", "var.container_soft_delete_retention_days"):
-        ("1", "<= 365"),
+    ("main", "previous_version_retention_days", "var.previous_version_retention_days"): (
+        "1",
+        "<= 365",
+    ),
+    ("main", "blob_soft_delete_retention_days", "var.blob_soft_delete_retention_days"): (
+        "1",
+        "<= 365",
+    ),
+    ("main", "container_soft_delete_retention_days", "var.container_soft_delete_retention_days"): (
+        "1",
+        "<= 365",
+    ),
     ("bootstrap", "container_name", "length(var.container_name)"): ("3", "<= 63"),
-    ("bootstrap", "state_version_retention_days", "var.state_version_retention_days"):
-        ("1", "<= 3650"),
-    ("bootstrap", "soft_delete_retention_days", "var.soft_delete_retention_days"):
-        ("1", "<= 365"),
+    ("bootstrap", "state_version_retention_days", "var.state_version_retention_days"): (
+        "1",
+        "<= 3650",
+    ),
+    ("bootstrap", "soft_delete_retention_days", "var.soft_delete_retention_days"): ("1", "<= 365"),
 }
 
 ENUMS = {
@@ -216,9 +242,9 @@ def classify(validation: Validation, contract: dict[str, Any]) -> str:
         return "cross-variable"
     found = regexes(validation.condition)
     subjects = [
-        s for (m, v, s) in RANGES
-        if (m, v) == (validation.module, validation.variable)
-        and ranged(s, validation.condition)
+        s
+        for (m, v, s) in RANGES
+        if (m, v) == (validation.module, validation.variable) and ranged(s, validation.condition)
     ]
     if found:
         for pattern in found:
@@ -232,8 +258,10 @@ def classify(validation: Validation, contract: dict[str, Any]) -> str:
             expected = RANGES[(validation.module, validation.variable, subject)]
             assert bounds(validation.condition, subject) == expected, validation.key
             if expected[0] is not None:  # a count of days must be whole
-                assert f"floor({subject}) == {subject}" in validation.condition or \
-                    subject.startswith("length("), f"{validation.key}: no whole-number check"
+                assert (
+                    f"floor({subject}) == {subject}" in validation.condition
+                    or subject.startswith("length(")
+                ), f"{validation.key}: no whole-number check"
         return "range"
     if "contains([" in validation.condition:
         expected = ENUMS[validation.variable] or set(contract["retention_values"])
@@ -282,15 +310,20 @@ def test_regexes_agree_with_azures_rules(
 
 
 REGEX_TABLE = {
-    "storage_account_name": (["abc", "homewattbackup1234", "a" * 24],
-                             ["ab", "a" * 25, "Homewatt", "home-watt", "home_watt", "", "abc\n"]),
-    "sites": (["home", "cabin-2", "a", "x1-y2-z3"],
-              ["Home", "-home", "home-", "ho--me", "ho_me", "", "home/x"]),
+    "storage_account_name": (
+        ["abc", "homewattbackup1234", "a" * 24],
+        ["ab", "a" * 25, "Homewatt", "home-watt", "home_watt", "", "abc\n"],
+    ),
+    "sites": (
+        ["home", "cabin-2", "a", "x1-y2-z3"],
+        ["Home", "-home", "home-", "ho--me", "ho_me", "", "home/x"],
+    ),
     "location": (["westeurope", "eastus2"], ["West Europe", "2east", "we", "west-europe"]),
-    "resource_group_name": (["rg-homewatt-backup", "rg.(x)_1", "r"],
-                            ["rg.", "", "rg/x", "x" * 91]),
-    "allowed_ip_ranges": (["203.0.113.7", "198.51.100.0/24", "0.0.0.0/0"],
-                          ["203.0.113.7/32", "256.1.1.1", "1.2.3", "01.2.3.4", "::1", "1.2.3.4/"]),
+    "resource_group_name": (["rg-homewatt-backup", "rg.(x)_1", "r"], ["rg.", "", "rg/x", "x" * 91]),
+    "allowed_ip_ranges": (
+        ["203.0.113.7", "198.51.100.0/24", "0.0.0.0/0"],
+        ["203.0.113.7/32", "256.1.1.1", "1.2.3", "01.2.3.4", "::1", "1.2.3.4/"],
+    ),
     "container_name_prefix": (["homewatt-", "hw-b-"], ["homewatt", "-x-", "a--", "Home-"]),
 }
 
@@ -314,9 +347,11 @@ def test_range_bounds_accept_and_reject_the_edges(modules: dict[str, Module]) ->
         if lower is None or not upper.startswith("<= "):
             continue
         lo, hi = int(lower), int(upper.removeprefix("<= "))
-        condition = next(v.condition for v in validations(modules)
-                         if (v.module, v.variable) == (module, variable)
-                         and ranged(subject, v.condition))
+        condition = next(
+            v.condition
+            for v in validations(modules)
+            if (v.module, v.variable) == (module, variable) and ranged(subject, v.condition)
+        )
         whole = f"floor({subject})" in condition or subject.startswith("length(")
 
         def accepts(x: float, lo: int = lo, hi: int = hi, whole: bool = whole) -> bool:
@@ -334,36 +369,52 @@ GUID = "11111111-2222-3333-4444-555555555555"
 GOOD_MAIN = {
     "minimal": inputs(),
     "rotation and lifecycle sites": inputs(
-        sites={"home": {}, "cabin-2": {"retention": "rotation"}}),
+        sites={"home": {}, "cabin-2": {"retention": "rotation"}}
+    ),
     "immutability within the shortest retention": inputs(
-        sites={"vault": {"immutability_days": 14}}),
+        sites={"vault": {"immutability_days": 14}}
+    ),
     "entra mode": inputs(auth_mode="entra", sites={"home": {"principal_id": GUID}}),
     "fifty sites": inputs(sites={f"site{i}": {} for i in range(50)}),
     "longest site name": inputs(sites={"a" * 40: {}}),
     "shortest and longest SAS": inputs(sas_validity_days=7, sas_renewal_days=6),
     "longest SAS": inputs(sas_validity_days=365, sas_renewal_days=1),
-    "retention edges": inputs(backup_retention={
-        "hourly": {"delete_after_days": 1}, "daily": {"cool_after_days": 3649,
-                                                    "delete_after_days": 3650}}),
+    "retention edges": inputs(
+        backup_retention={
+            "hourly": {"delete_after_days": 1},
+            "daily": {"cool_after_days": 3649, "delete_after_days": 3650},
+        }
+    ),
     "static address": inputs(allowed_ip_ranges=["203.0.113.7", "198.51.100.0/24"]),
     "existing resource group": inputs(create_resource_group=False, resource_group_name="rg(x)_1.a"),
-    "soft delete edges": inputs(blob_soft_delete_retention_days=365,
-                                container_soft_delete_retention_days=1,
-                                previous_version_retention_days=1),
-    "log analytics": inputs(log_analytics_workspace_id=(
-        "/subscriptions/x/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w")),
+    "soft delete edges": inputs(
+        blob_soft_delete_retention_days=365,
+        container_soft_delete_retention_days=1,
+        previous_version_retention_days=1,
+    ),
+    "log analytics": inputs(
+        log_analytics_workspace_id=(
+            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w"
+        )
+    ),
     "subscription": inputs(subscription_id=GUID),
     "LRS": inputs(account_replication_type="LRS"),
 }
 
 # (inputs, the one error message expected, as a fragment of its error_message)
 BAD_MAIN = {
-    "account name with capitals": (inputs(storage_account_name="HomeWatt"),
-                                   "storage_account_name must be 3-24"),
-    "account name too long": (inputs(storage_account_name="a" * 25),
-                              "storage_account_name must be 3-24"),
-    "unknown replication": (inputs(account_replication_type="PREMIUM_LRS"),
-                            "account_replication_type must be one of"),
+    "account name with capitals": (
+        inputs(storage_account_name="HomeWatt"),
+        "storage_account_name must be 3-24",
+    ),
+    "account name too long": (
+        inputs(storage_account_name="a" * 25),
+        "storage_account_name must be 3-24",
+    ),
+    "unknown replication": (
+        inputs(account_replication_type="PREMIUM_LRS"),
+        "account_replication_type must be one of",
+    ),
     "location display name": (inputs(location="West Europe"), "location must be"),
     "resource group ending in a dot": (inputs(resource_group_name="rg."), "resource_group_name"),
     "no sites": (inputs(sites={}), "sites must name 1-50"),
@@ -371,73 +422,124 @@ BAD_MAIN = {
     "site name with capitals": (inputs(sites={"Home": {}}), "Site names must be lowercase"),
     "site name with double hyphen": (inputs(sites={"a--b": {}}), "Site names must be lowercase"),
     "site name too long": (inputs(sites={"a" * 41: {}}), "Site names must be 1-40"),
-    "unknown retention": (inputs(sites={"home": {"retention": "forever"}}),
-                          "retention must be \"rotation\""),
-    "immutability with rotation": (inputs(sites={"home": {"retention": "rotation",
-                                                          "immutability_days": 7}}),
-                                   "immutability_days is allowed only with retention"),
-    "immutability longer than retention": (inputs(sites={"home": {"immutability_days": 15}}),
-                                           "must not exceed the shortest"),
-    "immutability of half a day": (inputs(sites={"home": {"immutability_days": 0.5}}),
-                                   "immutability_days must be a whole number"),
-    "principal id not a guid": (inputs(sites={"home": {"principal_id": "home-pi"}}),
-                                "principal_id must be a lowercase GUID"),
+    "unknown retention": (
+        inputs(sites={"home": {"retention": "forever"}}),
+        'retention must be "rotation"',
+    ),
+    "immutability with rotation": (
+        inputs(sites={"home": {"retention": "rotation", "immutability_days": 7}}),
+        "immutability_days is allowed only with retention",
+    ),
+    "immutability longer than retention": (
+        inputs(sites={"home": {"immutability_days": 15}}),
+        "must not exceed the shortest",
+    ),
+    "immutability of half a day": (
+        inputs(sites={"home": {"immutability_days": 0.5}}),
+        "immutability_days must be a whole number",
+    ),
+    "principal id not a guid": (
+        inputs(sites={"home": {"principal_id": "home-pi"}}),
+        "principal_id must be a lowercase GUID",
+    ),
     "entra without principal": (inputs(auth_mode="entra"), "needs a principal_id for every site"),
     "unknown auth mode": (inputs(auth_mode="key"), "auth_mode must be"),
     "SAS for two years": (inputs(sas_validity_days=730), "sas_validity_days must be"),
-    "SAS for a few days": (inputs(sas_validity_days=6, sas_renewal_days=1),
-                           "sas_validity_days must be"),
-    "renewal not before expiry": (inputs(sas_validity_days=30, sas_renewal_days=30),
-                                  "sas_renewal_days must be"),
+    "SAS for a few days": (
+        inputs(sas_validity_days=6, sas_renewal_days=1),
+        "sas_validity_days must be",
+    ),
+    "renewal not before expiry": (
+        inputs(sas_validity_days=30, sas_renewal_days=30),
+        "sas_renewal_days must be",
+    ),
     "renewal of zero days": (inputs(sas_renewal_days=0), "sas_renewal_days must be"),
-    "delete after zero days": (inputs(backup_retention={"hourly": {"delete_after_days": 0},
-                                                        "daily": {"delete_after_days": 365}}),
-                               "delete_after_days must be a whole number"),
-    "cool after delete": (inputs(backup_retention={"hourly": {"delete_after_days": 14},
-                                                   "daily": {"cool_after_days": 365,
-                                                             "delete_after_days": 365}}),
-                          "cool_after_days must be null"),
-    "versions kept a year and a day": (inputs(previous_version_retention_days=366),
-                                       "previous_version_retention_days must be"),
-    "no blob soft delete": (inputs(blob_soft_delete_retention_days=0),
-                            "blob_soft_delete_retention_days must be"),
-    "container soft delete too long": (inputs(container_soft_delete_retention_days=366),
-                                       "container_soft_delete_retention_days must be"),
+    "delete after zero days": (
+        inputs(
+            backup_retention={
+                "hourly": {"delete_after_days": 0},
+                "daily": {"delete_after_days": 365},
+            }
+        ),
+        "delete_after_days must be a whole number",
+    ),
+    "cool after delete": (
+        inputs(
+            backup_retention={
+                "hourly": {"delete_after_days": 14},
+                "daily": {"cool_after_days": 365, "delete_after_days": 365},
+            }
+        ),
+        "cool_after_days must be null",
+    ),
+    "versions kept a year and a day": (
+        inputs(previous_version_retention_days=366),
+        "previous_version_retention_days must be",
+    ),
+    "no blob soft delete": (
+        inputs(blob_soft_delete_retention_days=0),
+        "blob_soft_delete_retention_days must be",
+    ),
+    "container soft delete too long": (
+        inputs(container_soft_delete_retention_days=366),
+        "container_soft_delete_retention_days must be",
+    ),
     "a /32 range": (inputs(allowed_ip_ranges=["203.0.113.7/32"]), "allowed_ip_ranges entries"),
     "an IPv6 address": (inputs(allowed_ip_ranges=["2001:db8::1"]), "allowed_ip_ranges entries"),
-    "prefix without hyphen": (inputs(container_name_prefix="homewatt"),
-                              "container_name_prefix must be"),
-    "prefix too long": (inputs(container_name_prefix="a" * 22 + "-"),
-                        "container_name_prefix must be"),
-    "subscription in capitals": (inputs(subscription_id="ABCDEF01-2222-3333-4444-555555555555"),
-                                 "subscription_id must be a lowercase GUID"),
-    "workspace id of another resource": (inputs(log_analytics_workspace_id="/subscriptions/x"),
-                                         "log_analytics_workspace_id must be"),
+    "prefix without hyphen": (
+        inputs(container_name_prefix="homewatt"),
+        "container_name_prefix must be",
+    ),
+    "prefix too long": (
+        inputs(container_name_prefix="a" * 22 + "-"),
+        "container_name_prefix must be",
+    ),
+    "subscription in capitals": (
+        inputs(subscription_id="ABCDEF01-2222-3333-4444-555555555555"),
+        "subscription_id must be a lowercase GUID",
+    ),
+    "workspace id of another resource": (
+        inputs(log_analytics_workspace_id="/subscriptions/x"),
+        "log_analytics_workspace_id must be",
+    ),
 }
 
 BOOTSTRAP_BASE = {"location": "westeurope", "storage_account_name": "homewatttfstate1"}
 GOOD_BOOTSTRAP = {
     "minimal": BOOTSTRAP_BASE,
-    "ci principal, nested key": {**BOOTSTRAP_BASE, "state_principal_ids": [GUID],
-                                 "state_key": "sites/homewatt-backup.tfstate"},
+    "ci principal, nested key": {
+        **BOOTSTRAP_BASE,
+        "state_principal_ids": [GUID],
+        "state_key": "sites/homewatt-backup.tfstate",
+    },
 }
 BAD_BOOTSTRAP = {
-    "account name": ({**BOOTSTRAP_BASE, "storage_account_name": "tf-state"},
-                     "storage_account_name must be 3-24"),
+    "account name": (
+        {**BOOTSTRAP_BASE, "storage_account_name": "tf-state"},
+        "storage_account_name must be 3-24",
+    ),
     "container name": ({**BOOTSTRAP_BASE, "container_name": "tf"}, "container_name must be 3-63"),
     "state key": ({**BOOTSTRAP_BASE, "state_key": "state.json"}, "state_key must be"),
     "principal": ({**BOOTSTRAP_BASE, "state_principal_ids": ["ci"]}, "state_principal_ids entries"),
-    "versions": ({**BOOTSTRAP_BASE, "state_version_retention_days": 0},
-                 "state_version_retention_days must be"),
-    "soft delete": ({**BOOTSTRAP_BASE, "soft_delete_retention_days": 400},
-                    "soft_delete_retention_days must be"),
-    "replication": ({**BOOTSTRAP_BASE, "account_replication_type": "grs"},
-                    "account_replication_type must be one of"),
+    "versions": (
+        {**BOOTSTRAP_BASE, "state_version_retention_days": 0},
+        "state_version_retention_days must be",
+    ),
+    "soft delete": (
+        {**BOOTSTRAP_BASE, "soft_delete_retention_days": 400},
+        "soft_delete_retention_days must be",
+    ),
+    "replication": (
+        {**BOOTSTRAP_BASE, "account_replication_type": "grs"},
+        "account_replication_type must be one of",
+    ),
     "location": ({**BOOTSTRAP_BASE, "location": "EU"}, "location must be"),
     "resource group": ({**BOOTSTRAP_BASE, "resource_group_name": ""}, "resource_group_name"),
     "subscription": ({**BOOTSTRAP_BASE, "subscription_id": "none"}, "subscription_id must be"),
-    "addresses": ({**BOOTSTRAP_BASE, "allowed_ip_ranges": ["10.0.0.0/31"]},
-                  "allowed_ip_ranges entries"),
+    "addresses": (
+        {**BOOTSTRAP_BASE, "allowed_ip_ranges": ["10.0.0.0/31"]},
+        "allowed_ip_ranges entries",
+    ),
 }
 
 
@@ -457,8 +559,9 @@ def test_terraform_rejects_bad_inputs_with_the_right_message(harness: Harness, c
     assert len(errors) == 1 and expected in errors[0], errors
 
 
-def test_the_example_tfvars_are_valid(harness: Harness, bootstrap_harness: Harness,
-                                      modules: dict[str, Module]) -> None:
+def test_the_example_tfvars_are_valid(
+    harness: Harness, bootstrap_harness: Harness, modules: dict[str, Module]
+) -> None:
     assert harness.errors(modules["main"].path / "terraform.tfvars.example", "example") == []
     example = modules["bootstrap"].path / "terraform.tfvars.example"
     assert bootstrap_harness.errors(example, "example") == []

@@ -30,7 +30,9 @@ OPTIONS = hcl2.SerializationOptions(
     strip_string_quotes=True,
 )
 MARKERS = re.compile(
-    r"(?P<begin><!-- BEGIN_TF_DOCS (?P<module>\S+) -->\n)(?P<body>.*?)(?P<end><!-- END_TF_DOCS (?P=module) -->)",
+    r"(?P<begin><!-- BEGIN_TF_DOCS (?P<module>\S+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<end><!-- END_TF_DOCS (?P=module) -->)",
     re.DOTALL,
 )
 
@@ -78,8 +80,12 @@ def type_expression(value: Any) -> str:
 
 
 def tables(module: Path) -> str:
-    lines = ["### Inputs", "", "| Name | Description | Type | Default | Required |",
-             "|------|-------------|------|---------|:--------:|"]
+    lines = [
+        "### Inputs",
+        "",
+        "| Name | Description | Type | Default | Required |",
+        "|------|-------------|------|---------|:--------:|",
+    ]
     for name, spec in load_blocks(module, "variable"):
         has_default = "default" in spec
         default = code(expression(spec["default"])) if has_default else "n/a"
@@ -88,8 +94,13 @@ def tables(module: Path) -> str:
             f"| {code(type_expression(spec.get('type', 'any')))} | {default} "
             f"| {'no' if has_default else 'yes'} |"
         )
-    lines += ["", "### Outputs", "", "| Name | Description | Sensitive |",
-              "|------|-------------|:---------:|"]
+    lines += [
+        "",
+        "### Outputs",
+        "",
+        "| Name | Description | Sensitive |",
+        "|------|-------------|:---------:|",
+    ]
     for name, spec in load_blocks(module, "output"):
         sensitive = "yes" if spec.get("sensitive") is True else "no"
         lines.append(f"| {code(name)} | {prose(spec.get('description', ''))} | {sensitive} |")
@@ -118,11 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     rendered = render(args.readme)
     if args.check:
         if rendered != current:
-            sys.stdout.writelines(difflib.unified_diff(
-                current.splitlines(keepends=True), rendered.splitlines(keepends=True),
-                str(args.readme), f"{args.readme} (generated)"))
-            print(f"\n{args.readme} is out of date: run "
-                  f".tools/hcl2/bin/python tools/hcl2/tfdocs.py {args.readme}", file=sys.stderr)
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    rendered.splitlines(keepends=True),
+                    str(args.readme),
+                    f"{args.readme} (generated)",
+                )
+            )
+            print(
+                f"\n{args.readme} is out of date: run "
+                f".tools/hcl2/bin/python tools/hcl2/tfdocs.py {args.readme}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if rendered != current:
