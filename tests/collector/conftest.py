@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.meterbus import Devices, MeterBus, start_meter_bus
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR_BIN = Path(sys.executable).with_name("homewatt-collector")
@@ -48,6 +50,29 @@ def write_config(path: Path, sink_url: str, outbox_dir: Path, **overrides: Any) 
             config[key] = value
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def query(outbox: Path, sql: str) -> int:
+    """One number from the outbox of a running collector (read-only; 0 before it exists)."""
+    if not outbox.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute(sql).fetchone()
+        except sqlite3.OperationalError:  # created a moment ago, its tables not yet
+            return 0
+    return int(row[0]) if row else 0
+
+
+def pending(outbox: Path) -> int:
+    return query(outbox, "SELECT count(*) FROM pending")
+
+
+def wait_for_samples(outbox: Path, count: int, timeout: float = 30) -> None:
+    def enough() -> bool:
+        return query(outbox, "SELECT value FROM counters WHERE name = 'enqueued'") >= count
+
+    wait_until(enough, timeout, f"{count} samples in the outbox")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from homewatt_collector import __version__
-from tests.collector.conftest import COLLECTOR_BIN, REPO, write_config
+from tests.collector.conftest import COLLECTOR_BIN, REPO, wait_for_samples, write_config
 from tests.support.faultproxy import FaultProxy
 from tests.support.processes import ServerProcess, wait_until
 from tests.support.victoria import VictoriaMetrics
@@ -115,7 +115,7 @@ def test_the_outbox_fills_while_no_database_listens_and_replay_drains_it(
     config = write_config(tmp_path / "main.yaml", victoria_proxy.url, tmp_path / "state")
     victoria_proxy.down()
     run = subprocess.Popen([str(COLLECTOR_BIN), "run", "-c", str(config), "--no-table"])
-    time.sleep(4)
+    wait_for_samples(tmp_path / "state" / "outbox-local.sqlite", 4)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 0
 

@@ -8,9 +8,7 @@ answers and slow responses from a proxy on the wire.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from typing import Any
 import pytest
 
 from homewatt_collector.outbox import Outbox
-from tests.collector.conftest import write_config
+from tests.collector.conftest import pending, wait_for_samples, write_config
 from tests.support.faultproxy import FaultProxy
 from tests.support.processes import ServerProcess, wait_until
 from tests.support.victoria import VictoriaMetrics
@@ -37,29 +35,6 @@ class Audit:
     skipped_slots: int
     counters: dict[str, int]
     backlog: int
-
-
-def query(outbox: Path, sql: str) -> int:
-    """One number from the outbox of a running collector (read-only; 0 before it exists)."""
-    if not outbox.exists():
-        return 0
-    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
-        try:
-            row = db.execute(sql).fetchone()
-        except sqlite3.OperationalError:  # created a moment ago, its tables not yet
-            return 0
-    return int(row[0]) if row else 0
-
-
-def pending(outbox: Path) -> int:
-    return query(outbox, "SELECT count(*) FROM pending")
-
-
-def wait_for_samples(outbox: Path, count: int, timeout: float = 30) -> None:
-    def enough() -> bool:
-        return query(outbox, "SELECT value FROM counters WHERE name = 'enqueued'") >= count
-
-    wait_until(enough, timeout, f"{count} samples in the outbox")
 
 
 def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) -> Audit:
