@@ -18,7 +18,7 @@ from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
 from homewatt_backup.dump import PRECISION_PER_SECOND, DumpEngine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
 from homewatt_backup.lineprotocol import line_timestamp
-from homewatt_backup.models import BackupId, Kind, Manifest
+from homewatt_backup.models import BackupId, Engine, Kind, Manifest
 from homewatt_backup.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,10 @@ class Restorer:
                     f"{name} is a full {manifest.engine.value} backup; it cannot "
                     f"be restored into {self.engine.engine.value}"
                 )
-            advance = self.reporter.task(f"restore {name}", max(1, len(manifest.files) - 1))
+            # steps: one `influxd restore` (1.x), or one POST per shard file (2.x)
+            shards = sum(1 for f in manifest.files if f.name.endswith(".tar.gz"))
+            steps = shards if manifest.engine is Engine.INFLUXDB2 else 1
+            advance = self.reporter.task(f"restore {name}", max(1, steps))
             self.engine.restore_full(extracted, target, merge, advance)
             return
         limit = None
