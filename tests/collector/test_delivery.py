@@ -211,7 +211,9 @@ def test_a_slow_database_does_not_disturb_the_one_second_loop(rig: Rig) -> None:
     rig.proxy.delay_s = 0
     audit = rig.audit(collector)
     assert_exactly_once(audit)
-    assert audit.skipped_slots == 0, "the loop never waited for the sink"
+    # Had the loop waited for the sink, every write would have cost it 1.5 s: a skipped slot
+    # each cycle. A loaded CI machine may stall a slot on its own, so allow two in 20.
+    assert audit.skipped_slots <= 2, "the loop never waited for the sink"
     assert_no_gaps(audit)
 
 
