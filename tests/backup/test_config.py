@@ -62,7 +62,7 @@ def test_a_config_built_from_the_contracts_terraform_output_loads(
     # what `terraform output backup_azure_config` gives for one site, plus the SAS file
     output = {
         "account_url": "https://homewattbackups.blob.core.windows.net",
-        "container": "home",
+        "container": "homewatt-home",
         "retention": retention,
     }
     assert set(output) == set(CONTRACT["backup_config_keys"])
@@ -184,6 +184,9 @@ def test_the_committed_example_config_is_valid(tmp_path: Path) -> None:
     write_secret(creds / "azure-sas", "sp=rcwl&se=2099-01-01&sig=x")
     settings = load_settings(EXAMPLE, creds, tmp_path)
     assert settings.config.site == "home"
+    # the container is what `terraform output backup_azure_config` gives for that site
+    assert settings.config.azure is not None
+    assert settings.config.azure.container == f"homewatt-{settings.config.site}"
     assert settings.config.keep.full == 10
     # the commented-out InfluxDB 1.x section is valid too
     text = EXAMPLE.read_text()
@@ -197,3 +200,25 @@ def test_the_committed_example_config_is_valid(tmp_path: Path) -> None:
     data["influxdb"] = yaml.safe_load(v1)["influxdb"]
     path = config_file(tmp_path, data)
     assert load_settings(path, creds, tmp_path).config.engine.value == "influxdb1"
+
+
+@pytest.mark.parametrize("site", CONTRACT["site_examples"]["valid"])
+def test_site_names_terraform_accepts_load(tmp_path: Path, site: str) -> None:
+    data = base_config()
+    data["site"] = site
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-token", "t0ken")
+    assert load_settings(config_file(tmp_path, data), creds).config.site == site
+
+
+@pytest.mark.parametrize("site", CONTRACT["site_examples"]["invalid"])
+def test_site_names_terraform_refuses_are_refused_with_the_rule(tmp_path: Path, site: str) -> None:
+    data = base_config()
+    data["site"] = site
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    assert str(caught.value) == (
+        f"{path}: site: must be 1-40 lowercase letters and digits in groups joined by single "
+        "hyphens (e.g. home, cabin-2): the site's key in Terraform's `sites`"
+    )

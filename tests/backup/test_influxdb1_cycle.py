@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, Kind
 from tests.backup.conftest import DB, SITE, make_site, sample_lines, write_secret
 from tests.support.azurite import Azurite
@@ -44,7 +45,9 @@ def test_daily_backup_uploads_then_restores_a_dropped_database_identically(
 
     remote = blobs(azurite, site.container or "")
     [name] = [n for n in remote if "/daily/" in n]
-    assert remote[name]["verified"] and len(remote[name]["sha256"]) == 64
+    assert len(remote[name]["sha256"]) == 64 and "verified" not in remote[name]
+    # verified after upload: recorded in the state directory's ledger, not in the blob
+    assert VerificationLedger(site.state_dir).verified() == {name: remote[name]["sha256"]}
     assert remote[name]["engine"] == "influxdb1" and remote[name]["engineversion"]
 
     listing = site.cli("list")

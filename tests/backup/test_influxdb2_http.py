@@ -23,6 +23,7 @@ from homewatt_backup.dump import (
     restore_bucket_request,
 )
 from homewatt_backup.errors import InfluxError
+from homewatt_backup.ledger import VerificationLedger
 from tests.backup import influxdb2_stub as stub
 from tests.backup.conftest import Site, write_secret
 from tests.backup.influxdb2_stub import InfluxDB2Stub, Recorded, Reply
@@ -278,7 +279,9 @@ def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb
     assert len(blobs) == 2
     for meta in blobs.values():
         assert meta["engine"] == "influxdb2" and meta["engineversion"] == stub.VERSION
-        assert meta["source"] == f"{stub.ORG}/{stub.BUCKET}" and meta["verified"]
+        assert meta["source"] == f"{stub.ORG}/{stub.BUCKET}" and "verified" not in meta
+    verified = VerificationLedger(site.state_dir).verified()
+    assert verified == {name: meta["sha256"] for name, meta in blobs.items()}
     health = [gzip.decompress(r.body).decode() for r in influx2.calls("POST", "/api/v2/write")]
     assert [h.split(" ")[0] for h in health] == [
         "homewatt_backup,kind=daily,site=home",

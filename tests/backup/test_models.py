@@ -11,12 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from homewatt_backup.models import (
+    SITE_PATTERN,
     ArchiveRecord,
     BackupId,
     Engine,
     FileEntry,
     Kind,
     Manifest,
+    RemoteBackup,
+    site_ok,
 )
 
 CONTRACT = json.loads(
@@ -85,3 +88,36 @@ def test_manifest_and_record_round_trip_through_json() -> None:
     assert meta["engineversion"] == "1.6.7"
     assert all(re.fullmatch(r"[a-z][a-z0-9]*", k) for k in meta)  # valid Azure metadata names
     assert all(v.isascii() for v in meta.values())
+
+
+def test_the_site_pattern_is_the_contracts() -> None:
+    """The app ships without the repository, so it defines the pattern itself: it must be the
+    contract's string (tests/terraform/test_contract.py holds Terraform's `sites` to it)."""
+    assert CONTRACT["site_pattern"] == SITE_PATTERN
+    for site in CONTRACT["site_examples"]["valid"]:
+        assert site_ok(site), site
+    for site in CONTRACT["site_examples"]["invalid"]:
+        assert not site_ok(site), site
+
+
+def test_backup_names_of_sites_terraform_refuses_do_not_parse() -> None:
+    ts = "20261123T190000Z"
+    assert BackupId.parse(f"{'a' * 40}/daily/{ts}.tar") is not None
+    for site in ("a" * 41, "a--b", "home-", "-home"):
+        assert BackupId.parse(f"{site}/daily/{ts}.tar") is None, site
+
+
+def test_a_remote_backup_is_verified_by_the_ledger_or_the_legacy_metadata_key() -> None:
+    name = "home/daily/20261123T030000Z.tar"
+    backup_id = BackupId.parse(name)
+    assert backup_id is not None
+    created = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    plain = RemoteBackup(backup_id, 1, created, {"sha256": "ab" * 32})
+    assert plain.is_verified({name: "ab" * 32})
+    assert not plain.is_verified({})
+    assert not plain.is_verified({name: "cd" * 32})  # verified content was another blob's
+    assert not plain.is_verified({"home/daily/20261124T030000Z.tar": "ab" * 32})
+    legacy = RemoteBackup(backup_id, 1, created, {"sha256": "ab" * 32, "verified": "2026-11-23"})
+    assert legacy.is_verified({})  # made by a version that wrote `verified` into the blob
+    no_checksum = RemoteBackup(backup_id, 1, created, {"verified": "2026-11-23"})
+    assert not no_checksum.is_verified({name: ""})

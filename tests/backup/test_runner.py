@@ -13,6 +13,8 @@ import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -20,11 +22,12 @@ from typer.testing import CliRunner
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.cli import app
 from homewatt_backup.dump import make_engine
+from homewatt_backup.ledger import LEDGER_NAME, VerificationLedger
 from homewatt_backup.models import BackupId, Kind
 from homewatt_backup.runner import RequestedKind, Runner
-from homewatt_backup.store import AzureBlobStore
+from homewatt_backup.store import AzureBlobStore, Progress
 from tests.backup.conftest import DB, Site, make_site, sample_lines
-from tests.support.azurite import Azurite
+from tests.support.azurite import DEV_ACCOUNT, Azurite
 from tests.support.faultproxy import FaultProxy
 from tests.support.influxdb1 import InfluxDB1
 
@@ -44,13 +47,38 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def runner(site: Site, clock: Clock, *, account_url: str | None = None, retries: int = 0) -> Runner:
+class EtagRecordingStore(AzureBlobStore):
+    """The real adapter, plus a note of each blob's ETag right after its upload returned."""
+
+    uploaded_etags: dict[str, str]
+
+    def upload(
+        self,
+        name: str,
+        path: Path,
+        metadata: dict[str, str],
+        md5_b64: str,
+        progress: Progress | None = None,
+    ) -> None:
+        super().upload(name, path, metadata, md5_b64)
+        self.uploaded_etags[name] = self._blob(name).get_blob_properties().etag
+
+
+def runner(
+    site: Site,
+    clock: Clock,
+    *,
+    account_url: str | None = None,
+    retries: int = 0,
+    etags: dict[str, str] | None = None,
+) -> Runner:
     settings = site.settings()
     engine = make_engine(settings.config.influxdb, settings.secrets)
     store = None
     azure = settings.config.azure
     if azure is not None and settings.secrets.sas is not None:
-        store = AzureBlobStore(
+        store_type = AzureBlobStore if etags is None else EtagRecordingStore
+        store = store_type(
             account_url or azure.account_url,
             azure.container,
             settings.secrets.sas,
@@ -58,7 +86,49 @@ def runner(site: Site, clock: Clock, *, account_url: str | None = None, retries:
             retries=retries,
             retry_backoff=0,
         )
+        if isinstance(store, EtagRecordingStore) and etags is not None:
+            store.uploaded_etags = etags
     return Runner(settings, engine, store, clock)
+
+
+def ledger(site: Site) -> dict[str, str]:
+    """What the state directory's verification ledger holds: name -> SHA-256."""
+    return VerificationLedger(site.state_dir).verified()
+
+
+def remote_blobs(azurite: Azurite, container: str | None) -> dict[str, Any]:
+    """name -> BlobProperties (metadata included), read with the account key."""
+    blobs = azurite.container(container or "").list_blobs(include=["metadata"])
+    return {b.name: b for b in blobs}
+
+
+def requests_per_blob(log: list[tuple[str, str]], container: str) -> dict[str, list[str]]:
+    """From the fault proxy's request log: per blob, its requests as "METHOD comp" in order."""
+    prefix = f"/{DEV_ACCOUNT}/{container}/"
+    out: dict[str, list[str]] = {}
+    for method, target in log:
+        url = urlsplit(target)
+        if not url.path.startswith(prefix):
+            continue  # container-level: list
+        comp = parse_qs(url.query).get("comp", [""])[0]
+        out.setdefault(unquote(url.path.removeprefix(prefix)), []).append(
+            f"{method} {comp}".strip()
+        )
+    return out
+
+
+def inject_blob(
+    azurite: Azurite, site: Site, source: str, name: str, **metadata: str
+) -> dict[str, str]:
+    """Copy blob `source` to `name` with the account key (not through the app), its metadata
+    with `metadata` on top: a backup uploaded elsewhere, or by an older version."""
+    container = azurite.container(site.container or "")
+    blob = container.get_blob_client(source)
+    merged = {**blob.get_blob_properties().metadata, **metadata}
+    container.get_blob_client(name).upload_blob(
+        blob.download_blob().readall(), metadata=merged, overwrite=True
+    )
+    return merged
 
 
 def remote_names(azurite: Azurite, container: str | None) -> list[str]:
@@ -134,8 +204,9 @@ def test_an_upload_cut_mid_transfer_fails_the_run_leaves_no_blob_and_is_retried_
     result = runner(site, clock, account_url=via_proxy).run()
     assert result.ok, result.errors
     assert len(result.uploaded) == 2
-    for blob in azurite.container(site.container or "").list_blobs(include=["metadata"]):
-        assert blob.metadata["verified"]
+    blobs = remote_blobs(azurite, site.container)
+    assert ledger(site) == {name: blob.metadata["sha256"] for name, blob in blobs.items()}
+    assert all("verified" not in blob.metadata for blob in blobs.values())
 
 
 def test_remote_rotation_keeps_the_last_n_full_chains_in_azurite(
@@ -409,3 +480,154 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path, data: 
         f"homewatt-backup: error: another homewatt-backup run holds {site.state_dir / 'lock'}"
     )
     assert not (site.state_dir / "archives").exists()
+
+
+# --- verification: recorded locally, never by writing to the blob --------------------------------
+
+
+def test_a_blob_is_never_written_to_after_its_create_only_upload(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite, azurite_proxy: FaultProxy
+) -> None:
+    """No Set Blob Metadata (refused on an immutable blob, a new version where versioning is
+    on) and no second write of any kind: every request the app sends to a blob, as the fault
+    proxy saw it, is one PUT (the upload) followed by reads; the ETag taken right after the
+    upload is the blob's ETag after the run."""
+    site = make_site(tmp_path / "site", data, azurite, retention="lifecycle")
+    clock = Clock()
+    via_proxy = azurite.account_url_via(azurite_proxy.port)
+    etags: dict[str, str] = {}
+    for kind in (RequestedKind.DAILY, RequestedKind.HOURLY):
+        result = runner(site, clock, account_url=via_proxy, etags=etags).run(kind)
+        assert result.ok, result.errors
+        clock.advance(hours=1)
+    blobs = remote_blobs(azurite, site.container)
+    assert len(blobs) == 2 and set(etags) == set(blobs)
+    per_blob = requests_per_blob(azurite_proxy.stats.log, site.container or "")
+    assert set(per_blob) == set(blobs)
+    for name, requests in per_blob.items():
+        assert requests[0] == "PUT", (name, requests)  # Put Blob, create-only
+        assert all(r.startswith(("GET", "HEAD")) for r in requests[1:]), (name, requests)
+        now = azurite.container(site.container or "").get_blob_client(name).get_blob_properties()
+        assert now.etag == etags[name], name
+        assert "verified" not in blobs[name].metadata
+    assert not any("comp=metadata" in target for _, target in azurite_proxy.stats.log)
+    # verified all the same: in the ledger, with the SHA-256 the upload stored
+    assert ledger(site) == {name: blob.metadata["sha256"] for name, blob in blobs.items()}
+
+
+def test_the_verification_state_survives_a_restart_through_the_ledger(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    ran = site.cli("run", "--kind", "daily")
+    assert ran.exit_code == 0, ran.output
+    [name] = remote_blobs(azurite, site.container)
+    listing = site.cli("list")  # a new process: nothing but the state directory carries over
+    assert listing.exit_code == 0, listing.output
+    [row] = [line.split() for line in listing.stdout.splitlines() if line.startswith(name)]
+    assert row[-2:] == ["uploaded", "verified"]
+    # the blob itself says nothing about it: without the ledger it is unverified
+    (site.state_dir / LEDGER_NAME).rename(tmp_path / "ledger-away")
+    listing = site.cli("list")
+    [row] = [line.split() for line in listing.stdout.splitlines() if line.startswith(name)]
+    assert row[-2:] == ["uploaded", "unverified"]
+
+
+def test_verify_records_an_intact_backup_in_the_ledger_and_a_corrupt_one_not(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    site = make_site(tmp_path / "site", data, azurite)
+    assert site.cli("run", "--kind", "daily").exit_code == 0
+    [name] = remote_blobs(azurite, site.container)
+    # an unverified copy of it under another name, and no ledger (a new SD card, say)
+    made = BackupId.parse(name)
+    assert made is not None
+    other = BackupId(made.timestamp - timedelta(hours=1), made.kind, made.site).name
+    sha = inject_blob(azurite, site, name, other)["sha256"]
+    (site.state_dir / LEDGER_NAME).unlink()
+    checked = site.cli("verify", "--all")
+    assert checked.exit_code == 0, checked.output
+    assert ledger(site) == {name: sha, other: sha}
+    listing = site.cli("list")
+    assert listing.stdout.count(" verified") == 2 and "unverified" not in listing.stdout
+    # a corrupt blob is not recorded
+    (site.state_dir / LEDGER_NAME).unlink()
+    blob = azurite.container(site.container or "").get_blob_client(other)
+    metadata = blob.get_blob_properties().metadata
+    content = bytearray(blob.download_blob().readall())
+    content[700] ^= 0xFF
+    blob.upload_blob(bytes(content), overwrite=True, metadata=metadata)
+    assert site.cli("verify", other).exit_code == 1
+    assert site.cli("verify", name).exit_code == 0
+    assert ledger(site) == {name: sha}
+
+
+def test_rotation_counts_a_full_as_good_only_through_the_ledger(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    """keep.full = 1 with newer fulls unverified: the older full in the ledger is the newest
+    good full and stays; once it is no longer in the ledger, nothing protects it."""
+    site = make_site(tmp_path / "site", data, azurite, keep_full=1, local_full=1)
+    clock = Clock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
+    result = runner(site, clock).run(RequestedKind.DAILY)
+    assert result.ok and result.backup is not None
+    first = result.backup.id.name
+    unverified = [first.replace("20261120", day) for day in ("20261121", "20261122")]
+    for name in unverified:  # uploaded, never verified (e.g. by a run that died right then)
+        inject_blob(azurite, site, first, name)
+    clock.now = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    assert result.backup is not None
+    hourly = result.backup.id.name
+    # kept: the newest full, the newest verified full (in the ledger), the hourly after them
+    assert sorted(remote_blobs(azurite, site.container)) == sorted([first, unverified[1], hourly])
+    assert [i.name for i in result.deleted_remote] == [unverified[0]]
+
+    VerificationLedger(site.state_dir).prune([hourly])  # the first full's entry gone
+    clock.advance(hours=1)
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    assert first not in remote_blobs(azurite, site.container)
+
+
+def test_a_blob_verified_by_an_older_version_still_counts_through_its_metadata(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    """Blobs made before the ledger carry `verified` in their metadata: still good."""
+    site = make_site(tmp_path / "site", data, azurite, keep_full=1, local_full=1)
+    clock = Clock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
+    result = runner(site, clock).run(RequestedKind.DAILY)
+    assert result.ok and result.backup is not None
+    first = result.backup.id.name
+    legacy = first.replace("T03", "T01")  # as the old code left it: metadata `verified`
+    inject_blob(azurite, site, first, legacy, verified="2026-11-20T01:00:09Z")
+    newer = first.replace("20261120", "20261122")
+    inject_blob(azurite, site, first, newer)  # a newer full, unverified
+    azurite.container(site.container or "").delete_blob(first)
+    (site.state_dir / LEDGER_NAME).unlink()
+    listing = site.cli("list")
+    states = {line.split()[0]: line.split()[-1] for line in listing.stdout.splitlines()[1:]}
+    assert states[legacy] == "verified" and states[newer] == "unverified"
+    clock.now = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    assert result.deleted_remote == []  # the legacy-verified full is the newest good full
+    assert legacy in remote_blobs(azurite, site.container)
+
+
+def test_the_ledger_is_pruned_of_backups_gone_from_the_container(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    site = make_site(tmp_path / "site", data, azurite, retention="lifecycle")
+    clock = Clock()
+    for kind in (RequestedKind.DAILY, RequestedKind.HOURLY):
+        assert runner(site, clock).run(kind).ok
+        clock.advance(hours=1)
+    [daily] = [name for name in ledger(site) if "/daily/" in name]
+    [hourly] = [name for name in ledger(site) if "/hourly/" in name]
+    azurite.container(site.container or "").delete_blob(daily)  # the lifecycle policy's doing
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    assert set(ledger(site)) == set(remote_blobs(azurite, site.container))
+    assert daily not in ledger(site) and hourly in ledger(site)

@@ -48,7 +48,8 @@ def test_upload_list_download_round_trip_keeps_content_and_metadata(
     blob_store.upload(NAME, path, {"sha256": sha, "kind": "daily"}, md5)
     [listed] = blob_store.list("home/")
     assert listed.id.name == NAME and listed.size == path.stat().st_size
-    assert listed.sha256 == sha and not listed.verified
+    assert listed.sha256 == sha and not listed.is_verified({})
+    assert listed.is_verified({NAME: sha}) and not listed.is_verified({NAME: "0" * 64})
     properties = azurite.container(container).get_blob_client(NAME).get_blob_properties()
     assert base64.b64encode(bytes(properties.content_settings.content_md5)).decode() == md5
     copy = tmp_path / "copy.tar"

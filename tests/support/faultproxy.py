@@ -9,6 +9,7 @@ It forwards every request to the upstream server unless told to misbehave:
 - `delay_s`: hold each request that long before forwarding (a slow server);
 - `cut_next_request_after(n)`: read n bytes of the next request body, then reset the connection
   (a link cut mid-upload).
+Every request it receives is logged in `stats.log` as (method, path with query), in order.
 It is a real TCP/HTTP peer, not a mock: the client under test runs its real network code.
 """
 
@@ -53,6 +54,7 @@ class ProxyStats:
     forwarded: int = 0
     faulted: int = 0
     refused_bodies: list[bytes] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -116,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         with proxy._lock:
             proxy.stats.requests += 1
+            proxy.stats.log.append((self.command, self.path))
             cut = proxy._cut_after
             proxy._cut_after = None
         if cut is not None:

@@ -4,13 +4,25 @@ read the same file, so neither side can rename a key alone."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.terraform.support import TERRAFORM_DIR, Harness, Module, inputs, unwrap
+from tests.terraform.support import CONTRACT, TERRAFORM_DIR, Harness, Module, inputs, unwrap
+from tests.terraform.test_validations import (
+    Validation,
+    bounds,
+    compile_terraform_regex,
+    regexes,
+    validations,
+)
 
 SITES = {"home": {}, "cabin-2": {"retention": "rotation"}}
 
@@ -98,3 +110,79 @@ def test_the_readme_flow_uses_the_contract_outputs(contract: dict[str, Any]) -> 
         assert f"terraform output -json {name}" in readme, name
     for key in ("sas_credential", "sas_file"):
         assert f"azure.{key}" in readme
+
+
+# --- site names: Terraform's `sites` keys and the app's `site:` follow the contract's pattern ---
+
+SITE_EXAMPLES = json.loads(CONTRACT.read_text(encoding="utf-8"))["site_examples"]
+
+
+def site_validations(main: Module) -> list[Validation]:
+    """The validations of `sites` that look at each key (`name`)."""
+    found = [
+        v
+        for v in validations({"main": main})
+        if v.variable == "sites" and "keys(var.sites)" in v.condition
+    ]
+    assert len(found) == 2, [v.condition for v in found]  # the characters, the length
+    return found
+
+
+@pytest.fixture(scope="module")
+def terraform_site_ok(main: Module) -> Callable[[str], bool]:
+    """Terraform's site-name rule rebuilt from the parsed HCL: its regex() and length bounds."""
+    rules = site_validations(main)
+    [pattern] = [compile_terraform_regex(p) for v in rules for p in regexes(v.condition)]
+    [length] = [v.condition for v in rules if "length(name)" in v.condition]
+    lower, upper = bounds(length, "length(name)")
+    assert lower is not None and upper is not None and upper.startswith("<= "), length
+    lo, hi = int(lower), int(upper.removeprefix("<= "))
+    return lambda s: pattern.fullmatch(s) is not None and lo <= len(s) <= hi
+
+
+def test_the_contract_site_pattern_is_one_anchored_regex_with_its_examples(
+    contract: dict[str, Any],
+) -> None:
+    pattern = contract["site_pattern"]
+    assert pattern.startswith("^") and pattern.endswith("$")
+    site = re.compile(pattern)
+    assert contract["site_examples"] == SITE_EXAMPLES
+    assert [s for s in SITE_EXAMPLES["valid"] if not site.fullmatch(s)] == []
+    assert [s for s in SITE_EXAMPLES["invalid"] if site.fullmatch(s)] == []
+    # both length edges are among the examples
+    assert max(map(len, SITE_EXAMPLES["valid"])) == 40 and "a" * 41 in SITE_EXAMPLES["invalid"]
+
+
+def test_terraforms_parsed_site_rule_agrees_with_the_contract_on_its_examples(
+    terraform_site_ok: Callable[[str], bool], contract: dict[str, Any]
+) -> None:
+    site = re.compile(contract["site_pattern"])
+    for candidate in [*SITE_EXAMPLES["valid"], *SITE_EXAMPLES["invalid"]]:
+        assert terraform_site_ok(candidate) == bool(site.fullmatch(candidate)), repr(candidate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_terraforms_parsed_site_rule_agrees_with_the_contract_on_generated_names(
+    terraform_site_ok: Callable[[str], bool], contract: dict[str, Any], data: st.DataObject
+) -> None:
+    site = re.compile(contract["site_pattern"])
+    fuzzed = data.draw(st.text(alphabet="az09-_A.\n", max_size=45), label="fuzzed")
+    built = data.draw(st.from_regex(r"[a-z0-9]+(-[a-z0-9]+)*", fullmatch=True), label="built")
+    for candidate in (fuzzed, built, "a" * len(built)):
+        assert terraform_site_ok(candidate) == bool(site.fullmatch(candidate)), repr(candidate)
+
+
+def test_terraform_itself_accepts_the_contracts_valid_site_names(harness: Harness) -> None:
+    sites = {name: {} for name in SITE_EXAMPLES["valid"]}
+    assert harness.errors(inputs(sites=sites), "contract-sites") == []
+
+
+@pytest.mark.parametrize("name", SITE_EXAMPLES["invalid"])
+def test_terraform_itself_rejects_the_contracts_invalid_site_names(
+    harness: Harness, name: str
+) -> None:
+    tag = "contract-bad-site-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    errors = harness.errors(inputs(sites={name: {}}), tag)
+    assert errors, f"Terraform accepted the site name {name!r}"
+    assert all("Site names must be" in e for e in errors), errors

@@ -6,6 +6,7 @@ Layout under the state directory:
     archives/<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar.json       its record (written before the tar)
     archives/<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar.uploaded   marker: uploaded and verified
     tmp/                                                     staging, emptied at every run
+    verified.jsonl                                           the verification ledger (ledger.py)
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from homewatt_backup.archive import LocalArchives
 from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
 from homewatt_backup.dump import DumpEngine, make_engine
 from homewatt_backup.errors import BackupError, redact
+from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, utc_now
 from homewatt_backup.restore import Reporter, Restorer
 from homewatt_backup.runner import RequestedKind, Runner
@@ -246,6 +247,7 @@ def list_backups(
         local = {b.id: b for b in LocalArchives(settings.state_dir).list()}
         store = None if local_only else _store(settings)
         remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
+        verified = VerificationLedger(settings.state_dir).verified() if remote else {}
         now = utc_now()
         header = ("backup", "kind", "age", "size", "local", "remote")
         rows = []
@@ -253,7 +255,13 @@ def list_backups(
             here, there = local.get(backup_id), remote.get(backup_id)
             size = here.record.size if here else there.size if there else 0
             local_state = "-" if here is None else ("uploaded" if here.uploaded else "pending")
-            remote_state = "-" if there is None else "verified" if there.verified else "unverified"
+            remote_state = (
+                "-"
+                if there is None
+                else "verified"
+                if there.is_verified(verified)
+                else "unverified"
+            )
             rows.append(
                 (
                     backup_id.name,
@@ -287,7 +295,8 @@ def verify(
         Path | None, typer.Option(readable=False, help="Where downloads go (default: $TMPDIR).")
     ] = None,
 ) -> None:
-    """Download remote archives and check them against their SHA-256 and manifest."""
+    """Download remote archives and check them against their SHA-256 and manifest; record
+    each intact one as verified (locally, in the state directory's ledger)."""
 
     def action() -> None:
         settings = _settings()

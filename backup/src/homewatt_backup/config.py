@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from homewatt_backup.errors import ConfigError
-from homewatt_backup.models import SITE_PATTERN, Engine
+from homewatt_backup.models import SITE_MAX_LENGTH, Engine, site_ok
 from homewatt_backup.rotation import DEFAULT_KEEP_FULL
 
 DEFAULT_CONFIG = Path("/etc/homewatt/backup.yaml")
@@ -163,13 +163,25 @@ class AzureConfig(_Model):
 
 
 class Config(_Model):
-    site: str = Field(pattern=f"^{SITE_PATTERN}$")
+    site: str
     state_dir: Path | None = None
     influxdb: InfluxConfig
     schedule: ScheduleConfig = ScheduleConfig()
     keep: KeepConfig = KeepConfig()
     azure: AzureConfig | None = None
     health: bool = True
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        # models.SITE_PATTERN: Terraform's rule for the keys of `sites` (the contract's
+        # site_pattern); checked with fullmatch (a trailing newline is not a site name)
+        if not site_ok(value):
+            raise ValueError(
+                f"must be 1-{SITE_MAX_LENGTH} lowercase letters and digits in groups joined by "
+                "single hyphens (e.g. home, cabin-2): the site's key in Terraform's `sites`"
+            )
+        return value
 
     @property
     def engine(self) -> Engine:

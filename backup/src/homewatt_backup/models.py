@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,11 +14,24 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 ARCHIVE_EXT = "tar"
 MANIFEST_FORMAT = 1
 MANIFEST_MEMBER = "manifest.json"
-SITE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# A site name: exactly Terraform's rule for the keys of `sites` (terraform/variables.tf), which
+# become container names (homewatt-<site>) and blob prefixes. contracts/backup-azure.json
+# `site_pattern` holds the same regex (a test keeps them equal: the app ships without the repo).
+SITE_MAX_LENGTH = 40
+SITE_PATTERN = rf"^(?=.{{1,{SITE_MAX_LENGTH}}}$)[a-z0-9]+(-[a-z0-9]+)*$"
+SITE_RE = re.compile(SITE_PATTERN)
+# Blob metadata key the versions before the local verification ledger wrote after upload
+# (Set Blob Metadata); a blob carrying it still counts as verified.
+LEGACY_VERIFIED_KEY = "verified"
 
 _NAME = re.compile(
-    rf"^(?P<site>{SITE_PATTERN})/(?P<kind>hourly|daily)/(?P<ts>\d{{8}}T\d{{6}}Z)\.{ARCHIVE_EXT}$"
+    r"^(?P<site>[a-z0-9]+(?:-[a-z0-9]+)*)/(?P<kind>hourly|daily)/"
+    rf"(?P<ts>\d{{8}}T\d{{6}}Z)\.{ARCHIVE_EXT}$"
 )
+
+
+def site_ok(site: str) -> bool:
+    return SITE_RE.fullmatch(site) is not None
 
 
 class Kind(StrEnum):
@@ -70,7 +84,7 @@ class BackupId:
     def parse(cls, name: str) -> BackupId | None:
         """The id of a blob or relative path name, or None when the name is not a backup's."""
         match = _NAME.match(name)
-        if match is None:
+        if match is None or not site_ok(match["site"]):
             return None
         return cls(parse_ts(match["ts"]), Kind(match["kind"]), match["site"])
 
@@ -229,9 +243,14 @@ class RemoteBackup:
     def sha256(self) -> str | None:
         return self.metadata.get("sha256") or None
 
-    @property
-    def verified(self) -> bool:
-        return bool(self.metadata.get("verified")) and self.sha256 is not None
+    def is_verified(self, ledger: Mapping[str, str]) -> bool:
+        """Verified after upload: the local ledger (name -> SHA-256, ledger.py) holds this name
+        with the blob's SHA-256, or the blob carries the legacy `verified` metadata key."""
+        if self.sha256 is None:
+            return False
+        return ledger.get(self.id.name) == self.sha256 or bool(
+            self.metadata.get(LEGACY_VERIFIED_KEY)
+        )
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
 from homewatt_backup.dump import PRECISION_PER_SECOND, DumpEngine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
+from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.lineprotocol import line_timestamp
-from homewatt_backup.models import BackupId, Engine, Kind, Manifest
+from homewatt_backup.models import BackupId, Engine, Kind, Manifest, utc_now
 from homewatt_backup.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,15 @@ class Restorer:
         archives: LocalArchives,
         workdir: Path | None = None,
         reporter: Reporter | None = None,
+        *,
+        ledger: VerificationLedger | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.archives = archives
         self.workdir = workdir
         self.reporter = reporter or Reporter()
+        self.ledger = ledger or VerificationLedger(archives.state_dir)
 
     def available(self, site: str) -> list[BackupId]:
         ids = {b.id for b in self.archives.list()}
@@ -184,7 +188,8 @@ class Restorer:
         return chain
 
     def verify(self, backup_id: BackupId) -> Manifest:
-        """Download a remote archive and check it against its SHA-256 and manifest."""
+        """Download a remote archive and check it against its SHA-256 and manifest; when it is
+        intact, record that in the verification ledger (the blob itself is not touched)."""
         if self.store is None:
             raise BackupError("verify needs the azure section in the configuration")
         metadata = self.store.metadata(backup_id.name)
@@ -201,4 +206,5 @@ class Restorer:
             self.store.download(backup_id.name, download, advance)
             manifest = check_archive(download, expected)
         self.reporter.done()
+        self.ledger.record(backup_id.name, expected, utc_now())
         return manifest

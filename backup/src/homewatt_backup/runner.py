@@ -1,6 +1,7 @@
-"""One backup run: dump -> archive -> upload the backlog (oldest first) -> rotate (remote and
-local) -> health point. Each step runs even when an earlier one failed where that is safe (a
-failed dump still lets the backlog upload); any failure fails the run (exit 1)."""
+"""One backup run: dump -> archive -> upload the backlog (oldest first; each blob downloaded
+again, checked and recorded in the local verification ledger) -> rotate (remote and local) ->
+health point. Each step runs even when an earlier one failed where that is safe (a failed dump
+still lets the backlog upload); any failure fails the run (exit 1)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from homewatt_backup.errors import (
     StoreError,
     from_oserror,
 )
+from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.lineprotocol import format_line
 from homewatt_backup.models import (
     BackupId,
@@ -136,6 +138,7 @@ class Runner:
         self.store = store
         self.clock = clock
         self.archives = LocalArchives(settings.state_dir)
+        self.ledger = VerificationLedger(settings.state_dir)
 
     # ---- steps
     def make_backup(self, kind: Kind, now: datetime, local: Sequence[LocalBackup]) -> LocalBackup:
@@ -183,6 +186,9 @@ class Runner:
             raise from_oserror(exc, f"writing the {kind.value} backup in {work}") from None
 
     def upload_one(self, backup: LocalBackup) -> None:
+        """Upload (create-only), download again and check the SHA-256 and every member, then
+        record the verification locally (ledger, then the `.uploaded` marker). The blob is
+        never written to after its upload: no metadata update, no second version."""
         assert self.store is not None
         name = backup.id.name
         path = self.archives.path_for(backup.id)
@@ -208,9 +214,9 @@ class Runner:
                 check_archive(copy, expected_sha256=record.sha256)
             except CorruptArchiveError as exc:
                 raise StoreError(f"verify after upload of {name} failed: {exc}") from None
-        now = iso(self.clock()) or ""
-        self.store.set_metadata(name, {**metadata, "verified": now})
-        self.archives.mark_uploaded(backup.id, now)
+        now = self.clock()
+        self.ledger.record(name, record.sha256, now)
+        self.archives.mark_uploaded(backup.id, iso(now) or "")
         log.info("verified %s after upload (SHA-256 %s…)", name, record.sha256[:16])
 
     def upload_backlog(self, result: RunResult) -> None:
@@ -245,18 +251,29 @@ class Runner:
         log.error("set aside %s as %s.corrupt", path, path.name)
 
     def rotate_remote(self, result: RunResult) -> None:
+        """rotation: delete what the chain rule drops ("good" = verified: in the ledger with
+        the blob's SHA-256, or legacy `verified` metadata). Both modes: prune the ledger of
+        names no longer in the container (rotated out here or by the lifecycle policy)."""
         azure = self.config.azure
-        if self.store is None or azure is None or azure.retention != "rotation":
+        if self.store is None or azure is None:
             return
         try:
             remote = self.store.list(f"{self.config.site}/")
-            plan = plan_rotation(
-                [BackupRef(b.id, b.verified) for b in remote], self.config.keep.full
-            )
-            for ref in plan.delete:
-                self.store.delete(ref.id.name)
-                result.deleted_remote.append(ref.id)
-                log.info("rotated out remote %s", ref.id.name)
+            present = {b.id.name for b in remote}
+            if azure.retention == "rotation":
+                verified = self.ledger.verified()
+                plan = plan_rotation(
+                    [BackupRef(b.id, b.is_verified(verified)) for b in remote],
+                    self.config.keep.full,
+                )
+                for ref in plan.delete:
+                    self.store.delete(ref.id.name)
+                    present.discard(ref.id.name)
+                    result.deleted_remote.append(ref.id)
+                    log.info("rotated out remote %s", ref.id.name)
+            dropped = self.ledger.prune(present)
+            if dropped:
+                log.info("verification ledger: dropped %d gone backups", len(dropped))
         except BackupError as exc:
             result.errors.append(str(exc))
 

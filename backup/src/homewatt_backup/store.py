@@ -1,7 +1,12 @@
 """Remote storage: a BlobStore protocol and its Azure Blob Storage adapter (azure-storage-blob,
 container-scoped SAS). Checksums: MD5 of every request body is sent and checked by the service
 (validate_content), the whole archive's MD5 is stored as Content-MD5 and its SHA-256 (and the
-manifest summary) as blob metadata; every download is checked against them."""
+manifest summary) as blob metadata; every download is checked against them.
+
+A blob is written exactly once, by its create-only upload: nothing here changes a blob
+afterwards (no Set Blob Metadata or Properties), so uploads work on a container with a
+time-based immutability policy and leave a single version where versioning is on. Whether a
+blob was verified is kept locally (ledger.py)."""
 
 from __future__ import annotations
 
@@ -56,8 +61,6 @@ class BlobStore(Protocol):
         ...
 
     def metadata(self, name: str) -> dict[str, str] | None: ...
-
-    def set_metadata(self, name: str, metadata: dict[str, str]) -> None: ...
 
     def delete(self, name: str) -> None: ...
 
@@ -228,10 +231,6 @@ class AzureBlobStore:
                 return dict(self._blob(name).get_blob_properties().metadata or {})
             except azure_exc.ResourceNotFoundError:
                 return None
-
-    def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
-        with self._translated(f"record the verification of {name}"):
-            self._blob(name).set_blob_metadata(metadata)
 
     def delete(self, name: str) -> None:
         with self._translated(f"delete {name}"):
