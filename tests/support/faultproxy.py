@@ -21,6 +21,7 @@ import http.client
 import socket
 import socketserver
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,13 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
     proxy: FaultProxy
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (timeout) or a connection we reset ourselves is a fault this
+        # proxy exists to make, not an error in it: no traceback for those.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
