@@ -56,7 +56,7 @@ app = typer.Typer(
 outbox_app = typer.Typer(help="Inspect and drain the outbox (samples not yet delivered).")
 app.add_typer(outbox_app, name="outbox")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 log = logging.getLogger("homewatt_collector")
 
 ConfigOption = Annotated[
