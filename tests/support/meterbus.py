@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from tests.support.processes import ServerProcess
 from tests.support.rs485 import RS485Line
 
 REPO = Path(__file__).resolve().parents[2]
+# The readiness probe expects "no response" until the server is up: not worth a log line.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 # device id -> {"holding"|"input": {address: raw uint16}}
 Devices = dict[int, dict[str, dict[int, int]]]
