@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sqlite3
 import threading
 import time
@@ -28,12 +27,12 @@ from homewatt_collector.outbox import Outbox
 from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sinks.influxdb import InfluxDBSink
 from homewatt_collector.sources import Source, create_source
+from homewatt_collector.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
 # How long a stopping collector lets the sinks take what is pending (the rest stays on disk).
 FINAL_FLUSH_S = 5.0
-PROBLEM_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class Collector:
         self.on_cycle = on_cycle
         self._watchdog_s = notify.watchdog_interval_s()
         self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
-        self._logged: dict[str, float] = {}
+        self._throttle = LogThrottle()
 
     def run(self) -> None:
         for delivery in self.deliveries:
@@ -127,10 +126,7 @@ class Collector:
             self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
 
     def _problem(self, message: str, with_traceback: bool = False) -> None:
-        """Log a problem at most once a minute per message (a fault repeats every cycle)."""
-        now = time.monotonic()
-        if now - self._logged.get(message, -math.inf) >= PROBLEM_LOG_INTERVAL_S:
-            self._logged[message] = now
+        if self._throttle.ready(message):
             log.error("%s", message, exc_info=with_traceback)
 
     def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:

@@ -9,8 +9,6 @@ closed and reopened on a later cycle, when it is back.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +36,7 @@ from homewatt_collector.modbus.plan import (
     split_contiguous,
 )
 from homewatt_collector.models import ELECTRICITY, Reading, Sample
+from homewatt_collector.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 # (then the meter was replaced or reset, and the new value is taken).
 COUNTER_RESET_READINGS = 3
 ILLEGAL_DATA_ADDRESS = 2
-PROBLEM_LOG_INTERVAL_S = 60.0
 
 
 class MeterConfig(BaseModel):
@@ -128,7 +126,7 @@ class MeterPlan:
     timeout_s: float
     blocks: list[Block]
     answering: bool | None = None
-    logged: dict[str, float] = field(default_factory=dict)  # problem kind -> when last logged
+    throttle: LogThrottle = field(default_factory=LogThrottle)
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     lower_readings: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -287,9 +285,6 @@ class ModbusSource:
             log.warning("%s: %s", name, problem)
         elif answering and meter.answering is False:
             log.info("%s answers again", name)
-        if kind:
-            now = time.monotonic()
-            if now - meter.logged.get(kind, -math.inf) >= PROBLEM_LOG_INTERVAL_S:
-                meter.logged[kind] = now
-                log.warning("%s: %s", name, problem)
+        if kind and meter.throttle.ready(kind):
+            log.warning("%s: %s", name, problem)
         meter.answering = answering
