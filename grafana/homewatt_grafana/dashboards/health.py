@@ -1,0 +1,258 @@
+"""Health: is the collector keeping time, reading its meters and delivering; are backups made."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import timeseries
+
+from homewatt_grafana import queries as q
+from homewatt_grafana.contract import Contract
+from homewatt_grafana.dashboards import base, site_variable
+from homewatt_grafana.panels import (
+    BYTES,
+    COUNT,
+    MS,
+    SECONDS,
+    TIME_AGO,
+    Step,
+    lay_out,
+    series_panel,
+    stat_panel,
+)
+from homewatt_grafana.sdk import InfluxQL
+
+UID = "homewatt-health"
+
+UNIT = (q.SITE,)
+BY_UNIT = ("site", "unit")
+ALIAS = "$tag_site $tag_unit"
+ANY_IS_BAD = (Step("green"), Step("red", 1))
+
+
+def build(contract: Contract) -> dashboard_builders.Dashboard:
+    def health_series(
+        title: str,
+        description: str,
+        selection: tuple[str, str],
+        unit: str,
+        *,
+        steps: tuple[Step, ...],
+        fill: str = "null",
+        bars: bool = False,
+    ) -> timeseries.Panel:
+        aggregate, field = selection
+        query = q.series(aggregate, field, q.HEALTH, UNIT, BY_UNIT, fill=fill)
+        return series_panel(
+            contract,
+            title,
+            description,
+            unit,
+            [InfluxQL(contract, "A", query).alias(ALIAS)],
+            steps=steps,
+            bars=bars,
+            decimals=0 if unit == COUNT else 1,
+            min_interval="1s",
+        )
+
+    lateness = health_series(
+        "Loop lateness",
+        "How late each cycle of a collector instance started (worst per interval). The 1 s loop "
+        "aims for under 20 ms; hundreds of ms mean the Pi is overloaded.",
+        ("max", "cycle_lateness_ms"),
+        MS,
+        steps=(Step("green"), Step("orange", 20), Step("red", 100)),
+    )
+    bus_time = health_series(
+        "Bus time per cycle",
+        "Time spent reading the meters in a cycle (mean per interval); a silent meter adds one "
+        "timeout to every cycle.",
+        ("mean", "read_duration_ms"),
+        MS,
+        steps=(Step("green"), Step("orange", 500), Step("red", 900)),
+    )
+    read_errors = health_series(
+        "Read errors",
+        "Failed meter reads per interval (timeouts, CRC errors, exception answers, impossible "
+        "values), per collector instance.",
+        ("sum", "read_errors"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    skipped = health_series(
+        "Skipped slots",
+        "1 s slots a collector missed because a cycle overran (per interval); each one is a "
+        "missing second of data.",
+        ("sum", "skipped_slots"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    backlog = health_series(
+        "Outbox backlog",
+        "Samples waiting on disk for the database (largest per interval, all sinks). It grows "
+        "while InfluxDB is unreachable and drains when it is back; nothing is lost meanwhile.",
+        ("max", "outbox_backlog"),
+        COUNT,
+        steps=(Step("green"), Step("orange", 600), Step("red", 36000)),
+    )
+    dropped = health_series(
+        "Dropped from a full outbox",
+        "Samples the outbox dropped because it reached its size bound (oldest first): data "
+        "lost. Should stay 0.",
+        ("sum", "outbox_dropped"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    sink_errors = health_series(
+        "Sink errors",
+        "Failed writes to a database per interval (connection refused, timeouts, HTTP errors); "
+        "the samples stay in the outbox and are retried.",
+        ("sum", "sink_errors"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    errors_in_range = stat_panel(
+        contract,
+        "Read errors in range",
+        "Failed meter reads in the dashboard's time range, per collector instance.",
+        COUNT,
+        [
+            InfluxQL(
+                contract,
+                "A",
+                f'SELECT sum("read_errors") FROM {q.HEALTH} WHERE {q.where(*UNIT, "$timeFilter")} '
+                f"GROUP BY {q.tags(*BY_UNIT)}",
+            ).alias(ALIAS)
+        ],
+        steps=ANY_IS_BAD,
+        decimals=0,
+    )
+    backlog_now = stat_panel(
+        contract,
+        "Backlog now",
+        "Samples waiting in each instance's outbox at its latest cycle (last five minutes).",
+        COUNT,
+        [InfluxQL(contract, "A", q.latest("outbox_backlog", q.HEALTH, UNIT, BY_UNIT)).alias(ALIAS)],
+        steps=(Step("green"), Step("orange", 600), Step("red", 36000)),
+        decimals=0,
+        time_from="5m",
+    )
+
+    backup_filter = (q.SITE, '"ok" = 1')
+    last_backup = InfluxQL(
+        contract,
+        "A",
+        f'SELECT last("bytes") AS "bytes" FROM {q.BACKUP} '
+        f'WHERE {q.where(*backup_filter, "$timeFilter")} GROUP BY "site"',
+    ).alias("$tag_site")
+    backup_age = stat_panel(
+        contract,
+        "Last successful backup",
+        "When the newest backup that succeeded finished, per site (last seven days). Backups "
+        "run hourly: more than two hours ago means they are failing or not running.",
+        TIME_AGO,
+        [last_backup],
+        steps=(Step("green"),),
+        time_from="7d",
+        fields="/^Time$/",
+    )
+    backup_size = stat_panel(
+        contract,
+        "Size of the last successful backup",
+        "Archive size of that backup (an hourly backup is small, the daily full one large).",
+        BYTES,
+        [last_backup],
+        steps=(Step("green"),),
+        decimals=1,
+        time_from="7d",
+    )
+    failed = stat_panel(
+        contract,
+        "Failed backups in range",
+        "Backup runs that failed in the dashboard's time range (each run writes ok=1 or ok=0).",
+        COUNT,
+        [
+            InfluxQL(
+                contract,
+                "A",
+                f'SELECT count("ok") - sum("ok") AS "failed" FROM {q.BACKUP} '
+                f'WHERE {q.where(q.SITE, "$timeFilter")} GROUP BY "site"',
+            ).alias("$tag_site")
+        ],
+        steps=ANY_IS_BAD,
+        decimals=0,
+    )
+    pending = stat_panel(
+        contract,
+        "Uploads waiting",
+        "Backups made but not yet uploaded to Azure (retried at every run), at the latest run.",
+        COUNT,
+        [
+            InfluxQL(
+                contract, "A", q.latest("pending_uploads", q.BACKUP, (q.SITE,), ("site",))
+            ).alias("$tag_site")
+        ],
+        steps=(Step("green"), Step("orange", 1), Step("red", 3)),
+        decimals=0,
+        time_from="7d",
+    )
+    durations = series_panel(
+        contract,
+        "Backup duration",
+        "How long each backup run took, by kind (hourly incremental, daily full).",
+        SECONDS,
+        [
+            InfluxQL(
+                contract,
+                "A",
+                q.series("max", "duration_s", q.BACKUP, (q.SITE,), ("site", "kind")),
+            ).alias("$tag_site $tag_kind")
+        ],
+        steps=(Step("green"), Step("orange", 600), Step("red", 1800)),
+        bars=True,
+        decimals=1,
+    )
+
+    board = base(
+        contract,
+        UID,
+        "homewatt: health",
+        "Is each collector keeping time, reading its meters and delivering to InfluxDB, and are "
+        "the backups being made and uploaded.",
+        "now-6h",
+    )
+    board = board.with_variable(site_variable(contract))
+    return lay_out(
+        board,
+        [
+            (
+                "Collector",
+                [
+                    (errors_in_range, 12, 4),
+                    (backlog_now, 12, 4),
+                    (lateness, 12, 8),
+                    (bus_time, 12, 8),
+                    (read_errors, 12, 8),
+                    (skipped, 12, 8),
+                ],
+            ),
+            ("Delivery", [(backlog, 8, 8), (dropped, 8, 8), (sink_errors, 8, 8)]),
+            (
+                "Backups",
+                [
+                    (backup_age, 6, 5),
+                    (backup_size, 6, 5),
+                    (failed, 6, 5),
+                    (pending, 6, 5),
+                    (durations, 24, 7),
+                ],
+            ),
+        ],
+    )
