@@ -131,7 +131,7 @@ def specs() -> list[RuleSpec]:
             'GROUP BY time(1m), "site", "device" fill(0)',
             range_s=86400,
             comparison="lt",
-            threshold=1,
+            threshold=0.01,  # no reading at all in the window
             severity="critical",
             no_data="Alerting",
             summary="No data from meter {{ $labels.device }} at {{ $labels.site }} for 2 minutes",
@@ -149,7 +149,7 @@ def specs() -> list[RuleSpec]:
             'WHERE $timeFilter GROUP BY time(1m), "site", "unit", "source" fill(0)',
             range_s=86400,
             comparison="lt",
-            threshold=1,
+            threshold=0.01,  # no point at all in the window
             severity="critical",
             no_data="Alerting",
             summary="No data from collector {{ $labels.unit }} ({{ $labels.source }}) at "
@@ -242,7 +242,7 @@ def specs() -> list[RuleSpec]:
             'WHERE $timeFilter GROUP BY time(10m), "site" fill(0)',
             range_s=172800,
             comparison="lt",
-            threshold=1,
+            threshold=0.01,  # no backup point at all in the window
             severity="critical",
             no_data="Alerting",
             summary="No backup of {{ $labels.site }} for more than 2 hours",

@@ -9,7 +9,8 @@ Conventions (see grafana/README.md):
   zone, which the grafana role sets to the site's;
 - energy always comes from the meters' cumulative counters: the energy of a day is the last
   reading of the day minus the last reading of the day before (`non_negative_difference(last())`),
-  never power x time.
+  never power x time; a counter that drops (a replaced meter) gives no row rather than a
+  negative one.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ DEVICE = '"device" =~ /^${device:regex}$/'
 CHANNEL = '"channel" =~ /^${channel:regex}$/'
 TOTAL = "\"channel\" = 'total'"
 PHASES = '"channel" =~ /^l[123]$/'
-FROM_MS = "${__from}ms"
-TO_MS = "${__to}ms"
 
 ELECTRICITY = '"electricity"'
 HEALTH = '"homewatt_health"'
@@ -74,16 +73,19 @@ def energy_per_period(
     *,
     period: str = "day",
 ) -> str:
-    """kWh per calendar day or week, from the counter `field`: each row is the last reading of
-    the period minus the last reading of the period before. The range starts one period early
-    so that the first period in view has its predecessor (that extra row lies before the range)."""
-    interval, back = {
-        "day": (contract.daily_group_by, "1d"),
-        "week": (contract.weekly_group_by, "7d"),
+    """kWh per calendar day, week or hour, from the counter `field`: each row is the last reading
+    of the period minus the last reading of the period before. InfluxDB reads one period before
+    the range by itself for a difference over GROUP BY time(), so the first period in view has
+    its predecessor (https://docs.influxdata.com/influxdb/v2/query-data/influxql/functions/
+    transformations/#difference)."""
+    interval = {
+        "hour": "time(1h)",
+        "day": contract.daily_group_by,
+        "week": contract.weekly_group_by,
     }[period]
     return (
         f'SELECT non_negative_difference(last("{field}")) AS "kwh" FROM {source} '
-        f"WHERE {where(*filters, f'time >= {FROM_MS} - {back}', f'time <= {TO_MS}')} "
+        f"WHERE {where(*filters, '$timeFilter')} "
         f"GROUP BY {interval}, {tags(*group)} {tz(contract)}"
     )
 
@@ -91,13 +93,14 @@ def energy_per_period(
 def energy_in_range(
     contract: Contract, source: str, field: str, filters: tuple[str, ...], group: tuple[str, ...]
 ) -> str:
-    """kWh in the panel's time range (a calendar period such as now/d or now/M): the sum of the
-    days in the range, each computed from the counter as in `energy_per_period`."""
-    days = energy_per_period(contract, source, field, filters, group, period="day")
-    return (
-        f'SELECT sum("kwh") AS "kwh" FROM ({days}) '
-        f"WHERE time >= {FROM_MS} AND time <= {TO_MS} GROUP BY {tags(*group)}"
-    )
+    """kWh in the panel's time range (a calendar period such as now/d or now/M): the sum of its
+    hours, each computed from the counter as in `energy_per_period`, i.e. the last reading in
+    the range minus the last reading in the hour before it. Hours, not days: InfluxDB reaches
+    back one interval of absolute time for the first difference, and a day before a range can
+    have 23 hours, which would pull in a whole extra day; an hour is always an hour. No time
+    filter on the outer query: InfluxQL would apply it to the subquery and drop that reach."""
+    hours = energy_per_period(contract, source, field, filters, group, period="hour")
+    return f'SELECT sum("kwh") AS "kwh" FROM ({hours}) GROUP BY {tags(*group)}'
 
 
 def daily(

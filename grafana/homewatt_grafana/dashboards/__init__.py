@@ -18,7 +18,7 @@ ALL = ".*"
 
 
 def base(
-    contract: Contract, uid: str, title: str, description: str, since: str
+    contract: Contract, uid: str, title: str, description: str, since: str, *, refresh: str = "1m"
 ) -> dashboard_builders.Dashboard:
     return (
         dashboard_builders.Dashboard(title)
@@ -28,7 +28,7 @@ def base(
         .timezone(contract.dashboard_timezone)
         .week_start("monday")
         .time(since, "now")
-        .refresh("1m")
+        .refresh(refresh)
         .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
         .link(
             dashboard_builders.DashboardLink("homewatt")

@@ -90,30 +90,33 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
     )
     this_month = total(
         "This month so far",
-        "kWh since the first of this month (site time).",
+        "kWh since the first of this month, 00:00 site time, from the meters' counters.",
         MONTH_STEPS,
         time_from="now/M",
     )
     last_month = total(
         "Last month",
-        "kWh of the whole of last month.",
+        "kWh of the whole of last month, first to last day in site time.",
         MONTH_STEPS,
         time_from="now/M",
         time_shift="1M/M",
     )
     two_months_ago = total(
         "Two months ago",
-        "kWh of the whole month before last.",
+        "kWh of the whole month before last, first to last day in site time.",
         MONTH_STEPS,
         time_from="now/M",
         time_shift="2M/M",
     )
     this_year = total(
-        "This year so far", "kWh since 1 January (site time).", YEAR_STEPS, time_from="now/y"
+        "This year so far",
+        "kWh since 1 January, 00:00 site time, from the meters' counters.",
+        YEAR_STEPS,
+        time_from="now/y",
     )
     last_year = total(
         "Last year",
-        "kWh of the whole of last year.",
+        "kWh of the whole of last year, 1 January to 31 December in site time.",
         YEAR_STEPS,
         time_from="now/y",
         time_shift="1y/y",

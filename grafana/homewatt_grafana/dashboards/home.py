@@ -242,6 +242,7 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
         "homewatt: home",
         "What the house draws now, today and this month, and each phase of three-phase meters.",
         "now-24h",
+        refresh="10s",
     )
     board = board.with_variable(site_variable(contract)).with_variable(device_variable(contract))
     return lay_out(

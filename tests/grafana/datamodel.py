@@ -1,0 +1,88 @@
+"""What homewatt's code writes to InfluxDB, read from the code itself, and the check that a query
+only names measurements, fields and tags in it (a query for data nothing writes is a defect).
+
+- `electricity`: the tags and fields of a DemoSource sample and of the collector's Modbus samples
+  (a real run's lines), and every field of every shipped meter template;
+- `homewatt_health`: the tags and fields of the collector's health points (a real run's lines);
+- `homewatt_backup`: the backup's `health_line()`;
+- the long-term `electricity`: the contract's downsampling fields, with the source's tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from homewatt_backup.models import Kind
+from homewatt_backup.runner import health_line
+from homewatt_collector.meters import builtin_templates
+from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_grafana.contract import Contract
+from homewatt_grafana.influxql import Statement, all_statements
+from tests.grafana.dataset import parse_line
+
+
+@dataclass
+class Measurement:
+    tags: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+
+
+Model = dict[tuple[str, str], Measurement]  # (retention policy, measurement) -> keys
+
+
+def written_by_the_code(contract: Contract, collector_lines: list[str]) -> Model:
+    raw, lt = contract.raw.name, contract.longterm.name
+    model: Model = {}
+
+    def add(rp: str, measurement: str, tags: set[str], fields: set[str]) -> None:
+        entry = model.setdefault((rp, measurement), Measurement())
+        entry.tags |= tags
+        entry.fields |= fields
+
+    demo = DemoSource(DemoSourceConfig(), site="x").read(1_700_000_000).samples[0]
+    add(raw, demo.measurement, set(demo.tags), set(demo.fields))
+    for template_name in builtin_templates().names():
+        template = builtin_templates().get(template_name)
+        add(raw, "electricity", set(), {r.field for r in template.registers})
+    for line in collector_lines:
+        point = parse_line(line)
+        add(raw, point.measurement, set(point.tags), set(point.fields))
+    backup = parse_line(
+        health_line("s", Kind.HOURLY, ok=True, duration_s=1.0, size=1, pending=0, timestamp=1)
+    )
+    add(raw, backup.measurement, set(backup.tags), set(backup.fields))
+    add(
+        lt,
+        contract.longterm_measurement,
+        model[(raw, contract.source_measurement)].tags,
+        {f.name for f in contract.fields},
+    )
+    return model
+
+
+def check(stmt: Statement, model: Model, default_rp: str) -> list[str]:
+    """Problems with what `stmt` (and its subqueries) reads: unknown measurement, field or tag."""
+    problems: list[str] = []
+    for part in all_statements(stmt):
+        if part.subqueries:
+            columns = {c for sub in part.subqueries for c in sub.columns}
+            group = {t for sub in part.subqueries for t in sub.tags}
+            problems += [f"field {f!r} is no column of the subquery" for f in part.fields - columns]
+            problems += [f"tag {t!r} is not grouped by in the subquery" for t in part.tags - group]
+            continue
+        if not part.sources:
+            problems.append(f"{part.kind} names no measurement")
+        for source in part.sources:
+            if source.regex:
+                problems.append(f"measurement regex {source.measurement}: name the measurement")
+                continue
+            key = (source.retention_policy or default_rp, source.measurement)
+            known = model.get(key)
+            if known is None:
+                problems.append(f"{key[0]}.{key[1]}: no code writes this measurement")
+                continue
+            for name in sorted(part.fields - known.fields):
+                problems.append(f"{key[0]}.{key[1]}: no code writes the field {name!r}")
+            for name in sorted(part.tags - known.tags):
+                problems.append(f"{key[0]}.{key[1]}: no code writes the tag {name!r}")
+    return problems

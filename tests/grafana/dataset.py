@@ -1,0 +1,353 @@
+"""The data the dashboard tests query, produced by homewatt's own code and stored in Debian's
+InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, retention policies
+`raw` and `longterm`):
+
+- three-phase data and health points from a real `homewatt-collector run` process reading an
+  SDM630 (the shipped template) on the emulated RS485 line, with a second meter id that never
+  answers (read errors every cycle) and a sink nobody listens on (the outbox backlog grows);
+  its outbox holds the lines the collector's encoder made, which go to InfluxDB unchanged;
+- a simulated household from `DemoSource.read(ts)` with a fixed seed: 400 days back at 15-minute
+  steps, the last 30 days at 60 s, the last 15 minutes at 1 s (one source instance, so its energy
+  counter runs on across the changes of step), up to the moment the collector run starts, plus a
+  second meter that went silent 10 minutes before and a second site; encoded with the
+  collector's line-protocol encoder;
+- backup health points as homewatt-backup writes them (`runner.health_line`);
+- the long-term retention policy filled by the InfluxQL equivalent of the contract's
+  downsampling (SELECT ... INTO ... GROUP BY time(1m), *), the stand-in for the Flux task that
+  only InfluxDB 2 runs.
+
+Differences from a Pi, on purpose: the raw retention policy keeps everything (INF, so 400 days of
+history can be downsampled from it; the real raw bucket keeps `influxdb_raw_retention_days`),
+and writes go to 1.6.7's v1 /write (it has no v2 write API), with the same line protocol.
+Everything written is also kept here as parsed points, for the independent expected values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from homewatt_backup.models import Kind
+from homewatt_backup.runner import health_line
+from homewatt_collector import lineprotocol
+from homewatt_collector.models import Sample
+from homewatt_collector.outbox import Outbox
+from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_grafana.contract import Contract
+from tests.collector.meters_data import sdm630_input_registers
+from tests.support.influxdb1 import InfluxDB1
+from tests.support.meterbus import MeterBus, start_meter_bus
+from tests.support.processes import ServerProcess, free_port, wait_until
+
+COLLECTOR_BIN = Path(sys.executable).with_name("homewatt-collector")
+SITE = "home"
+OTHER_SITE = "cabin"
+THREE_PHASE = "main3p"  # the SDM630 the real collector reads
+SILENT_METER = "shed"  # a configured meter id that never answers
+UNIT = "main3p"  # the collector instance (config file name / `unit` tag)
+DEMO = "demo-meter"
+GONE_QUIET = "garage"  # a demo meter that stopped writing 10 minutes ago
+CABIN = "cabin-meter"
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Point:
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, float | int | bool | str]
+    ts: int  # seconds
+
+
+def _matching(points: list[Point], measurement: str, tags: dict[str, str]) -> list[Point]:
+    return [
+        p
+        for p in points
+        if p.measurement == measurement and all(p.tags.get(k) == v for k, v in tags.items())
+    ]
+
+
+_FIELD = re.compile(r'([^,=]+)=("(?:[^"\\]|\\.)*"|[^,]+)')
+
+
+def parse_line(line: str) -> Point:
+    """Line protocol as the collector and the backup write it (no spaces in names or tags), read
+    independently of InfluxDB so that expected values never come from the server under test."""
+    series, fields_text, ts = line.rsplit(" ", 2)
+    measurement, *tag_parts = series.split(",")
+    tags = dict(part.split("=", 1) for part in tag_parts)
+    fields: dict[str, float | int | bool | str] = {}
+    for key, raw in _FIELD.findall(fields_text):
+        if raw.endswith("i"):
+            fields[key] = int(raw[:-1])
+        elif raw in ("true", "false"):
+            fields[key] = raw == "true"
+        elif raw.startswith('"'):
+            fields[key] = raw[1:-1]
+        else:
+            fields[key] = float(raw)
+    return Point(measurement, tags, fields, int(ts))
+
+
+@dataclass
+class Dataset:
+    influx: InfluxDB1
+    contract: Contract
+    now: int  # the evaluation time of every query (seconds): just after the last sample
+    points: list[Point] = field(default_factory=list)  # the raw retention policy
+    longterm: list[Point] = field(default_factory=list)  # what the downsampling wrote
+    collector_lines: list[str] = field(default_factory=list)
+
+    def raw(self, measurement: str, **tags: str) -> list[Point]:
+        return _matching(self.points, measurement, tags)
+
+    def long_term(self, **tags: str) -> list[Point]:
+        return _matching(self.longterm, self.contract.longterm_measurement, tags)
+
+    def query(self, q: str) -> list[dict[str, Any]]:
+        """The query as Grafana's backend sends it: GET /query?db=...&epoch=ms."""
+        result = self.influx.query(q, db=self.contract.database, epoch="ms")
+        assert len(result) == 1, result
+        series: list[dict[str, Any]] = result[0].get("series", [])
+        return series
+
+
+# -------------------------------------------------------------------------- the collector
+
+
+def _collector_config(path: Path, port: str, outbox_dir: Path) -> Path:
+    config = {
+        "site": SITE,
+        "unit": UNIT,
+        "interval_s": 1,
+        "source": {
+            "kind": "modbus",
+            "port": port,
+            # A pty cannot do even parity reliably (platform.md): the line runs 8N1.
+            "serial": {"baudrate": 9600, "parity": "N", "bytesize": 8, "stopbits": 1},
+            "meters": [
+                {"name": THREE_PHASE, "model": "sdm630", "device_id": 1},
+                {"name": SILENT_METER, "model": "sdm630", "device_id": 2, "timeout_s": 0.2},
+            ],
+        },
+        "sinks": [
+            {
+                "name": "local",
+                "url": f"http://127.0.0.1:{free_port()}",  # nothing listens: the backlog grows
+                "org": "homewatt",
+                "bucket": "homewatt",
+                "anonymous": True,
+                "timeout_s": 1,
+                "retry_min_s": 0.2,
+                "retry_max_s": 1,
+            }
+        ],
+        "outbox": {"dir": str(outbox_dir), "checkpoint_interval_s": 1},
+        "clock": {"wait_for_sync": False},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _enqueued(outbox: Path) -> int:
+    if not outbox.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute("SELECT value FROM counters WHERE name = 'enqueued'").fetchone()
+        except sqlite3.OperationalError:  # its tables not created yet
+            return 0
+    return int(row[0]) if row else 0
+
+
+@dataclass
+class CollectorRun:
+    """A running `homewatt-collector run` on an emulated line (see `start_collector`)."""
+
+    process: ServerProcess
+    bus: MeterBus
+    outbox: Path
+
+    def finish(self, cycles: int) -> list[str]:
+        """Wait for `cycles` cycles, stop it, and return what its outbox holds (the lines the
+        collector's encoder made)."""
+        try:
+            # Each cycle writes 4 electricity samples (l1, l2, l3, total) and 1 health sample.
+            wait_until(lambda: _enqueued(self.outbox) >= 5 * cycles, 60, f"{cycles} cycles")
+        finally:
+            self.process.stop()
+            self.bus.stop()
+        outbox = Outbox(self.outbox, max_bytes=10**9)
+        try:
+            return [entry.line for entry in outbox.peek(10**6)]
+        finally:
+            outbox.close()
+
+
+def start_collector(workdir: Path) -> CollectorRun:
+    """Start the real collector reading an SDM630 on an emulated line (and a meter id that never
+    answers), delivering to a sink nobody listens on."""
+    (workdir / "bus").mkdir(parents=True, exist_ok=True)
+    bus = start_meter_bus(workdir / "bus", {1: {"input": sdm630_input_registers()}})
+    outbox_dir = workdir / "outbox"
+    config = _collector_config(workdir / f"{UNIT}.yaml", bus.port, outbox_dir)
+    process = ServerProcess(
+        "homewatt-collector",
+        [str(COLLECTOR_BIN), "run", "-c", str(config), "--no-table"],
+        workdir / "collector.log",
+        env=dict(os.environ),
+    ).start()
+    return CollectorRun(process, bus, outbox_dir / "outbox-local.sqlite")
+
+
+# -------------------------------------------------------------------------- simulated data
+
+
+def demo_data(device: str, seed: int, site: str, steps: Iterable[int]) -> Iterator[Sample]:
+    source = DemoSource(DemoSourceConfig(device=device, seed=seed), site=site)
+    for ts in steps:
+        yield from source.read(ts).samples
+
+
+def history_steps(now: int) -> Iterator[int]:
+    """400 days at 15 min, then the last 30 days at 60 s, then the last 15 minutes at 1 s."""
+    t = (now - 400 * DAY) // 900 * 900
+    while t < now - 30 * DAY:
+        yield t
+        t += 900
+    t = t // 60 * 60
+    while t < now - 900:
+        yield t
+        t += 60
+    t = now - 900
+    while t < now:
+        yield t
+        t += 1
+
+
+def backup_lines(now: int) -> list[str]:
+    """Hourly backups at 10 past the hour (the daily full one at 03:10 UTC), one failure five
+    hours ago, for the last 3 days of the home site; the cabin's last backup was 5 hours ago."""
+    lines = []
+    first = (now - 3 * DAY) // 3600 * 3600 + 600
+    for ts in range(first, now, 3600):
+        hour = datetime.fromtimestamp(ts, UTC).hour
+        kind = Kind.DAILY if hour == 3 else Kind.HOURLY
+        failed = now - 5 * 3600 <= ts < now - 4 * 3600
+        size = 48_000_000 if kind is Kind.DAILY else 350_000 + (ts // 3600 % 7) * 1000
+        lines.append(
+            health_line(
+                SITE,
+                kind,
+                ok=not failed,
+                duration_s=42.5 if kind is Kind.DAILY else 3.25,
+                size=0 if failed else size,
+                pending=1 if failed else 0,
+                timestamp=ts,
+            )
+        )
+    for ts in range(first, now - 5 * 3600, 3600):
+        lines.append(
+            health_line(
+                OTHER_SITE,
+                Kind.HOURLY,
+                ok=True,
+                duration_s=2.0,
+                size=200_000,
+                pending=0,
+                timestamp=ts,
+            )
+        )
+    return lines
+
+
+# -------------------------------------------------------------------------- downsampling
+
+
+def downsampling_query(contract: Contract, start: int, end: int) -> str:
+    """The InfluxQL equivalent of the contract's Flux task (InfluxDB 2's /query refuses INTO,
+    so this runs only here, never in a dashboard)."""
+    selections = ", ".join(f'{f.aggregate}("{f.source}") AS "{f.name}"' for f in contract.fields)
+    target = f'"{contract.database}"."{contract.longterm.name}"."{contract.longterm_measurement}"'
+    source = f'"{contract.database}"."{contract.raw.name}"."{contract.source_measurement}"'
+    where = f"time >= {start}s AND time < {end}s"
+    group = f"GROUP BY time({contract.window}), * fill(none)"
+    # InfluxQL from the contract's names and two integers: no outside input reaches it.
+    return f"SELECT {selections} INTO {target} FROM {source} WHERE {where} {group}"  # noqa: S608
+
+
+def longterm_points(contract: Contract, points: list[Point]) -> list[Point]:
+    """What the downsampling writes, computed here from the raw points (for expected values)."""
+    windows: dict[tuple[tuple[tuple[str, str], ...], int], list[Point]] = {}
+    for p in points:
+        if p.measurement == contract.source_measurement:
+            windows.setdefault((tuple(sorted(p.tags.items())), p.ts // 60 * 60), []).append(p)
+    out = []
+    for (tags, start), group in windows.items():
+        group.sort(key=lambda p: p.ts)
+        fields: dict[str, float | int | bool | str] = {}
+        for f in contract.fields:
+            values = [(p.ts, p.fields[f.source]) for p in group if f.source in p.fields]
+            if not values:
+                continue
+            numbers = [float(v) for _, v in values]
+            if f.aggregate == "mean":
+                fields[f.name] = sum(numbers) / len(numbers)
+            elif f.aggregate == "max":
+                fields[f.name] = max(numbers)
+            elif f.aggregate == "last":
+                fields[f.name] = numbers[-1]
+            else:
+                raise AssertionError(f"aggregate {f.aggregate} of {f.name}")
+        if fields:
+            out.append(Point(contract.longterm_measurement, dict(tags), fields, start))
+    return out
+
+
+# -------------------------------------------------------------------------- building
+
+
+def build(workdir: Path, contract: Contract) -> Dataset:
+    """Everything above, in InfluxDB. The collector runs in real time (seconds) while the
+    simulated history is computed, and InfluxDB downsamples while Python computes what it
+    should get."""
+    run = start_collector(workdir / "collector")
+    try:
+        end = int(time.time())  # the simulated history ends as the collector starts
+        samples = list(demo_data(DEMO, 7, SITE, history_steps(end)))
+        samples += demo_data(GONE_QUIET, 3, SITE, range(end - 2 * DAY, end - 600, 60))
+        samples += demo_data(CABIN, 11, OTHER_SITE, range(end - 3 * DAY, end, 60))
+    finally:
+        collector_lines = run.finish(cycles=12)
+    other_lines = collector_lines + backup_lines(end)
+    lines = [lineprotocol.encode(sample) for sample in samples] + other_lines
+    # The samples' own values are the expected side's input: no round trip through a parser.
+    points = [Point(s.measurement, dict(s.tags), dict(s.fields), s.ts) for s in samples]
+    points += [parse_line(line) for line in other_lines]
+    now = max(p.ts for p in points) + 1
+
+    influx = InfluxDB1(workdir / "influxdb").start()
+    db, raw, lt = contract.database, contract.raw.name, contract.longterm.name
+    influx.query(f'CREATE DATABASE "{db}" WITH DURATION INF NAME "{raw}"', post=True)
+    influx.query(f'CREATE RETENTION POLICY "{lt}" ON "{db}" DURATION INF REPLICATION 1', post=True)
+    for i in range(0, len(lines), 5000):
+        influx.write(db, lines[i : i + 5000])
+    start = min(p.ts for p in points) // 60 * 60
+    with ThreadPoolExecutor(1) as pool:
+        into = pool.submit(influx.query, downsampling_query(contract, start, now + 60), db, True)
+        dataset = Dataset(influx, contract, now, points, collector_lines=collector_lines)
+        dataset.longterm = longterm_points(contract, dataset.raw(contract.source_measurement))
+        into.result()
+    return dataset
