@@ -11,8 +11,8 @@ tests (no Grafana server can run here). Each step names the Grafana source it fo
    datasource's `timeInterval`.
 3. Template variables, interpolated in the browser (TemplateSrv / scenes' sceneInterpolator):
    `${var:regex}` escapes each value with `escapeRegex` and joins several as `(a|b)`; the
-   custom "All" value is inserted as it is; `${__from}`/`${__to}` are epoch milliseconds;
-   `${__timezone:raw}` is the dashboard's time zone. Any other variable syntax is refused here,
+   custom "All" value is inserted as it is; `${__timezone:raw}` is the dashboard's time zone.
+   Any other variable syntax is refused here,
    so a query cannot use a form this emulation does not implement.
 4. Macros, expanded by the InfluxDB datasource's backend (pkg/tsdb/influxdb/models/query.go,
    Build): `$timeFilter` -> `time >= <from>ms and time <= <to>ms`, then `$interval`,
@@ -224,7 +224,7 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_]\w*)(?::([A-Za-z]+))?\}|\[\[(\w+)\]\]|\$(
 _BACKEND = {"timeFilter", "interval", "__interval", "__interval_ms"}
 
 
-def interpolate(query: str, variables: Variables, time_range: TimeRange, timezone: str) -> str:
+def interpolate(query: str, variables: Variables, timezone: str) -> str:
     """The browser's step: template variables and global variables; backend macros untouched."""
 
     def replace(match: re.Match[str]) -> str:
@@ -235,10 +235,6 @@ def interpolate(query: str, variables: Variables, time_range: TimeRange, timezon
             if plain in _BACKEND:
                 return match.group(0)
             raise EmulationError(f"${plain}: write ${{{plain}:regex}} so the format is explicit")
-        if name == "__from" and fmt is None:
-            return str(time_range.from_ms)
-        if name == "__to" and fmt is None:
-            return str(time_range.to_ms)
         if name == "__timezone" and fmt == "raw":
             return timezone
         if fmt == "regex":

@@ -114,7 +114,7 @@ def run_panel(
     tr = time_range or panel_range(dashboard, panel, now)
     interval = interval_ms(panel, tr, width, "1s")
     (target,) = [t for t in panel["targets"] if t["refId"] == ref]
-    query = expand_macros(interpolate(target["query"], variables, tr, TZ), tr, interval)
+    query = expand_macros(interpolate(target["query"], variables, TZ), tr, interval)
     return Result(query, tr, interval, run_query(dataset, model, query))
 
 
@@ -165,7 +165,7 @@ def _run_found(
         assert item.dashboard is not None
         panel = item.panel or {}
         tr = panel_range(item.dashboard, panel, now)
-        interpolated = interpolate(item.query, variables, tr, TZ)
+        interpolated = interpolate(item.query, variables, TZ)
         query = expand_macros(interpolated, tr, interval_ms(panel, tr, WIDTH, "1s"))
     return run_query(dataset, model, query)
 
@@ -210,8 +210,7 @@ def test_template_variables_list_the_written_sites_meters_and_channels(
         (variable,) = [
             v for v in dashboards["homewatt-energy"]["templating"]["list"] if v["name"] == name
         ]
-        tr = TimeRange(now, now)
-        series = run_query(dataset, model, interpolate(variable["query"], variables, tr, TZ))
+        series = run_query(dataset, model, interpolate(variable["query"], variables, TZ))
         return {row[1] for s in series for row in s["values"]}
 
     assert values("site", ALL) == {SITE, OTHER_SITE}
