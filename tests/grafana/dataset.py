@@ -25,11 +25,14 @@ Everything written is also kept here as parsed points, for the independent expec
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sqlite3
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -288,6 +291,23 @@ def downsampling_query(contract: Contract, start: int, end: int) -> str:
     return f"SELECT {selections} INTO {target} FROM {source} WHERE {where} {group}"  # noqa: S608
 
 
+def downsample(influx: InfluxDB1, contract: Contract, start: int, end: int) -> None:
+    """Run the downsampling over [start, end) in 50-day pieces (as the task runs it over its
+    lookback, only wider), each POSTed with a timeout that a slow machine does not hit."""
+    step = 50 * DAY
+    for piece in range(start, end, step):
+        body = urllib.parse.urlencode(
+            {
+                "db": contract.database,
+                "q": downsampling_query(contract, piece, min(piece + step, end)),
+            }
+        ).encode()
+        request = urllib.request.Request(f"{influx.url}/query", data=body)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 (loopback)
+            results = json.loads(response.read())["results"]
+        assert all("error" not in r for r in results), results
+
+
 def longterm_points(contract: Contract, points: list[Point]) -> list[Point]:
     """What the downsampling writes, computed here from the raw points (for expected values)."""
     windows: dict[tuple[tuple[tuple[str, str], ...], int], list[Point]] = {}
@@ -346,7 +366,7 @@ def build(workdir: Path, contract: Contract) -> Dataset:
         influx.write(db, lines[i : i + 5000])
     start = min(p.ts for p in points) // 60 * 60
     with ThreadPoolExecutor(1) as pool:
-        into = pool.submit(influx.query, downsampling_query(contract, start, now + 60), db, True)
+        into = pool.submit(downsample, influx, contract, start, now + 60)
         dataset = Dataset(influx, contract, now, points, collector_lines=collector_lines)
         dataset.longterm = longterm_points(contract, dataset.raw(contract.source_measurement))
         into.result()
