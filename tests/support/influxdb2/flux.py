@@ -26,6 +26,7 @@ from . import gojson
 from .annotated_csv import Table
 
 SUPPORTED = "from, range, filter, limit, first, last, to, yield"
+FUNCTIONS = frozenset(SUPPORTED.split(", "))
 _DURATION_UNITS = {
     "ns": 1,
     "us": 1_000,
@@ -153,6 +154,8 @@ class _Parser:
             raise QueryError(
                 f"package functions ({name}.…) are not supported (supported: {SUPPORTED})"
             )
+        if name not in FUNCTIONS:
+            raise QueryError(f"Flux function {name}() is not supported (supported: {SUPPORTED})")
         self.take("(")
         args: dict[str, Any] = {}
         while not self.peek(")"):
@@ -260,12 +263,6 @@ def _duration(text: str) -> int:
 
 def parse(text: str) -> Pipeline:
     pipeline = _Parser(text).program()
-    known = {"from", "range", "filter", "limit", "first", "last", "to", "yield"}
-    for call in pipeline.calls:
-        if call.name not in known:
-            raise QueryError(
-                f"Flux function {call.name}() is not supported (supported: {SUPPORTED})"
-            )
     if pipeline.calls[0].name != "from":
         raise QueryError("a query must start with from()")
     return pipeline

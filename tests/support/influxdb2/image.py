@@ -1,0 +1,138 @@
+"""The stand-in as a container image, `homewatt-test/influxdb-standin:<hash>`, built FROM the
+rig's Debian bookworm image (no registry is reachable; no InfluxDB image can be pulled).
+
+Laid out like the official influxdb:2.7 image (influxdata-docker influxdb/2.7/Dockerfile and
+entrypoint.sh): user and group `influxdb` with uid/gid 1000 and home /home/influxdb, volumes
+/var/lib/influxdb2 and /etc/influxdb2, /docker-entrypoint-initdb.d, ENTRYPOINT
+/entrypoint.sh, CMD influxd, port 8086, the ENV names INFLUX_CONFIGS_PATH,
+INFLUXD_INIT_PORT, INFLUXD_INIT_PING_ATTEMPTS, DOCKER_INFLUXDB_INIT_CLI_CONFIG_NAME,
+INFLUXDB_VERSION, INFLUX_CLI_VERSION and GOSU_VER, STOPSIGNAL SIGTERM (the real image sets
+none), and no HEALTHCHECK (the real image has none: the influxdb role sets one). Tools: curl
+and gosu are installed as the real image has them (`curl -fsS http://127.0.0.1:8086/health`
+is a health check that works in both); the base image's extras that the real image lacks are
+removed (systemd, sudo, dbus, procps, iproute2) and its Python interpreter is moved off PATH to
+/opt/influxdb-standin/bin, where only the stand-in's `influxd` uses it. What the real image has
+and this one does not: the `influx` CLI, `dasel`, gnupg, and InfluxDB itself.
+Inherited from the base and not in the real image: ENV container, PIP_CERT,
+REQUESTS_CA_BUNDLE, SSL_CERT_FILE and NODE_EXTRA_CA_CERTS (the rig's CA trust settings).
+
+`build_image(docker, base)` builds it once per content hash; `docker` is anything with the
+rig's `PrivateDockerd.docker(*args, check=...)` method. `save_image` writes the tar a role
+loads through its image-archive variable (`docker save`, as for the real image offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from .server import VERSION
+
+HERE = Path(__file__).resolve().parent
+IMAGE = "homewatt-test/influxdb-standin"
+UID = GID = 1000
+PORT = 8086
+HEALTHCHECK = ["CMD", "curl", "-fsS", "http://127.0.0.1:8086/health"]
+REMOVED_PACKAGES = ("sudo", "procps", "iproute2", "dbus", "systemd-sysv", "systemd", "python3-apt")
+
+
+class DockerResult(Protocol):
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Docker(Protocol):
+    """What the image needs of a Docker daemon (the rig's PrivateDockerd has it)."""
+
+    def docker(self, *args: str, input: bytes | None = ..., check: bool = ..., timeout: float = ...) -> DockerResult: ...
+
+
+def dockerfile(base: str) -> str:
+    version = VERSION.lstrip("v")
+    removed = " ".join(REMOVED_PACKAGES)
+    return f"""\
+# The homewatt InfluxDB 2 stand-in (NOT InfluxDB): tests/support/influxdb2/image.py says what
+# it copies from the official influxdb:{version} image and what differs.
+FROM {base}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl gosu \\
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd -r influxdb --gid={GID} \\
+ && useradd -r -g influxdb --uid={UID} --create-home --home-dir=/home/influxdb --shell=/bin/bash influxdb
+COPY influxdb2/ /opt/influxdb-standin/lib/influxdb2/
+COPY influxd /usr/local/bin/influxd
+COPY entrypoint.sh /entrypoint.sh
+RUN set -eu \\
+ && mkdir -p /opt/influxdb-standin/bin \\
+ && mv /usr/bin/python3.11 /opt/influxdb-standin/bin/python3 \\
+ && rm -f /usr/bin/python3 /usr/bin/pydoc3* /usr/bin/pygettext3* /usr/bin/py3compile /usr/bin/py3clean \\
+ && dpkg --purge --force-depends --force-remove-essential {removed} >/dev/null \\
+ && chmod 0755 /usr/local/bin/influxd /entrypoint.sh \\
+ && mkdir /docker-entrypoint-initdb.d \\
+ && mkdir -p /var/lib/influxdb2 /etc/influxdb2 \\
+ && chown -R influxdb:influxdb /var/lib/influxdb2 /etc/influxdb2 \\
+ && /usr/local/bin/influxd version
+VOLUME /var/lib/influxdb2 /etc/influxdb2
+ENTRYPOINT ["/entrypoint.sh"]
+CMD ["influxd"]
+EXPOSE {PORT}
+STOPSIGNAL SIGTERM
+ENV INFLUX_CONFIGS_PATH=/etc/influxdb2/influx-configs \\
+    INFLUXD_INIT_PORT=9999 \\
+    INFLUXD_INIT_PING_ATTEMPTS=600 \\
+    DOCKER_INFLUXDB_INIT_CLI_CONFIG_NAME=default \\
+    INFLUXDB_VERSION={version} \\
+    INFLUX_CLI_VERSION=2.7.5 \\
+    GOSU_VER=1.16
+LABEL org.opencontainers.image.title="homewatt InfluxDB 2 stand-in (not InfluxDB)"
+"""
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in HERE.glob("*.py")) + [HERE / "entrypoint.sh", HERE / "influxd"]
+
+
+def content_hash(base: str) -> str:
+    digest = hashlib.sha256(dockerfile(base).encode())
+    for path in _sources():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def tag_for(base: str) -> str:
+    return f"{IMAGE}:{content_hash(base)}"
+
+
+def build_context(directory: Path, base: str) -> None:
+    """Write the build context: the Dockerfile, the scripts and the stand-in's package."""
+    (directory / "Dockerfile").write_text(dockerfile(base))
+    package = directory / "influxdb2"
+    package.mkdir()
+    for path in _sources():
+        target = directory / path.name if path.suffix != ".py" else package / path.name
+        shutil.copy2(path, target)
+
+
+def build_image(docker: Docker, base: str, *, extra_tags: Sequence[str] = ()) -> str:
+    """Build (or find) the image FROM `base`; return its content-hash tag."""
+    tag = tag_for(base)
+    if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
+        with tempfile.TemporaryDirectory(prefix="influxdb-standin-") as tmp:
+            build_context(Path(tmp), base)
+            done = docker.docker("build", "-t", tag, tmp, check=False, timeout=900)
+            if done.exit_code != 0:
+                raise RuntimeError(f"building {tag} failed:\n{done.stderr or done.stdout}")
+    for extra in extra_tags:
+        docker.docker("tag", tag, extra)
+    return tag
+
+
+def save_image(docker: Docker, tag: str, path: Path) -> Path:
+    """`docker save` into `path` (the archive a role's influxdb_image_archive loads)."""
+    docker.docker("save", "-o", str(path), tag)
+    return path
