@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -228,7 +229,17 @@ def _write_cli_config(values: dict[str, str], env: dict[str, str], token: str, o
         handle.write(text)
 
 
+def _name_process(name: bytes) -> None:
+    """prctl(PR_SET_NAME): `ps` and /proc/<pid>/comm show influxd, as for the real server."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def serve(values: dict[str, str]) -> int:
+    _name_process(b"influxd")
     if values.get("tls-cert") or values.get("tls-key"):
         raise StartError("TLS (tls-cert, tls-key) is not supported by the stand-in")
     host, port = _bind(values["http-bind-address"])

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import urllib.parse
 from typing import Any
 
 from . import gojson
@@ -439,6 +440,13 @@ def find_bucket_by_id(call: Call, bucket_id: str, *, pretty: bool = True) -> dic
     return bucket
 
 
+def _paging_link(call: Call, limit: int, offset: int) -> str:
+    """influxdb.NewPagingLinks: the filter and paging parameters, url.Values.Encode order."""
+    values = {k: call.arg(k) for k in ("id", "name", "org", "orgID") if call.arg(k)}
+    values.update(descending="false", limit=str(limit), offset=str(offset))
+    return "/api/v2/buckets?" + urllib.parse.urlencode(sorted(values.items()))
+
+
 def list_buckets(call: Call) -> Reply:
     buckets = call.store.all("buckets")
     if call.arg("id"):
@@ -459,13 +467,11 @@ def list_buckets(call: Call) -> Reply:
     limit = int(call.arg("limit") or 20)
     offset = int(call.arg("offset") or 0)
     page = buckets[offset : offset + limit]
-    query = "&".join(f"{k}={call.arg(k)}" for k in ("id", "name", "org", "orgID") if call.arg(k))
-    base = "/api/v2/buckets?" + (query + "&" if query else "")
-    links = {"self": f"{base}descending=false&limit={limit}&offset={offset}"}
+    links = {"self": _paging_link(call, limit, offset)}
     if len(page) >= limit:
-        links["next"] = f"{base}descending=false&limit={limit}&offset={offset + limit}"
+        links["next"] = _paging_link(call, limit, offset + limit)
     if offset > 0:
-        links["prev"] = f"{base}descending=false&limit={limit}&offset={max(offset - limit, 0)}"
+        links["prev"] = _paging_link(call, limit, max(offset - limit, 0))
     return json_reply(
         200, {"links": dict(sorted(links.items())), "buckets": [bucket_json(b) for b in page]}
     )

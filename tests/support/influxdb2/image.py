@@ -71,7 +71,8 @@ RUN set -eu \\
  && mkdir -p /opt/influxdb-standin/bin \\
  && mv /usr/bin/python3.11 /opt/influxdb-standin/bin/python3 \\
  && rm -f /usr/bin/python3 /usr/bin/pydoc3* /usr/bin/pygettext3* /usr/bin/py3compile /usr/bin/py3clean \\
- && dpkg --purge --force-depends --force-remove-essential {removed} >/dev/null \\
+ && SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends --force-remove-essential {removed} >/dev/null 2>&1 \\
+ && rm -rf /var/lib/dbus /run/dbus \\
  && chmod 0755 /usr/local/bin/influxd /entrypoint.sh \\
  && mkdir /docker-entrypoint-initdb.d \\
  && mkdir -p /var/lib/influxdb2 /etc/influxdb2 \\

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import secrets
 import sqlite3
 import tarfile
@@ -149,6 +150,8 @@ class Store:
         self.path = directory / STATE_FILE
         self.now_ns = now_ns
         self.lock = threading.RLock()
+        if not self.path.exists():  # 0600 like influxd's BoltDB file (bolt.Open(path, 0600))
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
