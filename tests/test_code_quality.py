@@ -10,7 +10,13 @@ from tests.support.processes import require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-SHELL_SCRIPTS = [".ci/run", "scripts/bootstrap", "scripts/test"]
+SHELL_SCRIPTS = [
+    ".ci/run",
+    "scripts/bootstrap",
+    "scripts/test",
+    "tests/support/influxdb2/entrypoint.sh",
+    "tests/support/influxdb2/influxd",
+]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -27,14 +27,26 @@ class Api:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
 
-    def write(self, lines: str | bytes, bucket: str = BUCKET, precision: str = "s", **kw: Any) -> requests.Response:
+    def write(
+        self, lines: str | bytes, bucket: str = BUCKET, precision: str = "s", **kw: Any
+    ) -> requests.Response:
         params = {"org": ORG, "bucket": bucket, "precision": precision}
         data = lines.encode() if isinstance(lines, str) else lines
         return self("POST", "/api/v2/write", params=params, data=data, **kw)
 
-    def flux(self, query: str, annotations: list[str] | None = None, **kw: Any) -> requests.Response:
-        dialect = {"annotations": ["datatype", "group", "default"] if annotations is None else annotations}
-        return self("POST", "/api/v2/query", params={"org": ORG}, json={"query": query, "dialect": dialect}, **kw)
+    def flux(
+        self, query: str, annotations: list[str] | None = None, **kw: Any
+    ) -> requests.Response:
+        dialect = {
+            "annotations": ["datatype", "group", "default"] if annotations is None else annotations
+        }
+        return self(
+            "POST",
+            "/api/v2/query",
+            params={"org": ORG},
+            json={"query": query, "dialect": dialect},
+            **kw,
+        )
 
 
 @pytest.fixture
@@ -66,9 +78,32 @@ def token_for(standin: InfluxDB2StandIn, operator: Api) -> Callable[..., Api]:
             if name != "*":
                 resource["id"] = buckets[name]
             permissions.append({"action": action, "resource": resource})
-        body = {"orgID": org_id, "permissions": permissions, "status": status, "description": "test"}
+        body = {
+            "orgID": org_id,
+            "permissions": permissions,
+            "status": status,
+            "description": "test",
+        }
         created = operator("POST", "/api/v2/authorizations", json=body)
         assert created.status_code == 201, created.text
         return Api(standin.url, created.json()["token"])
 
     return make
+
+
+# -- the stand-in image (tests/support/influxdb2/image.py), FROM the rig's bookworm image ----
+
+
+@dataclass(frozen=True)
+class ImageUnderTest:
+    docker: Any  # the rig's PrivateDockerd: .docker(*args, check=...)
+    tag: str
+
+
+@pytest.fixture(scope="session")
+def standin_image(request: pytest.FixtureRequest) -> ImageUnderTest:
+    """The stand-in image, built once per content hash in the systemd rig's daemon."""
+    from tests.support.influxdb2.image import build_image  # noqa: PLC0415
+
+    rig = request.getfixturevalue("systemd_rig")
+    return ImageUnderTest(rig.daemon, build_image(rig.daemon, rig.image("bookworm")))

@@ -43,20 +43,30 @@ def environment(root: Path, port: int, **extra: str) -> dict[str, str]:
 def influxd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tests.support.influxdb2", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def start(root: Path, env: dict[str, str], port: int) -> ServerProcess:
     server = ServerProcess(
-        "influxd stand-in", [sys.executable, "-m", "tests.support.influxdb2", "run"],
-        root / "influxd.log", env=env, cwd=REPO,
+        "influxd stand-in",
+        [sys.executable, "-m", "tests.support.influxdb2", "run"],
+        root / "influxd.log",
+        env=env,
+        cwd=REPO,
     ).start()
     server.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30)
     return server
 
 
-def test_first_start_sets_up_from_the_init_variables_and_leaves_a_0600_cli_config(tmp_path: Path) -> None:
+def test_first_start_sets_up_from_the_init_variables_and_leaves_a_0600_cli_config(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     env = environment(tmp_path, port)
     init = influxd("standin-init", env=env)
@@ -82,12 +92,19 @@ def test_first_start_sets_up_from_the_init_variables_and_leaves_a_0600_cli_confi
 def test_a_second_start_keeps_the_state_and_does_not_set_up_again(tmp_path: Path) -> None:
     port = free_port()
     assert influxd("standin-init", env=environment(tmp_path, port)).returncode == 0
-    again = influxd("standin-init", env=environment(tmp_path, port, DOCKER_INFLUXDB_INIT_ADMIN_TOKEN="other"))
+    again = influxd(
+        "standin-init", env=environment(tmp_path, port, DOCKER_INFLUXDB_INIT_ADMIN_TOKEN="other")
+    )
     assert again.returncode == 0 and "skipping setup wrapper" in again.stderr
     server = start(tmp_path, environment(tmp_path, port), port)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert requests.get(f"{url}/api/v2/buckets", headers={"Authorization": "Token other"}, timeout=5).status_code == 401
+        assert (
+            requests.get(
+                f"{url}/api/v2/buckets", headers={"Authorization": "Token other"}, timeout=5
+            ).status_code
+            == 401
+        )
         assert Api(url, ADMIN_TOKEN)("GET", "/api/v2/buckets").status_code == 200
     finally:
         server.signal(signal.SIGTERM)
@@ -103,9 +120,12 @@ def test_a_setting_influxd_would_refuse_stops_the_start_with_one_clear_line(tmp_
         '(--storage-wal-fsync-delay): time: invalid duration "1 second"'
     )
     fine = environment(
-        tmp_path, free_port(),
-        INFLUXD_STORAGE_CACHE_MAX_MEMORY_SIZE="128MiB", INFLUXD_STORAGE_WAL_FSYNC_DELAY="500ms",
-        INFLUXD_STORAGE_MAX_CONCURRENT_COMPACTIONS="1", INFLUXD_QUERY_MEMORY_BYTES="33554432",
+        tmp_path,
+        free_port(),
+        INFLUXD_STORAGE_CACHE_MAX_MEMORY_SIZE="128MiB",
+        INFLUXD_STORAGE_WAL_FSYNC_DELAY="500ms",
+        INFLUXD_STORAGE_MAX_CONCURRENT_COMPACTIONS="1",
+        INFLUXD_QUERY_MEMORY_BYTES="33554432",
         INFLUXD_REPORTING_DISABLED="true",
     )
     assert influxd("standin-init", env=fine).returncode == 0
@@ -116,7 +136,12 @@ def test_missing_init_variables_refuse_the_setup_and_leave_no_state(tmp_path: Pa
     del env["DOCKER_INFLUXDB_INIT_PASSWORD"]
     refused = influxd("standin-init", env=env)
     assert refused.returncode == 1
-    assert 'msg="missing parameter, cannot init InfluxDB" service=influxdb-standin parameter=DOCKER_INFLUXDB_INIT_PASSWORD' in refused.stderr
+    assert (
+        'msg="missing parameter, cannot init InfluxDB" service=influxdb-standin '
+        "parameter=DOCKER_INFLUXDB_INIT_PASSWORD" in refused.stderr
+    )
     assert not (tmp_path / "data" / "standin.sqlite").exists()
-    upgrade = influxd("standin-init", env=environment(tmp_path, free_port(), DOCKER_INFLUXDB_INIT_MODE="upgrade"))
+    upgrade = influxd(
+        "standin-init", env=environment(tmp_path, free_port(), DOCKER_INFLUXDB_INIT_MODE="upgrade")
+    )
     assert upgrade.returncode == 1 and "cannot upgrade InfluxDB 1.x data" in upgrade.stderr

@@ -71,8 +71,8 @@ def _config_file(path: str) -> dict[str, str]:
             for k, v in json.loads(text).items()
         }
     values = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         sep = ":" if path.endswith((".yml", ".yaml")) else "="
@@ -85,7 +85,7 @@ def _config_file(path: str) -> dict[str, str]:
     return values
 
 
-def options(argv: list[str], env: dict[str, str]) -> dict[str, str]:
+def options(argv: list[str], env: dict[str, str]) -> dict[str, str]:  # noqa: PLR0912 (flag forms)
     """Flags over INFLUXD_* over the config file over the image's defaults, each checked."""
     values = dict(DEFAULTS)
     config_path = env.get("INFLUXD_CONFIG_PATH", "")
@@ -158,7 +158,8 @@ def init_from_environment(values: dict[str, str], env: dict[str, str]) -> None:
         return
     if mode not in ("setup", "upgrade"):
         raise StartError(
-            f"found invalid DOCKER_INFLUXDB_INIT_MODE, valid values are 'setup' and 'upgrade' (got {mode!r})"
+            "found invalid DOCKER_INFLUXDB_INIT_MODE, valid values are 'setup' and 'upgrade' "
+            f"(got {mode!r})"
         )
     if mode == "upgrade":
         raise StartError(
@@ -182,7 +183,8 @@ def init_from_environment(values: dict[str, str], env: dict[str, str]) -> None:
         raise StartError(f"Error: {exc}") from None
     if retention_ns % 1_000_000_000:
         raise StartError(
-            f"retention policy {env['DOCKER_INFLUXDB_INIT_RETENTION']!r} is too precise, must be divisible by 1s"
+            f"retention policy {env['DOCKER_INFLUXDB_INIT_RETENTION']!r} is too precise, "
+            "must be divisible by 1s"
         )
     from .handlers_tenant import onboard  # noqa: PLC0415
 

@@ -99,8 +99,7 @@ def encode_tables(
 ) -> Iterator[str]:
     """One result's text, a chunk per table, then the result delimiter ("\\r\\n")."""
     last_schema: tuple[object, ...] | None = None
-    table_id = 0
-    for table in tables:
+    for table_id, table in enumerate(tables):
         schema = (tuple(table.columns), tuple(sorted(table.group_key)))
         chunk = ""
         if schema != last_schema:
@@ -116,7 +115,6 @@ def encode_tables(
             chunk += csv_line(cells)
         yield chunk
         last_schema = schema
-        table_id += 1
     yield "\r\n"
 
 

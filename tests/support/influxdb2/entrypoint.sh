@@ -12,6 +12,17 @@ if [ -n "${DOCKER_INFLUXDB_INIT_PASSWORD_FILE}" ]; then [ -e "${DOCKER_INFLUXDB_
 if [ -n "${DOCKER_INFLUXDB_INIT_USERNAME_FILE}" ]; then [ -e "${DOCKER_INFLUXDB_INIT_USERNAME_FILE}" ] && DOCKER_INFLUXDB_INIT_USERNAME=$(cat "${DOCKER_INFLUXDB_INIT_USERNAME_FILE}") || echo "DOCKER_INFLUXDB_INIT_USERNAME_FILE defined, but file not existing, skipping."; fi
 if [ -n "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE}" ]; then [ -e "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE}" ] && DOCKER_INFLUXDB_INIT_ADMIN_TOKEN=$(cat "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE}") || echo "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE defined, but file not existing, skipping."; fi
 
+# The real script's log format: ts=... lvl=... msg="..." system=docker key: value...
+log() {
+  local level=$1 msg=$2 attrs="system=docker"
+  shift 2
+  while [ "$#" -gt 1 ]; do
+    attrs="${attrs} $1: $2"
+    shift 2
+  done
+  echo "ts=$(date --utc +'%FT%T.%NZ') lvl=${level} msg=\"${msg}\" ${attrs}" >&2
+}
+
 # The same precedence as the real script's influxd::config::get for the two paths it needs:
 # a command line flag, then the environment, then the image's default config.
 flag_value() {
@@ -54,7 +65,12 @@ main() {
   mkdir -p /etc/influxdb2 || :
   chmod 775 /etc/influxdb2 || :
 
-  if [ ! -f "${bolt_dir}/standin.sqlite" ] && [ -n "${DOCKER_INFLUXDB_INIT_MODE}" ]; then
+  # the real script's check is "${BOLT_PATH}" exists; the stand-in's state file takes its place
+  if [ -f "${bolt_dir}/standin.sqlite" ]; then
+    log info "found existing stand-in state, skipping setup wrapper" state_path "${bolt_dir}/standin.sqlite"
+  elif [ -z "${DOCKER_INFLUXDB_INIT_MODE}" ]; then
+    log warn "state not found, but DOCKER_INFLUXDB_INIT_MODE not specified, skipping setup wrapper" state_path "${bolt_dir}/standin.sqlite"
+  else
     DOCKER_INFLUXDB_INIT_USERNAME="${DOCKER_INFLUXDB_INIT_USERNAME}" \
       DOCKER_INFLUXDB_INIT_PASSWORD="${DOCKER_INFLUXDB_INIT_PASSWORD}" \
       DOCKER_INFLUXDB_INIT_ADMIN_TOKEN="${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN}" \

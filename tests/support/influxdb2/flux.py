@@ -167,7 +167,7 @@ class _Parser:
         self.take(")")
         return Call(name, args)
 
-    def value(self) -> Any:
+    def value(self) -> Any:  # noqa: PLR0911 (one return per kind of Flux literal)
         kind, text = self.take()
         if kind == "string":
             return _unquote(text)
@@ -226,13 +226,13 @@ class _Parser:
             self.take(")")
             return inner
         column = self.column(param)
-        kind, op = self.take()
+        op = self.take()[1]
         if op not in ("==", "!=", "<", "<=", ">", ">="):
             raise QueryError(f"operator {op!r} is not supported in filter (use == != < <= > >=)")
         return Compare(column, op, self.value())
 
     def column(self, param: str) -> str:
-        kind, name = self.take()
+        name = self.take()[1]
         if name != param:
             raise QueryError(f"filter predicates must compare {param}.<column>, found {name!r}")
         if self.peek("."):
@@ -343,7 +343,7 @@ def run(pipeline: Pipeline, source: Source) -> tuple[str, list[Table]]:
         if call.name == "range":
             raise QueryError("only one range() is supported, right after from()")
         if call.name == "filter":
-            param, predicate = call.args["fn"]
+            predicate = call.args["fn"][1]
             tables = [_filtered(t, predicate) for t in tables]
             tables = [t for t in tables if t.rows]
         elif call.name == "limit":

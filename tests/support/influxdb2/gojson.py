@@ -52,7 +52,7 @@ def go_float_fixed(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _encode(value: Any, indent: str | None, level: int) -> str:
+def _encode(value: Any, indent: str | None, level: int) -> str:  # noqa: PLR0911 (a return per JSON kind)
     if value is None:
         return "null"
     if value is True:

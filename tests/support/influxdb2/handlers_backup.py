@@ -224,7 +224,8 @@ def restore_kv(call: Call) -> Reply:
     if operator is None:
         raise APIError(
             "internal error",
-            "invalid backup without an operator token, consider editing the BoltDB in the backup with 'influxd recovery'",
+            "invalid backup without an operator token, consider editing the BoltDB in the "
+            "backup with 'influxd recovery'",
         )
     return json_reply(200, {"token": operator["token"]})
 

@@ -206,11 +206,9 @@ def query(call: Call) -> Reply:
 
     def find_bucket(name: str | None, bucket_id: str | None) -> dict[str, Any]:
         for b in call.store.all("buckets"):
-            if b["orgID"] == org["id"] and (
-                (name and b["name"] == name) or (bucket_id and b["id"] == bucket_id)
-            ):
-                if can_read_bucket(auth, b):
-                    return b
+            named = (name and b["name"] == name) or (bucket_id and b["id"] == bucket_id)
+            if b["orgID"] == org["id"] and named and can_read_bucket(auth, b):
+                return b
         raise APIError(
             NOT_FOUND,
             f'failed to initialize execute state: could not find bucket "{name or bucket_id}"',

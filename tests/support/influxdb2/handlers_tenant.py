@@ -277,10 +277,7 @@ def _can_read_org(auth: Authorizer, org_id: str) -> bool:
 
 def list_orgs(call: Call) -> Reply:
     name, org_id = call.arg("org"), call.arg("orgID")
-    if name or org_id:
-        orgs = [find_org(call, name=name, org_id=org_id)]
-    else:
-        orgs = call.store.all("orgs")
+    orgs = [find_org(call, name=name, org_id=org_id)] if name or org_id else call.store.all("orgs")
     orgs = [o for o in orgs if _can_read_org(call.auth, o["id"])]
     return json_reply(200, {"links": {"self": "/api/v2/orgs"}, "orgs": [org_json(o) for o in orgs]})
 
@@ -710,7 +707,8 @@ def create_authorization(call: Call) -> Reply:
         if wanted["resource"]["type"] == "instance":
             raise APIError(
                 INTERNAL,
-                "authorizations cannot be created with the instance type, it is only used during setup",
+                "authorizations cannot be created with the instance type, "
+                "it is only used during setup",
                 pretty=True,
             )
         clean.append(wanted)

@@ -49,53 +49,60 @@ class DockerResult(Protocol):
 class Docker(Protocol):
     """What the image needs of a Docker daemon (the rig's PrivateDockerd has it)."""
 
-    def docker(self, *args: str, input: bytes | None = ..., check: bool = ..., timeout: float = ...) -> DockerResult: ...
+    def docker(
+        self, *args: str, input: bytes | None = ..., check: bool = ..., timeout: float = ...
+    ) -> DockerResult: ...
 
 
 def dockerfile(base: str) -> str:
     version = VERSION.lstrip("v")
     removed = " ".join(REMOVED_PACKAGES)
-    return f"""\
-# The homewatt InfluxDB 2 stand-in (NOT InfluxDB): tests/support/influxdb2/image.py says what
-# it copies from the official influxdb:{version} image and what differs.
-FROM {base}
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl gosu \\
- && rm -rf /var/lib/apt/lists/*
-RUN groupadd -r influxdb --gid={GID} \\
- && useradd -r -g influxdb --uid={UID} --create-home --home-dir=/home/influxdb --shell=/bin/bash influxdb
-COPY influxdb2/ /opt/influxdb-standin/lib/influxdb2/
-COPY influxd /usr/local/bin/influxd
-COPY entrypoint.sh /entrypoint.sh
-RUN set -eu \\
- && mkdir -p /opt/influxdb-standin/bin \\
- && mv /usr/bin/python3.11 /opt/influxdb-standin/bin/python3 \\
- && rm -f /usr/bin/python3 /usr/bin/pydoc3* /usr/bin/pygettext3* /usr/bin/py3compile /usr/bin/py3clean \\
- && SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends --force-remove-essential {removed} >/dev/null 2>&1 \\
- && rm -rf /var/lib/dbus /run/dbus \\
- && chmod 0755 /usr/local/bin/influxd /entrypoint.sh \\
- && mkdir /docker-entrypoint-initdb.d \\
- && mkdir -p /var/lib/influxdb2 /etc/influxdb2 \\
- && chown -R influxdb:influxdb /var/lib/influxdb2 /etc/influxdb2 \\
- && /usr/local/bin/influxd version
-VOLUME /var/lib/influxdb2 /etc/influxdb2
-ENTRYPOINT ["/entrypoint.sh"]
-CMD ["influxd"]
-EXPOSE {PORT}
-STOPSIGNAL SIGTERM
-ENV INFLUX_CONFIGS_PATH=/etc/influxdb2/influx-configs \\
-    INFLUXD_INIT_PORT=9999 \\
-    INFLUXD_INIT_PING_ATTEMPTS=600 \\
-    DOCKER_INFLUXDB_INIT_CLI_CONFIG_NAME=default \\
-    INFLUXDB_VERSION={version} \\
-    INFLUX_CLI_VERSION=2.7.5 \\
-    GOSU_VER=1.16
-LABEL org.opencontainers.image.title="homewatt InfluxDB 2 stand-in (not InfluxDB)"
-"""
+    lines = [
+        "# The homewatt InfluxDB 2 stand-in (NOT InfluxDB): tests/support/influxdb2/image.py",
+        f"# says what it copies from the official influxdb:{version} image and what differs.",
+        f"FROM {base}",
+        "RUN apt-get update \\",
+        " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\",
+        "      curl gosu \\",
+        " && rm -rf /var/lib/apt/lists/*",
+        f"RUN groupadd -r influxdb --gid={GID} \\",
+        f" && useradd -r -g influxdb --uid={UID} --create-home --home-dir=/home/influxdb \\",
+        "      --shell=/bin/bash influxdb",
+        "COPY influxdb2/ /opt/influxdb-standin/lib/influxdb2/",
+        "COPY influxd /usr/local/bin/influxd",
+        "COPY entrypoint.sh /entrypoint.sh",
+        "RUN set -eu \\",
+        " && mkdir -p /opt/influxdb-standin/bin \\",
+        " && mv /usr/bin/python3.11 /opt/influxdb-standin/bin/python3 \\",
+        " && rm -f /usr/bin/python3 /usr/bin/pydoc3* /usr/bin/pygettext3* /usr/bin/py3compile \\",
+        "      /usr/bin/py3clean \\",
+        " && SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends \\",
+        f"      --force-remove-essential {removed} >/dev/null 2>&1 \\",
+        " && rm -rf /var/lib/dbus /run/dbus \\",
+        " && chmod 0755 /usr/local/bin/influxd /entrypoint.sh \\",
+        " && mkdir /docker-entrypoint-initdb.d \\",
+        " && mkdir -p /var/lib/influxdb2 /etc/influxdb2 \\",
+        " && chown -R influxdb:influxdb /var/lib/influxdb2 /etc/influxdb2 \\",
+        " && /usr/local/bin/influxd version",
+        "VOLUME /var/lib/influxdb2 /etc/influxdb2",
+        'ENTRYPOINT ["/entrypoint.sh"]',
+        'CMD ["influxd"]',
+        f"EXPOSE {PORT}",
+        "STOPSIGNAL SIGTERM",
+        "ENV INFLUX_CONFIGS_PATH=/etc/influxdb2/influx-configs \\",
+        "    INFLUXD_INIT_PORT=9999 \\",
+        "    INFLUXD_INIT_PING_ATTEMPTS=600 \\",
+        "    DOCKER_INFLUXDB_INIT_CLI_CONFIG_NAME=default \\",
+        f"    INFLUXDB_VERSION={version} \\",
+        "    INFLUX_CLI_VERSION=2.7.5 \\",
+        "    GOSU_VER=1.16",
+        'LABEL org.opencontainers.image.title="homewatt InfluxDB 2 stand-in (not InfluxDB)"',
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _sources() -> list[Path]:
-    return sorted(p for p in HERE.glob("*.py")) + [HERE / "entrypoint.sh", HERE / "influxd"]
+    return [*sorted(HERE.glob("*.py")), HERE / "entrypoint.sh", HERE / "influxd"]
 
 
 def content_hash(base: str) -> str:

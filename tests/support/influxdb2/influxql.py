@@ -134,9 +134,8 @@ class _Parser:
             return self.show()
         if self.peek("SELECT"):
             return self.select()
-        raise QueryError(
-            f"{self.toks[self.pos][1].upper()} statements are not supported (supported: {SUPPORTED})"
-        )
+        word = self.toks[self.pos][1].upper()
+        raise QueryError(f"{word} statements are not supported (supported: {SUPPORTED})")
 
     def show(self) -> Show:
         self.take("SHOW")
@@ -156,7 +155,7 @@ class _Parser:
             measurement = _ident(self.take()[1])
         return Show(what, measurement)
 
-    def select(self) -> Select:
+    def select(self) -> Select:  # noqa: PLR0912 (one branch per clause of SELECT)
         self.take("SELECT")
         columns = []
         while True:
@@ -403,9 +402,10 @@ def _time_bounds(condition: Any, now: int) -> tuple[int, int]:
                 low, high = max(low, ts), min(high, ts + 1)
             else:
                 raise QueryError("time != is not supported")
-        elif isinstance(node, tuple) and node[0] == "or":
-            if any(_mentions_time(p) for p in node[1]):
-                raise QueryError("time conditions inside OR are not supported")
+        elif (
+            isinstance(node, tuple) and node[0] == "or" and any(_mentions_time(p) for p in node[1])
+        ):
+            raise QueryError("time conditions inside OR are not supported")
 
     visit(condition)
     return low, high
@@ -475,10 +475,9 @@ def _select(statement: Select, ctx: Context, epoch: str) -> list[dict[str, Any]]
             continue
         series.setdefault(group, []).append([ts, *(values.get(c) for c in columns)])
     out = []
-    for group, values in sorted(series.items()):
-        values.sort(key=lambda v: v[0], reverse=statement.descending)
-        if statement.limit:
-            values = values[: statement.limit]
+    for group, found in sorted(series.items()):
+        found.sort(key=lambda v: v[0], reverse=statement.descending)
+        values = found[: statement.limit] if statement.limit else found
         for v in values:
             v[0] = _time_value(v[0], epoch)
         row: dict[str, Any] = {"name": statement.measurement}

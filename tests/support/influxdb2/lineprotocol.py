@@ -10,6 +10,7 @@ Several bad lines are reported together, one per line, as ParsePointsWithPrecisi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 FieldType = str  # "float" | "integer" | "unsigned" | "string" | "boolean" (influxql names)
@@ -375,7 +376,7 @@ def _typed(value: bytes) -> tuple[FieldType, object]:
         number_f = float(value)
     except ValueError:
         raise _Bad("invalid number") from None
-    if number_f != number_f or number_f in (float("inf"), float("-inf")):
+    if math.isnan(number_f) or math.isinf(number_f):
         raise _Bad("invalid float")
     return "float", number_f
 

@@ -14,6 +14,7 @@ import gzip
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 import urllib.request
@@ -207,13 +208,13 @@ class InfluxDB2StandIn:
         bucket: str,
         token: str,
         username: str = "admin",
-        password: str = "stand-in-password",
+        password: str | None = None,
         retention_s: int = 0,
     ) -> dict[str, Any]:
         """Onboard through POST /api/v2/setup, as `influx setup` does; the 201 answer."""
         body = {
             "username": username,
-            "password": password,
+            "password": password or secrets.token_urlsafe(16),
             "org": org,
             "bucket": bucket,
             "retentionPeriodSeconds": retention_s,

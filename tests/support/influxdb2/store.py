@@ -501,7 +501,7 @@ def gojson_min_time() -> int:
     return -(2**63) + 2
 
 
-def _row(
+def _row(  # noqa: PLR0917 (one positional per column of the points table)
     series: str, measurement: str, tags: str, field: str, kind: str, ts: int, value: Any
 ) -> Row:
     if kind == "boolean":
