@@ -52,12 +52,20 @@ def ping(call: Call) -> Reply:
 # ----------------------------------------------------------------------------- writes
 
 
+def _check_gzip_header(call: Call) -> None:
+    """points.BatchReadCloser: gzip.NewReader reads the header at once; its error is not a
+    platform error, so influxd answers 500 "An internal error has occurred"."""
+    if call.request.header("Content-Encoding") in ("gzip", "x-gzip"):
+        body = call.request.body
+        if len(body) < 10 or body[:2] != b"\x1f\x8b":
+            raise APIError(INTERNAL, "An internal error has occurred")
+
+
 def _read_body(call: Call) -> bytes:
+    """readAll of the (gzip) body, after the bucket and permission checks as in influxd."""
     body = call.request.body
     if call.request.header("Content-Encoding") not in ("gzip", "x-gzip"):
         return body
-    if len(body) < 10 or body[:2] != b"\x1f\x8b":
-        raise APIError(INTERNAL, "An internal error has occurred")
     try:
         return gzip.decompress(body)
     except (OSError, EOFError, zlib.error) as exc:
@@ -123,7 +131,7 @@ def write(call: Call) -> Reply:
     name = call.arg("bucket")
     if not name:
         raise APIError(NOT_FOUND, "bucket not found")
-    body = _read_body(call)
+    _check_gzip_header(call)
     org = _org_of_request(call)
     in_org = [b for b in call.store.all("buckets") if b["orgID"] == org["id"]]
     # WriteHandler.findBucket: by ID when the name is one, else by name
@@ -132,6 +140,7 @@ def write(call: Call) -> Reply:
     if bucket is None:
         raise APIError(NOT_FOUND, f'bucket "{name}" not found')
     _require_write(call.auth, bucket)
+    body = _read_body(call)
     try:
         points = lineprotocol.parse(body, precision, call.server.now_ns())
     except lineprotocol.LineProtocolError as exc:
@@ -321,7 +330,7 @@ def v1_write(call: Call) -> Reply:
     db, rp = call.arg("db"), call.arg("rp")
     if not db:
         raise APIError(INVALID, "missing db")
-    body = _read_body(call)
+    _check_gzip_header(call)
     # the v1 write may read the mappings of buckets it can write (legacy/write_handler.go)
     extra = [
         {"action": "read", "resource": p["resource"]}
@@ -338,6 +347,7 @@ def v1_write(call: Call) -> Reply:
     if bucket is None:
         raise APIError(NOT_FOUND, "bucket not found")
     _require_write(widened, bucket)
+    body = _read_body(call)
     precision = call.arg("precision") or "ns"
     try:
         points = lineprotocol.parse(body, precision, call.server.now_ns())
