@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import config
 from .errors import APIError
+from .handlers_tenant import onboard
 from .server import COMMIT, VERSION, InfluxDB2StandIn
 from .store import STATE_FILE, Store
 
@@ -186,8 +187,6 @@ def init_from_environment(values: dict[str, str], env: dict[str, str]) -> None:
             f"retention policy {env['DOCKER_INFLUXDB_INIT_RETENTION']!r} is too precise, "
             "must be divisible by 1s"
         )
-    from .handlers_tenant import onboard  # noqa: PLC0415
-
     store = Store(state_dir)
     try:
         result = onboard(

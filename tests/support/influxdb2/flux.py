@@ -24,6 +24,7 @@ from typing import Any
 
 from . import gojson
 from .annotated_csv import Table
+from .lineprotocol import Point
 
 SUPPORTED = "from, range, filter, limit, first, last, to, yield"
 FUNCTIONS = frozenset(SUPPORTED.split(", "))
@@ -323,8 +324,6 @@ class Source:
 
 def run(pipeline: Pipeline, source: Source) -> tuple[str, list[Table]]:
     """Execute a parsed pipeline; return the result name and its tables."""
-    from .lineprotocol import Point  # noqa: PLC0415
-
     source_call, *rest = pipeline.calls
     bucket = source.find_bucket(source_call.args.get("bucket"), source_call.args.get("bucketID"))
     if not rest or rest[0].name != "range":

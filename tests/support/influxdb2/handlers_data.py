@@ -26,6 +26,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 from . import annotated_csv, flux, gojson, influxql, lineprotocol
 from .auth import Authorizer, permission
@@ -281,8 +282,6 @@ def v1_query(call: Call) -> Reply:
     if call.request.method == "POST":
         content_type = call.request.header("Content-Type").split(";")[0].strip()
         if content_type == "application/x-www-form-urlencoded":
-            from urllib.parse import parse_qs  # noqa: PLC0415
-
             for key, values in parse_qs(call.request.body.decode(), keep_blank_values=True).items():
                 form.setdefault(key, values)
         elif content_type == "application/vnd.influxql":

@@ -36,7 +36,14 @@ import urllib.parse
 from typing import Any
 
 from . import gojson
-from .auth import Authorizer, operator_permissions, permission, permission_text
+from .auth import (
+    ACTIONS,
+    RESOURCE_TYPES,
+    Authorizer,
+    operator_permissions,
+    permission,
+    permission_text,
+)
 from .errors import CONFLICT, FORBIDDEN, INTERNAL, INVALID, NOT_FOUND, UNPROCESSABLE, APIError
 from .server import COMMIT, Call, Reply, Router, json_reply
 from .store import (
@@ -659,8 +666,6 @@ def list_authorizations(call: Call) -> Reply:
 
 
 def _resource_ok(p: Any) -> bool:
-    from .auth import ACTIONS, RESOURCE_TYPES  # noqa: PLC0415
-
     if not isinstance(p, dict) or not isinstance(p.get("resource"), dict):
         return False
     r = p["resource"]

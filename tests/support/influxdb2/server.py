@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -172,6 +173,7 @@ class InfluxDB2StandIn:
         # (table number, message): the next Flux answers end in this error table there
         self.query_fault: tuple[int, str] | None = None
         self.router = Router()
+        # the handler modules import this one (Call, Reply, Router): registered here
         from . import handlers_backup, handlers_data, handlers_tenant  # noqa: PLC0415
 
         handlers_tenant.register(self.router)
@@ -291,8 +293,6 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up is not an error worth a traceback on stderr."""
-        import sys  # noqa: PLC0415
-
         if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             super().handle_error(request, client_address)
 

@@ -39,8 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import gojson
-from .lineprotocol import Point, format_line, series_key
+from .lineprotocol import MIN_NANO, Point, format_line, parse
 
 HOUR = 3_600_000_000_000
 DAY = 24 * HOUR
@@ -279,7 +278,7 @@ class Store:
     def write(self, bucket: dict[str, Any], points: list[Point]) -> WriteResult:
         """Store points; report those dropped by retention and by field type conflicts."""
         retention = int(bucket.get("retentionPeriod", 0))
-        bound = self.now_ns() - retention if retention else gojson_min_time()
+        bound = self.now_ns() - retention if retention else MIN_NANO
         result = WriteResult(0, [], bound, None, 0)
         with self.lock:
             self.db.execute("BEGIN")
@@ -417,8 +416,6 @@ class Store:
 
     def restore_shard(self, shard_id: int, archive: bytes) -> int:
         """Load a shard archive made by shard_archive into an existing shard."""
-        from .lineprotocol import parse  # noqa: PLC0415 (a cycle-free local import)
-
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
             members = [m for m in tar.getmembers() if m.name.endswith("standin-points.lp")]
             if not members:
@@ -497,10 +494,6 @@ class Store:
         return bytes(image)
 
 
-def gojson_min_time() -> int:
-    return -(2**63) + 2
-
-
 def _row(  # noqa: PLR0917 (one positional per column of the points table)
     series: str, measurement: str, tags: str, field: str, kind: str, ts: int, value: Any
 ) -> Row:
@@ -512,18 +505,3 @@ def _row(  # noqa: PLR0917 (one positional per column of the points table)
         value = float(value)
     decoded = tuple((k, v) for k, v in json.loads(tags))
     return Row(series, measurement, decoded, field, kind, ts, value)
-
-
-__all__ = [
-    "Row",
-    "ShardGroup",
-    "Store",
-    "WriteResult",
-    "default_shard_group_duration",
-    "gojson",
-    "new_id",
-    "new_token",
-    "normalised_shard_group_duration",
-    "series_key",
-    "truncate_go",
-]
