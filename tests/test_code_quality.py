@@ -38,6 +38,11 @@ def test_the_apps_pass_mypy_strict() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_influxdb2_standin_passes_mypy_strict() -> None:
+    result = run(str(VENV_BIN / "mypy"), "--strict", "tests/support/influxdb2")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [s for s in SHELL_SCRIPTS if (REPO / s).exists()]
     scripts += [str(p.relative_to(REPO)) for p in REPO.glob("*.sh")]

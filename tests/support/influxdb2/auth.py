@@ -122,7 +122,7 @@ class Authorizer:
 
     @property
     def active(self) -> bool:
-        return self.auth.get("status", "active") == "active"
+        return bool(self.auth.get("status", "active") == "active")
 
     @property
     def user_id(self) -> str:

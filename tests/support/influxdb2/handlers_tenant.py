@@ -835,8 +835,8 @@ def dbrp_mappings(call: Call, org_id: str) -> list[dict[str, Any]]:
         found.append(virtual)
     readable = []
     for m in found:
-        bucket = call.store.get("buckets", m["bucketID"])
-        if bucket and call.auth.allowed(
+        stored = call.store.get("buckets", m["bucketID"])
+        if stored and call.auth.allowed(
             permission("read", "buckets", id_=m["bucketID"], org_id=org_id)
         ):
             readable.append(m)

@@ -345,9 +345,9 @@ def _run(statement: Select | Show, ctx: Context, epoch: str) -> list[dict[str, A
     if isinstance(statement, Show):
         if statement.what == "databases":
             seen: list[str] = []
-            for m in ctx.mappings():
-                if m["database"] not in seen:
-                    seen.append(m["database"])
+            for mapping in ctx.mappings():
+                if mapping["database"] not in seen:
+                    seen.append(mapping["database"])
             row: dict[str, Any] = {"name": "databases", "columns": ["name"]}
             if seen:
                 row["values"] = [[d] for d in seen]
@@ -363,7 +363,7 @@ def _run(statement: Select | Show, ctx: Context, epoch: str) -> list[dict[str, A
         measurements = (
             [statement.measurement] if statement.measurement else ctx.measurements(bucket)
         )
-        out = []
+        out: list[dict[str, Any]] = []
         for m in measurements:
             if statement.what == "field keys":
                 fields = ctx.field_types(bucket, m)
@@ -474,16 +474,16 @@ def _select(statement: Select, ctx: Context, epoch: str) -> list[dict[str, Any]]
         if not any(c in values and c in field_names for c in columns):
             continue
         series.setdefault(group, []).append([ts, *(values.get(c) for c in columns)])
-    out = []
+    out: list[dict[str, Any]] = []
     for group, found in sorted(series.items()):
         found.sort(key=lambda v: v[0], reverse=statement.descending)
-        values = found[: statement.limit] if statement.limit else found
-        for v in values:
+        kept = found[: statement.limit] if statement.limit else found
+        for v in kept:
             v[0] = _time_value(v[0], epoch)
         row: dict[str, Any] = {"name": statement.measurement}
         if grouped_tags:
             row["tags"] = dict(sorted(group))
         row["columns"] = ["time", *columns]
-        row["values"] = values
+        row["values"] = kept
         out.append(row)
     return out
