@@ -31,7 +31,8 @@ from urllib.parse import parse_qs
 from . import annotated_csv, flux, gojson, influxql, lineprotocol
 from .auth import Authorizer, permission
 from .errors import FORBIDDEN, INTERNAL, INVALID, NOT_FOUND, UNPROCESSABLE, APIError, unsupported
-from .handlers_tenant import can_read_bucket, dbrp_mappings, find_org
+from .handlers_dbrps import dbrp_mappings
+from .handlers_tenant import can_read_bucket, find_org
 from .server import Call, Reply, Router
 
 FLUX_CONTENT_TYPE = "application/vnd.flux"

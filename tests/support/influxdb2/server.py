@@ -86,6 +86,20 @@ def json_reply(status: int, payload: Any, *, pretty: bool = True, newline: bool 
     return Reply(status, body, {"Content-Type": "application/json; charset=utf-8"})
 
 
+def links(**found: str) -> dict[str, str]:
+    """A Go map of links: encoding/json writes its keys sorted."""
+    return dict(sorted(found.items()))
+
+
+def valid_id(text: str, *, pretty: bool = True) -> str:
+    """platform.IDFromString: 16 lowercase hex digits, not all zero."""
+    if len(text) != 16:
+        raise APIError("invalid", "id must have a length of 16 bytes", pretty=pretty)
+    if not re.fullmatch(r"[0-9a-f]{16}", text) or text == "0" * 16:
+        raise APIError("invalid", "invalid ID", pretty=pretty)
+    return text
+
+
 def error_reply(error: APIError) -> Reply:
     return Reply(
         error.status,
@@ -174,11 +188,24 @@ class InfluxDB2StandIn:
         self.query_fault: tuple[int, str] | None = None
         self.router = Router()
         # the handler modules import this one (Call, Reply, Router): registered here
-        from . import handlers_backup, handlers_data, handlers_tenant  # noqa: PLC0415
+        from . import (  # noqa: PLC0415
+            handlers_authorizations,
+            handlers_backup,
+            handlers_data,
+            handlers_dbrps,
+            handlers_tasks,
+            handlers_tenant,
+        )
 
-        handlers_tenant.register(self.router)
-        handlers_data.register(self.router)
-        handlers_backup.register(self.router)
+        for handlers in (
+            handlers_tenant,
+            handlers_authorizations,
+            handlers_dbrps,
+            handlers_tasks,
+            handlers_data,
+            handlers_backup,
+        ):
+            handlers.register(self.router)
         self.httpd = _QuietServer((host, port), _handler_class(self))
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
