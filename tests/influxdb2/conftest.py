@@ -105,5 +105,10 @@ def standin_image(request: pytest.FixtureRequest) -> ImageUnderTest:
     """The stand-in image, built once per content hash in the systemd rig's daemon."""
     from tests.support.influxdb2.image import build_image  # noqa: PLC0415
 
-    rig = request.getfixturevalue("systemd_rig")
+    try:
+        rig = request.getfixturevalue("systemd_rig")
+    except pytest.FixtureLookupError:
+        # Until the systemd test rig (branch `rig`: tests/support/systemd_rig.py and its
+        # `systemd_rig` fixture) is merged, there is no bookworm base image to build FROM.
+        pytest.skip("the stand-in image needs the systemd rig's bookworm image: rig not merged")
     return ImageUnderTest(rig.daemon, build_image(rig.daemon, rig.image("bookworm")))
