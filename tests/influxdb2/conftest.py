@@ -98,6 +98,7 @@ def token_for(standin: InfluxDB2StandIn, operator: Api) -> Callable[..., Api]:
 class ImageUnderTest:
     docker: Any  # the rig's PrivateDockerd: .docker(*args, check=...)
     tag: str
+    env: dict[str, str]  # DOCKER_HOST and HOMEWATT_TEST_IMAGE_BOOKWORM, as the rig exports them
 
 
 @pytest.fixture(scope="session")
@@ -111,4 +112,5 @@ def standin_image(request: pytest.FixtureRequest) -> ImageUnderTest:
         # Until the systemd test rig (branch `rig`: tests/support/systemd_rig.py and its
         # `systemd_rig` fixture) is merged, there is no bookworm base image to build FROM.
         pytest.skip("the stand-in image needs the systemd rig's bookworm image: rig not merged")
-    return ImageUnderTest(rig.daemon, build_image(rig.daemon, rig.image("bookworm")))
+    tag = build_image(rig.daemon, rig.image("bookworm"))
+    return ImageUnderTest(rig.daemon, tag, rig.env(("bookworm",)))

@@ -7,9 +7,13 @@ this proves the stand-in has the real image's uid, paths, environment names and 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -220,3 +224,19 @@ def test_standin_image_refuses_to_start_with_a_setting_influxd_refuses_not_the_r
     assert deployment.docker("inspect", "--format", "{{.State.ExitCode}}", container).strip() == "1"
     logs = deployment.image.docker.docker("logs", container).stderr
     assert 'invalid value "lots" for INFLUXD_STORAGE_CACHE_MAX_MEMORY_SIZE' in logs
+
+
+def test_molecule_gets_the_standin_image_tag_from_the_command_line_not_the_real_influxdb(
+    standin_image: ImageUnderTest,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.influxdb2.image", "env"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **standin_image.env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"export HOMEWATT_TEST_IMAGE_INFLUXDB_STANDIN={standin_image.tag}\n"

@@ -19,14 +19,24 @@ REQUESTS_CA_BUNDLE, SSL_CERT_FILE and NODE_EXTRA_CA_CERTS (the rig's CA trust se
 `build_image(docker, base)` builds it once per content hash; `docker` is anything with the
 rig's `PrivateDockerd.docker(*args, check=...)` method. `save_image` writes the tar a role
 loads through its image-archive variable (`docker save`, as for the real image offline).
+
+For Molecule and other shells, after `eval "$(python -m tests.support.systemd_rig env)"`:
+    python -m tests.support.influxdb2.image env            # build; print the export line
+    python -m tests.support.influxdb2.image save FILE.tar  # build; docker save into FILE.tar
+(it uses DOCKER_HOST and HOMEWATT_TEST_IMAGE_BOOKWORM from that environment and prints
+`export HOMEWATT_TEST_IMAGE_INFLUXDB_STANDIN=<tag>`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -41,9 +51,14 @@ REMOVED_PACKAGES = ("sudo", "procps", "iproute2", "dbus", "systemd-sysv", "syste
 
 
 class DockerResult(Protocol):
-    exit_code: int
-    stdout: str
-    stderr: str
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
 
 
 class Docker(Protocol):
@@ -144,3 +159,63 @@ def save_image(docker: Docker, tag: str, path: Path) -> Path:
     """`docker save` into `path` (the archive a role's influxdb_image_archive loads)."""
     docker.docker("save", "-o", str(path), tag)
     return path
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class CliDocker:
+    """The docker CLI against DOCKER_HOST (the rig's daemon, from its `env` output)."""
+
+    def docker(
+        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 600
+    ) -> CliResult:
+        done = subprocess.run(
+            ["docker", *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+        result = CliResult(
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+
+def main(argv: list[str]) -> int:
+    """`env`: build, print the export line; `save FILE`: build, docker save into FILE."""
+    base = os.environ.get("HOMEWATT_TEST_IMAGE_BOOKWORM", "")
+    if not base or not os.environ.get("DOCKER_HOST"):
+        print(
+            "set DOCKER_HOST and HOMEWATT_TEST_IMAGE_BOOKWORM first: "
+            'eval "$(python -m tests.support.systemd_rig env)"',
+            file=sys.stderr,
+        )
+        return 1
+    if argv[:1] not in (["env"], ["save"]) or (argv[0] == "save" and len(argv) != 2):
+        print("usage: python -m tests.support.influxdb2.image env | save FILE", file=sys.stderr)
+        return 2
+    docker = CliDocker()
+    try:
+        tag = build_image(docker, base)
+        if argv[0] == "save":
+            save_image(docker, tag, Path(argv[1]))
+    except (RuntimeError, OSError) as exc:
+        print(f"influxdb stand-in image: {exc}", file=sys.stderr)
+        return 1
+    print(f"export HOMEWATT_TEST_IMAGE_INFLUXDB_STANDIN={tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
