@@ -1,0 +1,192 @@
+"""Secret files: every secret either app reads (InfluxDB tokens, the Azure SAS, passwords).
+
+`read_secret(path, kind, origin)`:
+- the file must exist, be a regular file, and be readable by its owner only (mode 0600 or
+  0400; systemd's credential copies are 0400);
+- a leading UTF-8 byte order mark and trailing CR, LF, space and tab are removed (editors and
+  `echo` add them), and that is logged once per file;
+- what is left must be non-empty and, by kind (contracts/secrets.json `kind`):
+  token: printable ASCII without spaces (0x21-0x7E);
+  sas: the characters of a URL query string; a SAS pasted as a whole container or blob URL
+  (https://...?sv=...) is cut to its query string (logged once), a leading '?' dropped;
+  password: UTF-8 without control characters.
+  Any other byte is refused with one error naming the file and the byte's offset in it.
+
+`parse_sas(sas)` checks that a SAS's parameters parse (what check-config and every run do
+before Azure is asked) and returns its permissions and expiry.
+
+Errors are ProblemsError (problems.py), located at `origin`: the config key (or option) that
+named the secret. Nothing here ever puts a secret's value into a message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from homewatt_common.problems import Problem, ProblemsError
+from homewatt_common.yamlfile import UTF8_BOM
+
+log = logging.getLogger(__name__)
+
+KINDS = ("token", "sas", "password")
+TRAILING_WHITESPACE = b"\r\n \t"
+# RFC 3986 query characters: unreserved, percent-encoded, sub-delims, ':', '@', '/', '?'.
+_QUERY_BYTES = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@/?"
+)
+_TOKEN_BYTES = frozenset(range(0x21, 0x7F))
+_PASSWORD_BYTES = frozenset(range(0x20, 0x100)) - {0x7F}
+_logged: set[tuple[str, str]] = set()
+
+
+def _log_once(path: Path, what: str, message: str) -> None:
+    if (str(path), what) not in _logged:
+        _logged.add((str(path), what))
+        log.info("%s", message)
+
+
+def read_secret(path: Path, kind: str, origin: Problem) -> str:
+    """The secret in `path`, checked for `kind` (token, sas, password); ProblemsError located
+    at `origin` (its `message` is ignored) naming what is wrong and how to fix it."""
+    assert kind in KINDS, kind
+
+    def problem(message: str) -> ProblemsError:
+        return ProblemsError([replace(origin, message=f"{path}: {message}")])
+
+    raw = _read_private(path, problem)
+    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
+    body = raw[start:].rstrip(TRAILING_WHITESPACE)
+    stripped = []
+    if start:
+        stripped.append("a UTF-8 byte order mark")
+    if len(body) + start < len(raw):
+        stripped.append("trailing whitespace or line ends")
+    if stripped:
+        _log_once(path, "stripped", f"{path}: ignored {' and '.join(stripped)}")
+    if not body:
+        raise problem("is empty")
+    if kind == "token":
+        _check_bytes(body, start, _TOKEN_BYTES, "a token (printable ASCII, no spaces)", problem)
+        return body.decode("ascii")
+    if kind == "sas":
+        _check_bytes(body, start, _QUERY_BYTES, "a SAS (a URL query string)", problem)
+        return _sas_of(body.decode("ascii"), path, problem)
+    # password: control characters are single bytes in UTF-8, never inside a longer sequence
+    _check_bytes(body, start, _PASSWORD_BYTES, "a password (a control character)", problem)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise problem(
+            f"byte 0x{body[exc.start]:02x} at offset {start + exc.start} is not UTF-8"
+        ) from None
+
+
+def _read_private(path: Path, problem: Callable[[str], ProblemsError]) -> bytes:
+    """The bytes of a regular file only its owner may read."""
+    denied = "permission denied (secrets are readable by root only: use sudo)"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise problem("does not exist") from None
+    except PermissionError:
+        raise problem(denied) from None
+    except OSError as exc:
+        raise problem(exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise problem("is not a regular file")
+    if info.st_mode & 0o077:
+        raise problem(
+            f"is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}):"
+            f" run: sudo chmod 600 {path}"
+        )
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise problem(denied) from None
+    except OSError as exc:
+        raise problem(exc.strerror or str(exc)) from None
+
+
+def _sas_of(text: str, path: Path, problem: Callable[[str], ProblemsError]) -> str:
+    """A SAS without a leading '?'; a whole URL is cut to its query string."""
+    if text.startswith(("https://", "http://")):
+        query = urlsplit(text).query
+        if not query:
+            raise problem("holds a URL without a query string: the SAS is the part after '?'")
+        _log_once(
+            path,
+            "url",
+            f"{path} holds a whole URL: using its query string (the SAS) only;"
+            " the account and container come from the config",
+        )
+        text = query
+    return text.removeprefix("?")
+
+
+def _check_bytes(
+    body: bytes,
+    start: int,
+    allowed: frozenset[int],
+    what: str,
+    problem: Callable[[str], ProblemsError],
+) -> None:
+    """The first byte of `body` not in `allowed` is refused, with its offset in the file."""
+    for offset, byte in enumerate(body):
+        if byte not in allowed:
+            raise problem(f"byte 0x{byte:02x} at offset {start + offset} is not allowed in {what}")
+
+
+@dataclass(frozen=True)
+class SasParameters:
+    """What a SAS grants: permissions (sp), validity (st, se), resource (sr), version (sv)."""
+
+    permissions: str
+    start: datetime | None
+    expiry: datetime | None
+    resource: str | None
+    version: str | None
+
+
+def _sas_time(name: str, text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{name}={text!r} is not a date and time (like 2026-12-31T00:00:00Z)"
+        ) from None
+    return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+
+
+def parse_sas(sas: str) -> SasParameters:
+    """The parameters of a SAS query string; ValueError saying what does not parse (never the
+    signature). A SAS from a stored access policy (si=) may leave out sp and se."""
+    try:
+        pairs = parse_qsl(sas, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise ValueError(
+            "it does not parse as a query string (name=value pairs joined by &)"
+        ) from None
+    names = [name for name, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"parameters given twice: {', '.join(twice)}")
+    params = dict(pairs)
+    if not params.get("sig"):
+        raise ValueError("it has no signature (sig=): it is not a SAS")
+    policy = "si" in params
+    permissions = params.get("sp", "")
+    if not permissions and not policy:
+        raise ValueError("it names no permissions (sp=)")
+    if permissions and not permissions.isalpha():
+        raise ValueError(f"sp={permissions!r} is not a list of permission letters (like rcwl)")
+    if "se" not in params and not policy:
+        raise ValueError("it has no expiry (se=)")
+    expiry = _sas_time("se", params["se"]) if "se" in params else None
+    start = _sas_time("st", params["st"]) if "st" in params else None
+    return SasParameters(permissions, start, expiry, params.get("sr"), params.get("sv"))
