@@ -1,28 +1,36 @@
-"""`homewatt-collector`: the command line. Thin: it parses options and calls the modules."""
+"""`homewatt-collector`: the command line. Thin: it parses options and calls the modules.
+
+Conventions (homewatt_common.cli, the same in homewatt-backup): every error is one plain line,
+`homewatt-collector: error: file:line: key: problem` or `...: --option: problem`; `-c/--config`,
+`--instance` and `-v` go before or after the sub-command.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
-from rich.console import Console
+import yaml
 from rich.live import Live
 from rich.progress import Progress, TaskID
 
 from homewatt_collector import __version__
 from homewatt_collector.config import (
+    APP,
     CollectorConfig,
     load_config,
     outbox_dir,
     read_token,
+    token_location,
     validate_config,
 )
 from homewatt_collector.display import (
@@ -32,7 +40,8 @@ from homewatt_collector.display import (
     render_scan,
 )
 from homewatt_collector.errors import CollectorError, ConfigError
-from homewatt_collector.meters import SerialSettings
+from homewatt_collector.meters import SerialSettings, builtin_templates
+from homewatt_collector.modbus.bus import ModbusBus
 from homewatt_collector.modbus.scan import (
     COMMON_SETTINGS,
     DEFAULT_IDS,
@@ -45,6 +54,50 @@ from homewatt_collector.modbus.scan import (
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Cycle, build_collector, make_forwarder, outbox_path
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_common.cli import (
+    EVERY_COMMAND,
+    CheckReport,
+    HomewattCommand,
+    HomewattGroup,
+    fail,
+    option,
+    plain_console,
+)
+from homewatt_common.configmodel import validate
+from homewatt_common.credentials import read_located
+from homewatt_common.problems import Loc, ProblemsError, format_loc, option_problem
+from homewatt_common.secrets_contract import load_contract
+
+log = logging.getLogger("homewatt_collector")
+
+# `run --demo` keeps its outbox and its effective config here (the current directory).
+DEMO_STATE_DIR = Path("homewatt-demo")
+DEMO_CONFIG = DEMO_STATE_DIR / "demo.yaml"
+INSTANCE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+CONFIG_COMMANDS = frozenset(
+    {"run", "check-config", "read", "outbox", "outbox replay", "outbox requeue"}
+)
+
+
+class CollectorCommand(HomewattCommand):
+    pass
+
+
+class CollectorGroup(HomewattGroup):
+    shared_options: ClassVar = {
+        "config": CONFIG_COMMANDS,
+        "instance": CONFIG_COMMANDS,
+        "verbose": EVERY_COMMAND,
+    }
+
+    def shared_option_given(self, ctx: typer.Context, name: str, value: Any) -> None:
+        if name == "verbose":
+            _setup_logging(logging.DEBUG if value else logging.INFO)
+
+
+class OutboxGroup(HomewattGroup):
+    shared_options: ClassVar = {"demo": frozenset({"replay", "requeue"})}
+
 
 app = typer.Typer(
     name="homewatt-collector",
@@ -52,21 +105,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=CollectorGroup,
 )
-outbox_app = typer.Typer(help="Inspect and drain the outbox (samples not yet delivered).")
+outbox_app = typer.Typer(
+    help="Inspect and drain the outbox (samples not yet delivered).", cls=OutboxGroup
+)
 app.add_typer(outbox_app, name="outbox")
-
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
-log = logging.getLogger("homewatt_collector")
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option(
-        "--config", "-c", envvar="HOMEWATT_COLLECTOR_CONFIG", help="the instance's YAML config file"
-    ),
-]
-
-DEMO_STATE_DIR = Path("homewatt-demo")
+command = app.command
 
 
 def _version(value: bool) -> None:
@@ -77,6 +122,22 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="HOMEWATT_COLLECTOR_CONFIG",
+            help="the instance's YAML config file",
+        ),
+    ] = None,
+    instance: Annotated[
+        str | None,
+        typer.Option(
+            help="the systemd instance NAME instead of --config: its config"
+            " /etc/homewatt/collector/NAME.yaml, its outbox /var/lib/homewatt-collector/NAME",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
@@ -100,26 +161,53 @@ def _setup_logging(level: int) -> None:
         )
 
 
-def _fail(exc: CollectorError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
-    return typer.Exit(1)
+def _config_file(ctx: typer.Context) -> Path | None:
+    """--config, or the config of --instance NAME (the unit's), or None."""
+    config, instance = option(ctx, "config"), option(ctx, "instance")
+    if instance is None:
+        return config  # type: ignore[no-any-return]
+    if config is not None:
+        raise option_problem("--instance", "give --config or --instance, not both")
+    if not re.fullmatch(INSTANCE, instance):
+        raise option_problem("--instance", f"{instance!r} is not an instance name like main")
+    return load_contract().unit_of(APP).config_of(instance)
 
 
-def _load(config: Path) -> CollectorConfig:
+def _load(ctx: typer.Context) -> CollectorConfig:
+    path = _config_file(ctx)
+    if path is None:
+        raise option_problem("--config", "give the config file (or --instance NAME)")
+    return load_config(path)
+
+
+def _guarded(action: Any) -> Any:
     try:
-        return load_config(config)
-    except CollectorError as exc:
-        raise _fail(exc) from None
+        return action()
+    except (CollectorError, ProblemsError) as exc:
+        raise fail(exc) from None
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+_DEMO_OPTIONS = {("sinks", 0, "url"): "--sink-url", ("sinks", 0, "token_file"): "--token-file"}
+
+
+def _demo_option(loc: Loc) -> str:
+    return next((o for k, o in _DEMO_OPTIONS.items() if loc[: len(k)] == k), format_loc(loc))
 
 
 def _demo_config(
     base: CollectorConfig | None, sink_url: str, token_file: Path | None
 ) -> CollectorConfig:
-    """The built-in demo: the simulated meter, delivering to `sink_url` (default: local InfluxDB)"""
+    """The built-in demo: the simulated meter, delivering to `sink_url` (default: local InfluxDB).
+    Without a base config, the effective config is kept in homewatt-demo/demo.yaml, so that
+    `homewatt-collector outbox --demo` finds the demo's outbox and sink."""
     if base is not None:
         data = base.model_dump(mode="json", exclude_none=True)
         data["source"] = {"kind": "demo"}
-        return validate_config(data, "--demo")
+        demo = validate_config(data, str(base.path))
+        demo._document = base._document
+        return demo
     sink: dict[str, Any] = {
         "name": "local",
         "url": sink_url,
@@ -127,7 +215,7 @@ def _demo_config(
         "bucket": "homewatt",
     }
     if token_file is not None:
-        sink["token_file"] = str(token_file)
+        sink["token_file"] = str(token_file.absolute())
     else:
         sink["anonymous"] = True
     data = {
@@ -135,20 +223,22 @@ def _demo_config(
         "unit": "demo",
         "source": {"kind": "demo"},
         "sinks": [sink],
-        "outbox": {"dir": str(DEMO_STATE_DIR)},
+        "outbox": {"dir": str(DEMO_STATE_DIR.absolute())},
         "clock": {"wait_for_sync": False},
     }
-    return validate_config(data, "--demo")
+    config = validate_config(data, "", rename=_demo_option)
+    DEMO_STATE_DIR.mkdir(exist_ok=True, mode=0o700)
+    DEMO_CONFIG.write_text(
+        "# The effective config of `homewatt-collector run --demo` run in this directory;\n"
+        "# `homewatt-collector outbox --demo` reads it to find the outbox and the sink.\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    return config
 
 
-@app.command()
+@command(cls=CollectorCommand)
 def run(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", envvar="HOMEWATT_COLLECTOR_CONFIG", help="the YAML config file"
-        ),
-    ] = None,
+    ctx: typer.Context,
     demo: Annotated[bool, typer.Option("--demo", help="read the built-in simulated meter")] = False,
     sink_url: Annotated[
         str, typer.Option(help="with --demo and no --config: where to deliver")
@@ -161,10 +251,14 @@ def run(
     ] = None,
 ) -> None:
     """Run the collector until SIGTERM or Ctrl-C (the systemd service runs this)."""
-    if config is None and not demo:
-        raise _fail(CollectorError("give --config FILE, or --demo to try the simulated meter"))
-    try:
-        loaded = load_config(config) if config is not None else None
+
+    def action() -> None:
+        path = _config_file(ctx)
+        if path is None and not demo:
+            raise option_problem(
+                "--config", "give the config file, or --demo to try the simulated meter"
+            )
+        loaded = load_config(path) if path is not None else None
         effective = _demo_config(loaded, sink_url, token_file) if demo else loaded
         assert effective is not None
         stop = threading.Event()
@@ -174,56 +268,92 @@ def run(
         if not show_table:
             build_collector(effective, stop).run()
             return
-        console = Console()
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        with Live(console=plain_console(), refresh_per_second=4, transient=False) as live:
 
             def on_cycle(cycle: Cycle) -> None:
                 live.update(render_cycle(cycle, effective.site))
 
             build_collector(effective, stop, on_cycle=on_cycle).run()
-    except CollectorError as exc:
-        raise _fail(exc) from None
+
+    _guarded(action)
 
 
-@app.command("check-config")
-def check_config(config: ConfigOption) -> None:
-    """Validate a config file and its secrets; explain what would run."""
-    loaded = _load(config)
-    console = Console()
-    console.print(f"[green]ok[/green] {config}")
-    console.print(
-        f"  site {loaded.site}, unit {loaded.unit}, a reading every {loaded.interval_s} s"
+# -- check-config -------------------------------------------------------------------------------
+
+
+@command("check-config", cls=CollectorCommand)
+def check_config(
+    ctx: typer.Context,
+    no_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--no-secrets",
+            help="check everything but the secrets' contents (no root needed to read them)",
+        ),
+    ] = False,
+) -> None:
+    """Validate a config file and its secrets; explain what would run (`ok` when all passed).
+
+    Outside systemd it assumes what the unit would hand over (the token credential's file, the
+    outbox directory) and says so."""
+    config = _guarded(lambda: _load(ctx))
+    report = CheckReport()
+    report.say(
+        f"{config.path}: site {config.site}, unit {config.unit}, a reading every"
+        f" {config.interval_s} s"
     )
-    source = loaded.source.model_dump(exclude_none=True)
-    console.print(f"  source {source.pop('kind')}: {source}", highlight=False)
-    problems = []
-    for sink in loaded.sinks:
-        try:
-            token = read_token(sink)
-            how = (
-                "no token (anonymous)"
-                if token is None
-                else (f"token from {sink.token_file or 'credential ' + str(sink.token_credential)}")
+    report.say(f"  source {config.source.kind}: {config.source.describe()}")
+    if isinstance(config.source, ModbusSourceConfig) and not Path(config.source.port).exists():
+        report.warn(
+            config.problem(
+                f"{config.source.port} does not exist now (is the adapter plugged in?"
+                " the collector waits for it)",
+                "source",
+                "port",
             )
-        except CollectorError as exc:
-            how = "[red]token unavailable[/red]"
-            problems.append(exc)
-        console.print(f"  sink {sink.name}: {sink.url} org={sink.org} bucket={sink.bucket}, {how}")
-    try:
-        directory = outbox_dir(loaded)
-        console.print(f"  outbox {directory} (at most {loaded.outbox.max_size_mb} MB per sink)")
-    except CollectorError as exc:
-        problems.append(exc)
-    if problems:
-        for problem in problems:
-            err.print(f"[red]error:[/red] {problem}", highlight=False)
-        raise typer.Exit(1)
+        )
+    for index, sink in enumerate(config.sinks):
+        report.say(f"  sink {sink.name}: {sink.url} org={sink.org} bucket={sink.bucket}")
+        try:
+            location, warnings = token_location(config, index)
+        except ConfigError as exc:
+            report.error(exc)
+            continue
+        for warning in warnings:
+            report.warn(warning)
+        if location is None:
+            report.say("    no token (anonymous)")
+            continue
+        named = (
+            f"credential {sink.token_credential}"
+            if sink.token_credential is not None
+            else f"file {sink.token_file}"
+        )
+        report.say(f"    token from {named}")
+        if location.assumed:
+            report.say(f"    assumed {location.assumed}")
+        if no_secrets:
+            report.say("    not read (--no-secrets)")
+            continue
+        try:
+            read_located(APP, location)
+            report.say(f"    read {location.path}: a token")
+        except ProblemsError as exc:
+            report.error(exc)
+    directory = outbox_dir(config)
+    report.say(f"  outbox {directory.path} (at most {config.outbox.max_size_mb} MB per sink)")
+    if directory.assumed:
+        report.say(f"    assumed {directory.assumed}")
+    report.finish()
 
 
-@app.command()
+@command(cls=CollectorCommand)
 def schema() -> None:
     """Print the config file's JSON Schema (editors can validate against it)."""
     typer.echo(json.dumps(CollectorConfig.model_json_schema(), indent=2))
+
+
+# -- read and scan ------------------------------------------------------------------------------
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -234,9 +364,9 @@ def _parse_ids(text: str) -> list[int]:
             low, _, high = part.strip().partition("-")
             ids.extend(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise ConfigError(f"--ids: {text!r} is not a list of ids like 1-10,15") from None
+        raise option_problem("--ids", f"{text!r} is not a list of ids like 1-10,15") from None
     if not ids or min(ids) < 1 or max(ids) > 247:
-        raise ConfigError(f"--ids: {text!r}: Modbus device ids are 1..247")
+        raise option_problem("--ids", f"{text!r}: Modbus device ids are 1..247")
     return ids
 
 
@@ -247,19 +377,35 @@ def _parse_settings(text: str) -> list[SerialSettings]:
         try:
             baud, frame = part.split()
             out.append(
-                SerialSettings(
-                    baudrate=int(baud),
-                    bytesize=int(frame[0]),
-                    parity=frame[1],
-                    stopbits=int(frame[2]),
+                SerialSettings.model_validate(
+                    {
+                        "baudrate": int(baud),
+                        "bytesize": int(frame[0]),
+                        "parity": frame[1],
+                        "stopbits": int(frame[2]),
+                    }
                 )
             )
         except (ValueError, IndexError):
-            raise ConfigError(
-                f"--settings: {part.strip()!r} is not like '9600 8E1'"
-                " (baud rate, data bits, parity N/E/O, stop bits)"
+            raise option_problem(
+                "--settings",
+                f"{part.strip()!r} is not like '9600 8E1'"
+                " (a standard baud rate, data bits 7 or 8, parity N/E/O, stop bits 1 or 2)",
             ) from None
     return out
+
+
+_READ_OPTIONS = {
+    "port": "--port",
+    "device_id": "--id",
+    "timeout_s": "--timeout",
+    "model": "--model",
+    "serial": "--settings",
+}
+
+
+def _read_option(loc: Loc) -> str:
+    return next((_READ_OPTIONS[p] for p in loc if p in _READ_OPTIONS), format_loc(loc))
 
 
 def _line_of_options(
@@ -267,27 +413,24 @@ def _line_of_options(
 ) -> ModbusSourceConfig:
     """A one-meter line from `read`'s options."""
     if port is None or model is None:
-        raise ConfigError("give --port and --model (or --config FILE)")
+        raise option_problem(
+            "--port" if port is None else "--model", "give --port and --model (or --config FILE)"
+        )
+    known = builtin_templates()
+    if model not in known:
+        raise option_problem(
+            "--model", f"unknown model {model!r} (known: {', '.join(known.names())})"
+        )
     meter: dict[str, Any] = {"name": model, "model": model, "device_id": device_id}
     if timeout is not None:
         meter["timeout_s"] = timeout
     line: dict[str, Any] = {"kind": "modbus", "port": port, "meters": [meter]}
     if settings is not None:
         line["serial"] = _parse_settings(settings)[0].model_dump()
-    try:
-        return ModbusSourceConfig.model_validate(line)
-    except ValueError as exc:  # pydantic's ValidationError: an unknown model, a bad value
-        raise ConfigError(str(exc).split("\n", 1)[-1].strip()) from None
+    return validate(ModbusSourceConfig, line, "", rename=_read_option)
 
 
-def _line_of_config(config: Path) -> ModbusSourceConfig:
-    loaded = load_config(config)
-    if not isinstance(loaded.source, ModbusSourceConfig):
-        raise ConfigError(f"{config}: source.kind is {loaded.source.kind}, not modbus")
-    return loaded.source
-
-
-def _read_once(source: ModbusSource, name: str, console: Console) -> bool:
+def _read_once(source: ModbusSource, name: str) -> bool:
     """Read meter `name` once and print it; False when it did not answer."""
     plan = next(p for p in source.meters if p.config.name == name)
     started = time.monotonic()
@@ -295,56 +438,65 @@ def _read_once(source: ModbusSource, name: str, console: Console) -> bool:
     took = time.monotonic() - started
     where = f"id {plan.config.device_id} on {source.config.port} at {source.serial.describe()}"
     if not values:
-        err.print(
-            f"[red]error:[/red] meter {name} ({plan.model}, {where}) did not answer:"
+        raise ConfigError(
+            f"meter {name} ({plan.model}, {where}) did not answer:"
             " check the wiring (A/B swapped?), the id and the serial settings;"
-            " `homewatt-collector scan` finds what answers",
-            highlight=False,
+            " `homewatt-collector scan` finds what answers"
         )
-        return False
+    console = plain_console()
     console.print(render_meter_reading(f"{name}: {plan.model}, {where}", values))
     console.print(f"{len(plan.blocks)} requests, {took * 1000:.0f} ms, {errors} read errors")
     return True
 
 
-@app.command()
+@command(cls=CollectorCommand)
 def read(
+    ctx: typer.Context,
     *,
     port: Annotated[str | None, typer.Option(help="serial port: /dev/serial/by-id/usb-...")] = None,
     model: Annotated[str | None, typer.Option(help="meter model, e.g. orno-we515, sdm630")] = None,
-    device_id: Annotated[int, typer.Option("--id", help="the meter's Modbus address")] = 1,
+    device_id: Annotated[
+        int, typer.Option("--id", min=1, max=247, help="the meter's Modbus address")
+    ] = 1,
     settings: Annotated[
         str | None, typer.Option(help="serial settings, e.g. '9600 8E1' (default: the model's)")
     ] = None,
-    timeout: Annotated[float | None, typer.Option(help="seconds (default: the model's)")] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="read a meter of this config instead")
+    timeout: Annotated[
+        float | None, typer.Option(min=0.05, max=10, help="seconds (default: the model's)")
     ] = None,
     meter: Annotated[
         str | None, typer.Option(help="with --config: which meter (default: all)")
     ] = None,
 ) -> None:
     """Read one meter once and print its values with units (check the wiring with this first)."""
-    try:
-        if config is not None:
-            line = _line_of_config(config)
+
+    def action() -> None:
+        path = _config_file(ctx)
+        if path is not None:
+            loaded = load_config(path)
+            if not isinstance(loaded.source, ModbusSourceConfig):
+                raise ProblemsError(
+                    [loaded.problem(f"is {loaded.source.kind}, not modbus", "source", "kind")]
+                )
+            line = loaded.source
         else:
             line = _line_of_options(port, model, device_id, settings, timeout)
         names = [m.name for m in line.meters if meter in (None, m.name)]
         if not names:
-            raise ConfigError(f"--meter: no meter named {meter!r} in {config}")
-        source = ModbusSource(line, site="-")
+            raise option_problem("--meter", f"no meter named {meter!r} in {path}")
+        source = ModbusSource(
+            line, site="-", bus=ModbusBus(line.port, line.line_serial(), announce=False)
+        )
         try:
-            answered = [_read_once(source, name, Console()) for name in names]
+            for name in names:
+                _read_once(source, name)
         finally:
             source.close()
-    except CollectorError as exc:
-        raise _fail(exc) from None
-    if not all(answered):
-        raise typer.Exit(1)
+
+    _guarded(action)
 
 
-@app.command()
+@command(cls=CollectorCommand)
 def scan(
     *,
     port: Annotated[str, typer.Option(help="serial port, e.g. /dev/serial/by-id/usb-...")],
@@ -355,39 +507,63 @@ def scan(
     full: Annotated[
         bool, typer.Option("--full", help="every id 1-247 at every common baud rate and parity")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 0.2,
+    timeout: Annotated[
+        float, typer.Option(min=0.01, max=10, help="seconds to wait for each answer")
+    ] = 0.2,
 ) -> None:
     """Find which device ids answer on a line, and with which serial settings."""
-    try:
+
+    def action() -> None:
         id_list = _parse_ids(ids) if ids else list(FULL_IDS if full else DEFAULT_IDS)
         setting_list = (
             _parse_settings(settings)
             if settings
             else list(FULL_SETTINGS if full else COMMON_SETTINGS)
         )
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=plain_console(stderr=True), transient=True) as progress:
             task = progress.add_task(f"scanning {port}", total=len(id_list) * len(setting_list))
             found = scan_line(
                 port, id_list, setting_list, timeout, progress=lambda: progress.advance(task)
             )
-    except CollectorError as exc:
-        raise _fail(exc) from None
-    if not found:
-        err.print(
-            f"nothing answered on {port} (ids {id_list[0]}-{id_list[-1]},"
-            f" {', '.join(s.describe() for s in setting_list)}): check the wiring (A/B swapped?),"
-            " the meter's termination and power, or try --full",
-            highlight=False,
-        )
-        raise typer.Exit(1)
-    Console().print(render_scan(found))
+        if not found:
+            raise ConfigError(
+                f"nothing answered on {port} (ids {id_list[0]}-{id_list[-1]},"
+                f" {', '.join(s.describe() for s in setting_list)}): check the wiring"
+                " (A/B swapped?), the meter's termination and power, or try --full"
+            )
+        plain_console().print(render_scan(found))
+
+    _guarded(action)
+
+
+# -- outbox -------------------------------------------------------------------------------------
+
+
+def _outbox_config(ctx: typer.Context) -> CollectorConfig:
+    """The config whose outboxes the outbox commands open: --demo's, or --config/--instance."""
+    if option(ctx, "demo"):
+        if _config_file(ctx) is not None:
+            raise option_problem("--demo", "give --demo or --config/--instance, not both")
+        if not DEMO_CONFIG.exists():
+            raise option_problem(
+                "--demo",
+                f"no demo run here ({DEMO_CONFIG.absolute()} is missing):"
+                " run the outbox commands where `homewatt-collector run --demo` ran",
+            )
+        return load_config(DEMO_CONFIG)
+    path = _config_file(ctx)
+    if path is None:
+        raise option_problem("--config", "give the config file, --instance NAME or --demo")
+    return load_config(path)
 
 
 def _open_outboxes(config: CollectorConfig, lock: bool) -> list[tuple[str, Outbox]]:
     directory = outbox_dir(config)
+    if directory.assumed:
+        log.info("outbox %s (%s)", directory.path, directory.assumed)
     opened = []
     for sink in config.sinks:
-        path = outbox_path(directory, sink.name)
+        path = outbox_path(directory.path, sink.name)
         if not path.exists():
             raise CollectorError(f"no outbox at {path} (has the collector run with this config?)")
         opened.append((sink.name, Outbox(path, config.outbox.max_size_mb * 1024 * 1024, lock=lock)))
@@ -395,60 +571,74 @@ def _open_outboxes(config: CollectorConfig, lock: bool) -> list[tuple[str, Outbo
 
 
 @outbox_app.callback(invoke_without_command=True)
-def outbox_status(ctx: typer.Context, config: ConfigOption) -> None:
+def outbox_status(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="the outbox of `run --demo` in this directory (homewatt-demo/)"
+        ),
+    ] = False,
+) -> None:
     """Backlog, oldest sample, drops and quarantined points per sink."""
-    ctx.obj = config
     if ctx.invoked_subcommand is not None:
         return
-    loaded = _load(config)
-    try:
-        outboxes = _open_outboxes(loaded, lock=False)
-    except CollectorError as exc:
-        raise _fail(exc) from None
-    console = Console()
-    for name, outbox in outboxes:
-        console.print(
-            render_outbox_status(name, outbox.stats(), outbox.quarantined(5), time.time())
-        )
-        outbox.close()
+
+    def action() -> None:
+        outboxes = _open_outboxes(_outbox_config(ctx), lock=False)
+        console = plain_console()
+        for name, outbox in outboxes:
+            console.print(
+                render_outbox_status(name, outbox.stats(), outbox.quarantined(5), time.time())
+            )
+            outbox.close()
+
+    _guarded(action)
 
 
-@outbox_app.command()
+@outbox_app.command(cls=CollectorCommand)
 def replay(ctx: typer.Context) -> None:
     """Send everything pending now (the service must be stopped: it holds the outbox)."""
-    loaded = _load(ctx.obj)
-    stop = threading.Event()
-    try:
+
+    def action() -> None:
+        loaded = _outbox_config(ctx)
+        stop = threading.Event()
         for name, outbox in _open_outboxes(loaded, lock=True):
-            sink = next(s for s in loaded.sinks if s.name == name)
-            forwarder = make_forwarder(sink, read_token(sink), outbox, stop)
+            index = next(i for i, s in enumerate(loaded.sinks) if s.name == name)
             try:
-                with Progress(console=err) as progress:
+                forwarder = make_forwarder(
+                    loaded.sinks[index], read_token(loaded, index), outbox, stop
+                )
+            except BaseException:
+                outbox.close()
+                raise
+            try:
+                with Progress(console=plain_console(stderr=True)) as progress:
                     task = progress.add_task(f"sink {name}", total=outbox.backlog)
 
                     def advance(n: int, task: TaskID = task, progress: Progress = progress) -> None:
                         progress.advance(task, n)
 
                     sent = forwarder.drain(progress=advance)
-                Console().print(f"sink {name}: {sent} samples delivered, {outbox.backlog} pending")
+                typer.echo(f"sink {name}: {sent} samples delivered, {outbox.backlog} pending")
             finally:
                 forwarder.sink.close()
                 outbox.close()
-    except CollectorError as exc:
-        raise _fail(exc) from None
+
+    _guarded(action)
 
 
-@outbox_app.command()
+@outbox_app.command(cls=CollectorCommand)
 def requeue(ctx: typer.Context) -> None:
     """Move quarantined points back into the queue (after fixing what the server refused)."""
-    loaded = _load(ctx.obj)
-    try:
-        for name, outbox in _open_outboxes(loaded, lock=True):
+
+    def action() -> None:
+        for name, outbox in _open_outboxes(_outbox_config(ctx), lock=True):
             moved = outbox.requeue_quarantined()
             outbox.close()
-            Console().print(f"sink {name}: {moved} quarantined points queued again")
-    except CollectorError as exc:
-        raise _fail(exc) from None
+            typer.echo(f"sink {name}: {moved} quarantined points queued again")
+
+    _guarded(action)
 
 
 def main() -> None:

@@ -1,44 +1,60 @@
 """The collector's configuration: one YAML file per instance, validated before anything starts.
 
-Every error names the file, the line, the key and the problem. Secrets are never in the file:
-the InfluxDB token comes from a file (not readable by group or others) or from a systemd
-credential (`LoadCredential=`, read from $CREDENTIALS_DIRECTORY).
+Files are read by homewatt_common (UTF-8, duplicate keys refused, every error
+`file:line: key: problem`); values are strict (`interval_s: true` is not 1, `.nan` is refused).
+Secrets are never in the file: the InfluxDB token comes from a file (not readable by group or
+others) or from a systemd credential (`LoadCredential=`, read from $CREDENTIALS_DIRECTORY).
+
+Outside systemd (check-config or the outbox commands in a shell) the values the unit would hand
+over are assumed and said so: a credential is read from the file the unit loads
+(contracts/secrets.json), and the outbox is the unit's StateDirectory= for the instance, whose
+name is the config file's name without .yaml (/etc/homewatt/collector/main.yaml: main).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.demo import DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSourceConfig
+from homewatt_common.configmodel import ConfigModel, PathField, validate
+from homewatt_common.credentials import (
+    SecretLocation,
+    locate_credential,
+    locate_file,
+    read_located,
+)
+from homewatt_common.problems import Loc, Problem, ProblemsError, format_loc
+from homewatt_common.secrets_contract import load_contract
+from homewatt_common.yamlfile import YamlDocument, load_yaml
 
+APP = "homewatt-collector"
 NAME = r"^[a-z0-9][a-z0-9_-]*$"
 TAG_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+EXAMPLE = "collector.example.yaml and the JSON Schema"
 
 # One member per registered source kind (a test checks the two agree).
 SourceConfig = Annotated[DemoSourceConfig | ModbusSourceConfig, Field(discriminator="kind")]
 
 
-class SinkConfig(BaseModel):
+class SinkConfig(ConfigModel):
     """An InfluxDB v2 write endpoint. Each sink has its own outbox."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field("local", pattern=NAME, description="names the sink's outbox file")
     url: str = Field(description="InfluxDB base URL, e.g. http://127.0.0.1:8086")
     org: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
-    token_file: Path | None = Field(None, description="file holding the write token (mode 0600)")
+    token_file: Path | None = PathField(description="file holding the write token (mode 0600)")
     token_credential: str | None = Field(
         None, description="name of a systemd credential (LoadCredential=) holding the write token"
     )
@@ -88,32 +104,30 @@ class SinkConfig(BaseModel):
         return self
 
 
-class OutboxConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dir: Path | None = Field(
-        None, description="where the outbox files live; default: systemd's $STATE_DIRECTORY"
+class OutboxConfig(ConfigModel):
+    dir: Path | None = PathField(
+        description="where the outbox files live; default: systemd's $STATE_DIRECTORY, and"
+        " outside systemd the unit's, /var/lib/homewatt-collector/<instance>"
     )
     max_size_mb: int = Field(
-        200, ge=1, le=100_000, description="per sink; oldest dropped when full"
+        200,
+        ge=1,
+        le=100_000,
+        description="per sink (MB of 1,048,576 bytes); oldest dropped when full",
     )
     checkpoint_interval_s: float = Field(
         10.0, ge=0.5, le=300, description="fsync interval: what a power cut may lose at most"
     )
 
 
-class ClockConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClockConfig(ConfigModel):
     wait_for_sync: bool = Field(
         True,
         description="wait for NTP before the first sample (false: a site without network time)",
     )
 
 
-class CollectorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CollectorConfig(ConfigModel):
     site: str = Field(pattern=TAG_VALUE, description="the `site` tag on every sample")
     unit: str | None = Field(
         None, pattern=TAG_VALUE, description="the `unit` tag on health samples; default: file name"
@@ -125,6 +139,11 @@ class CollectorConfig(BaseModel):
     clock: ClockConfig = Field(default_factory=ClockConfig)
     health: bool = Field(True, description="write homewatt_health samples every cycle")
 
+    # Where it came from: the file (and its parsed YAML, for line numbers), or '' for options.
+    _where: str = PrivateAttr("")
+    _document: YamlDocument | None = PrivateAttr(None)
+    _rename: Callable[[Loc], str] | None = PrivateAttr(None)
+
     @field_validator("sinks")
     @classmethod
     def _unique_sink_names(cls, sinks: list[SinkConfig]) -> list[SinkConfig]:
@@ -134,6 +153,25 @@ class CollectorConfig(BaseModel):
             raise ValueError(f"sink names must be unique (each has its own outbox): {duplicates}")
         return sinks
 
+    @property
+    def path(self) -> Path | None:
+        return self._document.path if self._document is not None else None
+
+    @property
+    def instance(self) -> str:
+        """The systemd instance name: the config file's name without .yaml."""
+        return self.path.stem if self.path is not None else (self.unit or "collector")
+
+    def origin(self, *loc: int | str) -> Problem:
+        """Where the value at `loc` was given, for a problem about it (file:line: key)."""
+        return self.problem("", *loc)
+
+    def problem(self, message: str, *loc: int | str) -> Problem:
+        """A problem with the value at `loc`, located where it was given."""
+        key = self._rename(loc) if self._rename is not None else format_loc(loc)
+        line = self._document.line_of(loc) if self._document is not None else None
+        return Problem(self._where, message, key, line)
+
 
 # -- loading -----------------------------------------------------------------------------------
 
@@ -141,135 +179,101 @@ class CollectorConfig(BaseModel):
 def load_config(path: Path) -> CollectorConfig:
     """Read, parse and validate `path`; ConfigError lists every problem found."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+        document = load_yaml(path)
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None
+    data = document.data
     if data is None:
         raise ConfigError(f"{path}: the file is empty (see the example config)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
-    data.setdefault("unit", path.stem if _is_tag_value(path.stem) else None)
-    return validate_config(data, path, root)
+    data.setdefault("unit", path.stem if re.fullmatch(TAG_VALUE, path.stem) else None)
+    return validate_config(data, str(path), document)
 
 
 def validate_config(
-    data: dict[str, Any], path: Path | str, root: yaml.Node | None = None
+    data: dict[str, Any],
+    where: str,
+    document: YamlDocument | None = None,
+    rename: Callable[[Loc], str] | None = None,
 ) -> CollectorConfig:
+    """`data` as a config; `where` names its origin in errors (a file, or '' for options whose
+    names `rename` gives)."""
     try:
-        return CollectorConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            loc = _strip_union_tags(error["loc"])
-            line = _line_of(root, loc)
-            where = f"{path}:{line}" if line else f"{path}"
-            key = format_loc(loc) or "(top level)"
-            lines.append(f"{where}: {key}: {_message(error)}")
-        raise ConfigError("\n".join(lines)) from None
-
-
-def format_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _strip_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # pydantic puts the discriminator value in the path (source.demo.seed); users wrote source.seed
-    if len(loc) >= 2 and loc[0] == "source" and loc[1] in SOURCES:
-        return (loc[0], *loc[2:])
-    return loc
-
-
-def _message(error: Any) -> str:
-    msg = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        return "unknown key (a typo? see the example config and the JSON Schema)"
-    if error["type"] == "missing":
-        return "required key is missing"
-    return msg.removeprefix("Value error, ")
-
-
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc`, or of its nearest parent that exists."""
-    node = root
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def _is_tag_value(text: str) -> bool:
-    return re.fullmatch(TAG_VALUE, text) is not None
+        config = validate(
+            CollectorConfig,
+            data,
+            where,
+            document,
+            union_tags=SOURCES.names(),
+            rename=rename,
+            example=EXAMPLE,
+        )
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None
+    config._where = where
+    config._document = document
+    config._rename = rename
+    return config
 
 
 # -- secrets and paths -------------------------------------------------------------------------
 
 
-def read_token(sink: SinkConfig) -> str | None:
-    """The sink's token from its file or systemd credential; ConfigError saying what is wrong."""
-    if sink.anonymous:
-        return None
-    if sink.token_credential is not None:
-        directory = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise ConfigError(
-                f"sinks.{sink.name}.token_credential: {sink.token_credential!r} needs systemd's"
-                " LoadCredential= (CREDENTIALS_DIRECTORY is not set);"
-                " use token_file outside systemd"
-            )
-        path = Path(directory) / sink.token_credential
-        where = f"sinks.{sink.name}.token_credential"
-    else:
-        assert sink.token_file is not None
-        path = sink.token_file
-        where = f"sinks.{sink.name}.token_file"
-        try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            raise ConfigError(f"{where}: {path}: {exc.strerror or exc}") from exc
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"{where}: {path} is readable by group or others (mode {stat.S_IMODE(mode):04o});"
-                f" run: chmod 600 {path}"
-            )
+def credentials_directory() -> Path | None:
+    """systemd's $CREDENTIALS_DIRECTORY (LoadCredential=), or None outside a unit."""
+    value = os.environ.get("CREDENTIALS_DIRECTORY")
+    return Path(value) if value else None
+
+
+def token_location(
+    config: CollectorConfig, index: int
+) -> tuple[SecretLocation | None, list[Problem]]:
+    """Where sink `index` reads its token (None: anonymous), and warnings about it."""
+    sink = config.sinks[index]
     try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"{where}: {path}: {exc.strerror or exc}") from exc
-    if not token:
-        raise ConfigError(f"{where}: {path} is empty")
-    return token
+        if sink.token_credential is not None:
+            origin = config.origin("sinks", index, "token_credential")
+            location = locate_credential(
+                APP, sink.token_credential, origin, "token", credentials_directory()
+            )
+            return location, []
+        if sink.token_file is not None:
+            return locate_file(
+                APP, sink.token_file, config.origin("sinks", index, "token_file"), "token"
+            )
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None
+    return None, []
 
 
-def outbox_dir(config: CollectorConfig) -> Path:
+def read_token(config: CollectorConfig, index: int) -> str | None:
+    """Sink `index`'s token from its file or credential (None: anonymous); ConfigError."""
+    location, _ = token_location(config, index)
+    if location is None:
+        return None
+    try:
+        return read_located(APP, location)
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None
+
+
+@dataclass(frozen=True)
+class OutboxDir:
+    path: Path
+    assumed: str | None = None  # outside systemd: what was assumed
+
+
+def outbox_dir(config: CollectorConfig) -> OutboxDir:
+    """outbox.dir, else systemd's $STATE_DIRECTORY, else (outside systemd) the directory the
+    unit would give this instance."""
     if config.outbox.dir is not None:
-        return config.outbox.dir
+        return OutboxDir(config.outbox.dir)
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0])
-    raise ConfigError(
-        "outbox.dir: not set, and STATE_DIRECTORY is not set either"
-        " (run under systemd with StateDirectory=, or set outbox.dir)"
+        return OutboxDir(Path(state.split(":")[0]))
+    unit = load_contract().unit_of(APP)
+    return OutboxDir(
+        unit.state_directory_of(config.instance),
+        f"outside systemd: the unit's StateDirectory= for instance {config.instance}",
     )

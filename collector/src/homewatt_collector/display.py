@@ -14,6 +14,8 @@ from homewatt_collector.models import FieldValue, Sample
 from homewatt_collector.outbox import OutboxStats, QuarantinedEntry
 from homewatt_collector.service import Cycle
 
+MB = 1024 * 1024  # outbox.max_size_mb's megabyte
+
 # Field name suffix -> unit, longest first (the data model puts the unit in the name).
 _UNITS = (
     ("_kvarh", "kvarh"),
@@ -101,7 +103,8 @@ def render_outbox_status(
         )
     table.add_row("pending samples (backlog)", str(stats.backlog))
     table.add_row("oldest pending sample", oldest)
-    table.add_row("size", f"{stats.size_bytes / 1e6:.1f} MB of {stats.max_bytes / 1e6:.0f} MB")
+    # in the unit of outbox.max_size_mb (MB of 2**20 bytes), so a 200 MB limit reads 200 MB
+    table.add_row("size", f"{stats.size_bytes / MB:.1f} MB of {stats.max_bytes / MB:.0f} MB")
     for counter in ("enqueued", "delivered", "duplicates", "dropped", "quarantined"):
         table.add_row(f"{counter} (lifetime)", str(stats.counters[counter]))
     table.add_row("quarantined now", str(stats.quarantined_now))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from homewatt_common.problems import ProblemsError
+
 
 class CollectorError(Exception):
     """An expected fault with a message a user can act on."""
 
 
-class ConfigError(CollectorError):
-    """The configuration is wrong; the message names the file, the key and the problem."""
+class ConfigError(CollectorError, ProblemsError):
+    """The configuration (a file, an option, a secret it names) is wrong: one problem a line,
+    each `file:line: key: problem` or `--option: problem` (homewatt_common.problems)."""
 
 
 class SourceError(CollectorError):

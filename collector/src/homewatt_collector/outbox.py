@@ -10,6 +10,9 @@
   dropped (and counted) to make room. Points a server refused are kept in `quarantine`.
 - Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
 - One process at a time: an exclusive flock on `<path>.lock` (the service holds it while it runs).
+- Opened by root in a directory that belongs to the service's user (`sudo homewatt-collector
+  outbox replay`), every file it creates there (the lock, SQLite's -wal and -shm) is handed to
+  that user, so the service can open the outbox again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import IO
 from homewatt_collector import lineprotocol
 from homewatt_collector.errors import CollectorError, OutboxBusy
 from homewatt_collector.models import Sample
+from homewatt_common.ownership import hand_over
 
 SCHEMA_VERSION = 1
 COUNTERS = ("enqueued", "duplicates", "delivered", "dropped", "quarantined")
@@ -122,6 +126,10 @@ class Outbox:
         )
         for name in COUNTERS:
             self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
+        hand_over(
+            [path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))],
+            path.parent,
+        )
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._backlog = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
         self._counters = {

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from homewatt_collector import notify
-from homewatt_collector.clock import clock_synchronized
 from homewatt_collector.config import CollectorConfig, SinkConfig, outbox_dir, read_token
 from homewatt_collector.errors import SinkError, SourceError
 from homewatt_collector.forwarder import Backoff, Forwarder
@@ -28,6 +27,7 @@ from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sinks.influxdb import InfluxDBSink
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
+from homewatt_common.clock import clock_synchronized
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,8 @@ def build_collector(
     on_cycle: Callable[[Cycle], None] | None = None,
 ) -> Collector:
     """Wire a collector from its config; reads secrets, opens outboxes (ConfigError/OutboxBusy)."""
-    tokens = {sink.name: read_token(sink) for sink in config.sinks}
-    directory = outbox_directory or outbox_dir(config)
+    tokens = {sink.name: read_token(config, index) for index, sink in enumerate(config.sinks)}
+    directory = outbox_directory or outbox_dir(config).path
     deliveries: list[Delivery] = []
     try:
         for sink_config in config.sinks:

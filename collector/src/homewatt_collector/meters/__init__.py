@@ -11,13 +11,16 @@ from __future__ import annotations
 import functools
 import itertools
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.registry import Registry
+from homewatt_common.configmodel import STRICT, validate
+from homewatt_common.problems import ProblemsError
+from homewatt_common.yamlfile import parse_yaml
 
 FIELD = r"^[a-z][a-z0-9_]*$"
 CHANNEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -29,7 +32,7 @@ MODBUS_MAX_READ = 125
 
 
 class SerialSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
     baudrate: int = Field(9600, description=f"one of {', '.join(map(str, BAUD_RATES))}")
     parity: Literal["N", "E", "O"] = "N"
@@ -50,7 +53,7 @@ class SerialSettings(BaseModel):
 
 
 class RegisterSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
     field: str = Field(pattern=FIELD, description="data model field, unit in the name: power_w")
     channel: str = Field("total", pattern=CHANNEL, description="l1, l2, l3 or total")
@@ -83,7 +86,7 @@ class RegisterSpec(BaseModel):
 
 
 class MeterTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
@@ -129,7 +132,12 @@ def builtin_templates() -> Registry[MeterTemplate]:
         if not resource.name.endswith(".yaml"):
             continue
         name = resource.name.removesuffix(".yaml")
-        template = parse_template(yaml.safe_load(resource.read_text()), f"built-in template {name}")
+        where = f"built-in template {resource.name}"
+        try:
+            document = parse_yaml(resource.read_text(encoding="utf-8"), Path(where))
+        except ProblemsError as exc:
+            raise ConfigError(exc.problems) from None
+        template = parse_template(document.data, where)
         registry.register(name, template)
         for alias in template.aliases:
             registry.register(alias, template)
@@ -138,10 +146,6 @@ def builtin_templates() -> Registry[MeterTemplate]:
 
 def parse_template(data: object, where: str) -> MeterTemplate:
     try:
-        return MeterTemplate.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+        return validate(MeterTemplate, data, where)
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None

@@ -2,15 +2,17 @@
 
 - NoResponse: the meter stayed silent (or only noise/CRC-broken frames came back) in time;
 - ModbusExceptionResponse: the meter answered with an exception code (2: illegal address...);
-- PortUnavailable: the serial port failed or is gone (adapter unplugged). The port is closed
-  and reopened on the next read, so a returning adapter is picked up again.
+- PortUnavailable: the serial port failed, is gone (adapter unplugged) or may not be opened
+  (permission denied: not in group dialout); the message says which, and the fix. The port is
+  closed and reopened on the next read, so a returning adapter is picked up again.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Callable
-from pathlib import Path
 
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -51,24 +53,59 @@ class PortUnavailable(SourceError):
 ClientFactory = Callable[..., ModbusSerialClient]
 
 
+def port_problem(port: str) -> str | None:
+    """Why `port` cannot be opened (a sentence naming it and the fix), or None if it can."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return (
+            f"serial port {port} is not there (is the adapter plugged in?"
+            " ls /dev/serial/by-id/ lists what is)"
+        )
+    except PermissionError:
+        return (
+            f"serial port {port}: permission denied: this user is not in group dialout"
+            " (sudo usermod -aG dialout $USER, then log in again; the systemd unit has the group)"
+        )
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return f"serial port {port} is in use by another program"
+        return f"serial port {port} cannot be opened: {exc.strerror or exc}"
+    os.close(fd)
+    return None
+
+
 class ModbusBus:
     def __init__(
-        self, port: str, serial: SerialSettings, client_factory: ClientFactory = ModbusSerialClient
+        self,
+        port: str,
+        serial: SerialSettings,
+        client_factory: ClientFactory = ModbusSerialClient,
+        announce: bool = True,
     ) -> None:
+        """`announce`: log when the port goes away and comes back (the service); a one-shot
+        command (read, scan) says it in its error instead."""
         self.port = port
+        self.announce = announce
         self.serial = serial
         self._factory = client_factory
         self._client: ModbusSerialClient | None = None
         self._available: bool | None = None  # last known state, to log changes only
+        self.problem: str | None = None  # why the port is not available, when it is not
 
     @property
     def is_open(self) -> bool:
         return self._client is not None and self._client.connected
 
     def open(self) -> bool:
-        """Open the port if it is not; False (logged once) while it is missing or failing."""
+        """Open the port if it is not; False (logged once, `problem` says why) while it is
+        missing, failing or may not be opened."""
         if self.is_open:
             return True
+        problem = port_problem(self.port)
+        if problem is not None:
+            self._note_available(False, problem)
+            return False
         client = self._factory(
             self.port,
             baudrate=self.serial.baudrate,
@@ -81,10 +118,9 @@ class ModbusBus:
         )
         # A silent meter must not make pymodbus give up on the line: we decide what to do.
         client.set_max_no_responses(1_000_000_000)
-        present = Path(self.port).exists()
-        if not present or not client.connect():
+        if not client.connect():
             client.close()  # type: ignore[no-untyped-call]
-            self._note_available(False, "cannot be opened" if present else "is not there")
+            self._note_available(False, f"serial port {self.port} cannot be opened")
             return False
         self._client = client
         self._note_available(True)
@@ -98,7 +134,7 @@ class ModbusBus:
     def read(self, block: Block, device_id: int, timeout_s: float, retries: int = 0) -> list[int]:
         """The registers of `block` from `device_id`; raises one of this module's errors."""
         if not self.open():
-            raise PortUnavailable(f"serial port {self.port} is not available")
+            raise PortUnavailable(self.problem or f"serial port {self.port} is not available")
         client = self._client
         assert client is not None
         client.comm_params.timeout_connect = timeout_s  # pymodbus reads it per request
@@ -118,13 +154,13 @@ class ModbusBus:
                 raise NoResponse(f"device {device_id}: no valid response in {timeout_s} s") from exc
             except ConnectionException as exc:
                 self.close()
-                self._note_available(False, "failed")
+                self._note_available(False, f"serial port {self.port} failed")
                 raise PortUnavailable(f"serial port {self.port} failed") from exc
             except ModbusException as exc:
                 raise NoResponse(f"device {device_id}: {exc}") from exc
             except OSError as exc:  # pyserial raises OS-level errors pymodbus does not wrap
                 self.close()
-                self._note_available(False, str(exc))
+                self._note_available(False, f"serial port {self.port}: {exc}")
                 raise PortUnavailable(f"serial port {self.port}: {exc}") from exc
             if response.isError():
                 raise ModbusExceptionResponse(
@@ -138,12 +174,14 @@ class ModbusBus:
             return registers
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _note_available(self, available: bool, why: str = "") -> None:
-        if available == self._available:
+    def _note_available(self, available: bool, problem: str = "") -> None:
+        self.problem = None if available else problem
+        if available == self._available or not self.announce:
+            self._available = available
             return
         if available:
             if self._available is False:
                 log.info("serial port %s is back", self.port)
         else:
-            log.warning("serial port %s %s; waiting for it to come back", self.port, why)
+            log.warning("%s; waiting for it to come back", problem)
         self._available = available

@@ -93,9 +93,9 @@ def scan(
     found = []
     id_list = list(ids)
     for setting in settings:
-        bus = ModbusBus(port, setting)
+        bus = ModbusBus(port, setting, announce=False)
         if not bus.open():
-            raise PortUnavailable(f"serial port {port} cannot be opened")
+            raise PortUnavailable(bus.problem or f"serial port {port} cannot be opened")
         try:
             for device_id in id_list:
                 if probe(bus, device_id, timeout_s):

@@ -16,9 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from homewatt_collector.models import ELECTRICITY, Reading, Sample
+from homewatt_common.configmodel import ConfigModel
 
 # Mean power of the load below is about 420 W (3,700 kWh a year): a two-person household.
 MEAN_POWER_W = 420.0
@@ -26,9 +27,7 @@ MEAN_POWER_W = 420.0
 COUNTER_EPOCH = 1_704_067_200
 
 
-class DemoSourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DemoSourceConfig(ConfigModel):
     kind: Literal["demo"] = "demo"
     device: str = Field(
         "demo-meter", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="device tag"
@@ -37,6 +36,9 @@ class DemoSourceConfig(BaseModel):
     utc_offset_h: float = Field(
         1.0, ge=-12, le=14, description="local time for the daily load curve"
     )
+
+    def describe(self) -> str:
+        return f"a simulated household meter (device {self.device}, seed {self.seed})"
 
 
 def _unit(seed: int, *key: object) -> float:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from homewatt_collector.meters import (
     CHANNEL,
@@ -37,6 +37,7 @@ from homewatt_collector.modbus.plan import (
 )
 from homewatt_collector.models import ELECTRICITY, Reading, Sample
 from homewatt_collector.throttle import LogThrottle
+from homewatt_common.configmodel import ConfigModel
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ COUNTER_RESET_READINGS = 3
 ILLEGAL_DATA_ADDRESS = 2
 
 
-class MeterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MeterConfig(ConfigModel):
     name: str = Field(pattern=CHANNEL, description="the `device` tag")
     model: str = Field(
         description="a shipped template (orno-we515, sdm630...) or one in `templates`"
@@ -60,9 +59,7 @@ class MeterConfig(BaseModel):
     fields: list[str] | None = Field(None, description="read only these fields (saves bus time)")
 
 
-class ModbusSourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ModbusSourceConfig(ConfigModel):
     kind: Literal["modbus"] = "modbus"
     port: str = Field(description="the adapter, best by its stable path /dev/serial/by-id/...")
     serial: SerialSettings | None = Field(
@@ -114,6 +111,10 @@ class ModbusSourceConfig(BaseModel):
 
     def line_serial(self) -> SerialSettings:
         return self.serial_of(self.meters[0])
+
+    def describe(self) -> str:
+        meters = ", ".join(f"{m.name} ({m.model}, id {m.device_id})" for m in self.meters)
+        return f"port {self.port} at {self.line_serial().describe()}, meters {meters}"
 
 
 @dataclass
