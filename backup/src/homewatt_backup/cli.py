@@ -1,5 +1,10 @@
 """The `homewatt-backup` command (thin: parse options, call the flows, print one line or a
-table). Domain errors end as one clear line on stderr and exit status 1, never a traceback."""
+table). Domain errors end as one clear line on stderr and exit status 1, never a traceback.
+
+Conventions (homewatt_common.cli, the same in homewatt-collector): every error is one plain
+line, `homewatt-backup: error: file:line: key: problem` or `...: --option: problem`, with SAS
+signatures and tokens removed; `-c/--config`, `--credentials-dir`, `--state-dir` and `-v` go
+before or after the sub-command (the unit runs `homewatt-backup --config FILE run`)."""
 
 from __future__ import annotations
 
@@ -8,10 +13,9 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,24 +36,50 @@ from homewatt_backup.models import BackupId, utc_now
 from homewatt_backup.restore import Reporter, Restorer
 from homewatt_backup.runner import RequestedKind, Runner
 from homewatt_backup.store import AzureBlobStore, BlobStore, inspect_sas
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Hourly InfluxDB backups to Azure Blob Storage, rotated; and restore.",
+from homewatt_common.cli import (
+    EVERY_COMMAND,
+    CheckReport,
+    HomewattCommand,
+    HomewattGroup,
+    fail,
+    option,
+    plain_console,
 )
-err = Console(stderr=True)
-out = Console()
+from homewatt_common.problems import ProblemsError
+
 log = logging.getLogger("homewatt_backup")
 
 
-class _State:
-    config: Path = DEFAULT_CONFIG
-    credentials_dir: Path | None = None
-    state_dir: Path | None = None
+class BackupCommand(HomewattCommand):
+    pass
 
 
-STATE = _State()
+class BackupGroup(HomewattGroup):
+    shared_options: ClassVar = {
+        "config": EVERY_COMMAND,
+        "credentials_dir": EVERY_COMMAND,
+        "state_dir": EVERY_COMMAND,
+        "verbose": EVERY_COMMAND,
+    }
+
+    @staticmethod
+    def scrub(text: str) -> str:
+        return redact(text)
+
+    def shared_option_given(self, ctx: typer.Context, name: str, value: Any) -> None:
+        if name == "verbose":
+            _logging(bool(value))
+
+
+app = typer.Typer(
+    name="homewatt-backup",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Hourly InfluxDB backups to Azure Blob Storage, rotated; and restore.",
+    cls=BackupGroup,
+)
+command = app.command
 
 
 def _version(value: bool) -> None:
@@ -92,7 +122,8 @@ def main_options(
             "--credentials-dir",
             envvar="CREDENTIALS_DIRECTORY",
             readable=False,  # systemd's credentials directory may be search-only (x) to us
-            help="Where *_credential secrets are read (systemd sets it with LoadCredential=).",
+            help="Where *_credential secrets are read (systemd sets it with LoadCredential=;"
+            " outside systemd the files the unit hands over are read).",
         ),
     ] = None,
     state_dir: Annotated[
@@ -101,7 +132,8 @@ def main_options(
             "--state-dir",
             envvar="STATE_DIRECTORY",
             readable=False,
-            help="Local archives and state (systemd sets it with StateDirectory=).",
+            help="Local archives and state (systemd sets it with StateDirectory=;"
+            " outside systemd the unit's, /var/lib/homewatt-backup).",
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -113,20 +145,16 @@ def main_options(
     ] = False,
 ) -> None:
     _logging(verbose)
-    STATE.config = config
-    STATE.credentials_dir = credentials_dir
-    STATE.state_dir = Path(str(state_dir).split(":")[0]) if state_dir else None
 
 
-def _fail(exc: BackupError) -> typer.Exit:
-    err.print(
-        f"homewatt-backup: error: {redact(str(exc))}", markup=False, highlight=False, soft_wrap=True
+def _settings(ctx: typer.Context, read_secrets: bool = True) -> Settings:
+    state_dir = option(ctx, "state_dir")
+    return load_settings(
+        option(ctx, "config"),
+        option(ctx, "credentials_dir"),
+        Path(str(state_dir).split(":")[0]) if state_dir else None,
+        read_secrets=read_secrets,
     )
-    return typer.Exit(1)
-
-
-def _settings() -> Settings:
-    return load_settings(STATE.config, STATE.credentials_dir, STATE.state_dir)
 
 
 def _engine(settings: Settings) -> DumpEngine:
@@ -147,8 +175,8 @@ def _store(settings: Settings) -> BlobStore | None:
 def _guarded(action: Callable[[], None]) -> None:
     try:
         action()
-    except BackupError as exc:
-        raise _fail(exc) from None
+    except (BackupError, ProblemsError) as exc:
+        raise fail(exc) from None
 
 
 def _parse_name(name: str, site: str) -> BackupId:
@@ -170,7 +198,7 @@ class _RichReporter(Reporter):
             TaskProgressColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=plain_console(stderr=True),
             transient=False,
         )
         self.started = False
@@ -188,8 +216,9 @@ class _RichReporter(Reporter):
             self.started = False
 
 
-@app.command()
+@command(cls=BackupCommand)
 def run(
+    ctx: typer.Context,
     kind: Annotated[
         RequestedKind,
         typer.Option(
@@ -201,7 +230,7 @@ def run(
     """Make one backup, upload what is pending (oldest first), rotate, write the health point."""
 
     def action() -> None:
-        settings = _settings()
+        settings = _settings(ctx)
         result = Runner(settings, _engine(settings), _store(settings)).run(kind, upload)
         made = result.backup.id.name if result.backup else "none"
         summary = (
@@ -236,14 +265,15 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@app.command("list")
+@command("list", cls=BackupCommand)
 def list_backups(
+    ctx: typer.Context,
     local_only: Annotated[bool, typer.Option("--local-only", help="Do not ask Azure.")] = False,
 ) -> None:
     """Backups kept locally and remotely: kind, age, size, upload and verification state."""
 
     def action() -> None:
-        settings = _settings()
+        settings = _settings(ctx)
         local = {b.id: b for b in LocalArchives(settings.state_dir).list()}
         store = None if local_only else _store(settings)
         remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
@@ -272,6 +302,7 @@ def list_backups(
                     remote_state,
                 )
             )
+        out = plain_console()
         if out.is_terminal:
             table = Table(*header)
             for row in rows:
@@ -287,8 +318,9 @@ def list_backups(
     _guarded(action)
 
 
-@app.command()
+@command(cls=BackupCommand)
 def verify(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="A backup name from `list`.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Verify every remote backup.")] = False,
     workdir: Annotated[
@@ -299,7 +331,7 @@ def verify(
     each intact one as verified (locally, in the state directory's ledger)."""
 
     def action() -> None:
-        settings = _settings()
+        settings = _settings(ctx)
         store = _store(settings)
         if store is None:
             raise BackupError("verify needs the azure section in the configuration")
@@ -332,8 +364,10 @@ def _parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-@app.command()
+@command(cls=BackupCommand)
 def restore(
+    ctx: typer.Context,
+    *,
     name: Annotated[str | None, typer.Argument(help="One backup from `list`.")] = None,
     at: Annotated[
         str | None,
@@ -360,7 +394,7 @@ def restore(
     """Download, verify and restore a backup (or a chain up to --at) into InfluxDB."""
 
     def action() -> None:
-        settings = _settings()
+        settings = _settings(ctx)
         engine = _engine(settings)
         destination = target or engine.source.split("/")[-1]
         restorer = Restorer(
@@ -383,30 +417,61 @@ def restore(
     _guarded(action)
 
 
-@app.command("check-config")
-def check_config() -> None:
-    """Validate the configuration and its secrets, and check the SAS (permissions, expiry)."""
-
-    def action() -> None:
-        settings = _settings()
-        config = settings.config
-        typer.echo(
-            f"{settings.path}: OK (site {config.site}, {config.engine.value} "
-            f"{config.influxdb.source}, state in {settings.state_dir})"
-        )
-        if config.azure is not None and settings.secrets.sas is not None:
+@command("check-config", cls=BackupCommand)
+def check_config(
+    ctx: typer.Context,
+    no_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--no-secrets",
+            help="Check everything but the secrets' contents (no root needed to read them).",
+        ),
+    ] = False,
+) -> None:
+    """Validate the configuration and its secrets, and check the SAS (permissions, expiry);
+    `ok` when all passed. Outside systemd it assumes what the unit would hand over (the
+    credentials' files, the state directory) and says so."""
+    report = CheckReport()
+    try:
+        settings = _settings(ctx, read_secrets=not no_secrets)
+    except (BackupError, ProblemsError) as exc:
+        report.error(exc if isinstance(exc, ProblemsError) else redact(str(exc)))
+        report.finish()
+        return
+    config = settings.config
+    report.say(
+        f"{settings.path}: site {config.site}, {config.engine.value} {config.influxdb.source},"
+        f" state in {settings.state_dir}"
+    )
+    for location in settings.secret_locations.values():
+        report.say(f"  {location.origin.key}: {location.path}")
+    for assumed in settings.assumed:
+        report.say(f"  assumed {assumed}")
+    for warning in settings.warnings:
+        report.warn(warning)
+    if no_secrets:
+        report.say("  secrets not read (--no-secrets)")
+    if config.azure is None:
+        report.say("azure: not configured (backups stay local)")
+    elif settings.secrets.sas is not None:
+        try:
             info = inspect_sas(
                 settings.secrets.sas, config.azure.retention, utc_now(), config.azure.sas_source
             )
+        except BackupError as exc:
+            report.error(redact(str(exc)))
+        else:
             expiry = f"expires {info.expiry:%Y-%m-%d}" if info.expiry else "no expiry"
-            typer.echo(
+            report.say(
                 f"azure: {config.azure.account_url}/{config.azure.container}, retention "
                 f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}"
             )
-        else:
-            typer.echo("azure: not configured (backups stay local)")
-
-    _guarded(action)
+    else:
+        report.say(
+            f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+            f"{config.azure.retention}"
+        )
+    report.finish()
 
 
 def main() -> None:

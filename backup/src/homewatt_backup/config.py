@@ -1,34 +1,49 @@
 """The configuration file (YAML), validated with pydantic before anything starts.
 
-Errors name the file, the key and the problem. Secrets (InfluxDB token or password, Azure SAS)
-are never in this file: each comes from a file that only its owner may read (`*_file`) or
-from a systemd credential (`*_credential`, read from $CREDENTIALS_DIRECTORY).
+Files are read by homewatt_common (UTF-8, duplicate keys refused, every error
+`file:line: key: problem`); values are strict (`timeout_s: .inf` or `true` are refused).
+Secrets (InfluxDB token or password, Azure SAS) are never in this file: each comes from a file
+that only its owner may read (`*_file`) or from a systemd credential (`*_credential`, read from
+$CREDENTIALS_DIRECTORY). Outside systemd (a shell, sudo) a credential is read from the file the
+unit hands over (contracts/secrets.json) and the state directory is the unit's; `Settings`
+says what was assumed.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from homewatt_backup.errors import ConfigError
 from homewatt_backup.models import SITE_MAX_LENGTH, Engine, site_ok
 from homewatt_backup.rotation import DEFAULT_KEEP_FULL
+from homewatt_common.configmodel import STRICT, PathField, validate
+from homewatt_common.credentials import (
+    SecretLocation,
+    locate_credential,
+    locate_file,
+    read_located,
+)
+from homewatt_common.problems import Problem, ProblemsError, format_loc
+from homewatt_common.secrets_contract import load_contract
+from homewatt_common.yamlfile import YamlDocument, load_yaml
 
-DEFAULT_CONFIG = Path("/etc/homewatt/backup.yaml")
-DEFAULT_STATE_DIR = Path("/var/lib/homewatt-backup")
+APP = "homewatt-backup"
+UNIT = load_contract().unit_of(APP)
+DEFAULT_CONFIG = UNIT.config_of("")
+DEFAULT_STATE_DIR = UNIT.state_directory_of("")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _CREDENTIAL_NAME = r"^[A-Za-z0-9_.@-]+$"
+ENGINES = ("influxdb2", "influxdb1")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
 
 
 def _one_secret_source(
@@ -54,10 +69,10 @@ class InfluxDB2Config(_Model):
     url: str = "http://127.0.0.1:8086"
     org: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
-    token_file: Path | None = None
+    token_file: Path | None = PathField()
     token_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     health_bucket: str | None = None
-    timeout_s: float = Field(default=60, gt=0)
+    timeout_s: float = Field(default=60, gt=0, le=3600)
 
     @field_validator("url")
     @classmethod
@@ -83,10 +98,10 @@ class InfluxDB1Config(_Model):
     rpc_address: str = Field(default="127.0.0.1:8088", pattern=r"^[^\s:]+:\d+$")
     influxd: str = "influxd"
     username: str | None = None
-    password_file: Path | None = None
+    password_file: Path | None = PathField()
     password_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     health_database: str | None = None
-    timeout_s: float = Field(default=60, gt=0)
+    timeout_s: float = Field(default=60, gt=0, le=3600)
 
     @field_validator("url")
     @classmethod
@@ -131,7 +146,7 @@ class AzureConfig(_Model):
     account_url: str
     container: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     retention: Literal["rotation", "lifecycle"]
-    sas_file: Path | None = None
+    sas_file: Path | None = PathField()
     sas_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
 
     @field_validator("account_url")
@@ -164,7 +179,7 @@ class AzureConfig(_Model):
 
 class Config(_Model):
     site: str
-    state_dir: Path | None = None
+    state_dir: Path | None = PathField()
     influxdb: InfluxConfig
     schedule: ScheduleConfig = ScheduleConfig()
     keep: KeepConfig = KeepConfig()
@@ -198,141 +213,137 @@ class Secrets:
         return "Secrets(<redacted>)"
 
 
+NO_SECRETS = Secrets(None, None, None)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """A loaded configuration: the validated file, its secrets, and resolved paths."""
+    """A loaded configuration: the validated file, its secrets, and resolved paths.
+
+    `secret_locations`: where each secret was (or, with read_secrets=False, would be) read;
+    `assumed`: what was assumed outside systemd; `warnings`: problems that do not stop a run
+    (a secret at homewatt 0.1's path)."""
 
     path: Path
     config: Config
     secrets: Secrets
     state_dir: Path
+    secret_locations: dict[str, SecretLocation]
+    assumed: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("influxdb2", "influxdb1")]
-    return ".".join(parts) or "(top level)"
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling; see backup.example.yaml)"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "union_tag_invalid":
-        return "engine must be influxdb2 or influxdb1"
-    if kind == "union_tag_not_found":
-        return "engine is required (influxdb2 or influxdb1)"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
-
-
-def parse_config(data: object, path: Path) -> Config:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must hold a YAML mapping of keys")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
-
-
-def read_secret(path: Path, key: str, config_path: Path) -> str:
-    """A secret file's content; it must exist, be a file, and be unreadable to group/others."""
-    where = f"{config_path}: {key}"
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"{where}: {path} is not readable by this user") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{where}: {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"{where}: {path} is readable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it"
-        )
-    try:
-        value = path.read_text().strip()
-    except PermissionError:
-        raise ConfigError(f"{where}: {path} is not readable by this user") from None
-    if not value:
-        raise ConfigError(f"{where}: {path} is empty")
-    return value
-
-
-def read_credential(name: str, key: str, config_path: Path, credentials_dir: Path | None) -> str:
-    if credentials_dir is None:
-        raise ConfigError(
-            f"{config_path}: {key}: credential {name!r} needs $CREDENTIALS_DIRECTORY "
-            "(set by systemd's LoadCredential=, or pass --credentials-dir)"
-        )
-    return read_secret(credentials_dir / name, key, config_path)
-
-
-def _secret(
+def _secret_location(
+    owner: str,
     file: Path | None,
     credential: str | None,
-    owner: str,
-    config_path: Path,
+    *,
+    kind: str,
+    document: YamlDocument,
     credentials_dir: Path | None,
-) -> str | None:
-    if file is not None:
-        return read_secret(file, f"{owner}_file", config_path)
-    if credential is not None:
-        return read_credential(credential, f"{owner}_credential", config_path, credentials_dir)
-    return None
+) -> tuple[SecretLocation | None, list[Problem]]:
+    """Where the secret of `owner` (e.g. influxdb.token) is read, and warnings about it."""
+    loc = tuple(owner.split("."))
+    for suffix, value in (("_file", file), ("_credential", credential)):
+        if value is None:
+            continue
+        key = (*loc[:-1], f"{loc[-1]}{suffix}")
+        origin = Problem(str(document.path), "", format_loc(key), document.line_of(key))
+        if isinstance(value, Path):
+            return locate_file(APP, value, origin, kind)
+        return locate_credential(APP, value, origin, kind, credentials_dir), []
+    return None, []
+
+
+def _secrets(
+    config: Config, document: YamlDocument, credentials_dir: Path | None, read: bool
+) -> tuple[Secrets, dict[str, SecretLocation], list[Problem]]:
+    """The config's secrets (all None unless `read`), where each is, and warnings;
+    ProblemsError listing every secret that cannot be read."""
+    influx = config.influxdb
+    wanted: dict[str, tuple[str, Path | None, str | None]] = {}
+    if isinstance(influx, InfluxDB2Config):
+        wanted["token"] = ("influxdb.token", influx.token_file, influx.token_credential)
+    else:
+        wanted["password"] = (
+            "influxdb.password",
+            influx.password_file,
+            influx.password_credential,
+        )
+    if config.azure is not None:
+        wanted["sas"] = ("azure.sas", config.azure.sas_file, config.azure.sas_credential)
+    locations: dict[str, SecretLocation] = {}
+    warnings: list[Problem] = []
+    problems: list[Problem] = []
+    values: dict[str, str | None] = dict.fromkeys(("token", "password", "sas"))
+    for name, (owner, file, credential) in wanted.items():
+        try:
+            location, found = _secret_location(
+                owner,
+                file,
+                credential,
+                kind=name,
+                document=document,
+                credentials_dir=credentials_dir,
+            )
+            warnings.extend(found)
+            if location is None:
+                continue
+            locations[name] = location
+            if read:
+                values[name] = read_located(APP, location)
+        except ProblemsError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ProblemsError(problems)
+    return Secrets(values["token"], values["password"], values["sas"]), locations, warnings
 
 
 def load_settings(
-    path: Path, credentials_dir: Path | None = None, state_dir: Path | None = None
+    path: Path,
+    credentials_dir: Path | None = None,
+    state_dir: Path | None = None,
+    read_secrets: bool = True,
 ) -> Settings:
-    """Read, validate and resolve everything; a ConfigError names file, key and problem."""
+    """Read, validate and resolve everything; a ConfigError names file, line, key and problem.
+    `credentials_dir`: default $CREDENTIALS_DIRECTORY; outside systemd the files the unit
+    hands over are read instead (Settings.assumed says so)."""
     try:
-        raw = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: the configuration file does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    config = parse_config(data, path)
-    if credentials_dir is None and os.environ.get("CREDENTIALS_DIRECTORY"):
-        credentials_dir = Path(os.environ["CREDENTIALS_DIRECTORY"])
-    influx = config.influxdb
-    if isinstance(influx, InfluxDB2Config):
-        token = _secret(
-            influx.token_file, influx.token_credential, "influxdb.token", path, credentials_dir
+        document = load_yaml(path)
+        if not isinstance(document.data, dict):
+            raise ProblemsError.one(str(path), "the file must hold a YAML mapping of keys")
+        config = validate(
+            Config,
+            document.data,
+            str(path),
+            document,
+            union_tags=ENGINES,
+            example="backup.example.yaml",
         )
-        password = None
-    else:
-        token = None
-        password = _secret(
-            influx.password_file,
-            influx.password_credential,
-            "influxdb.password",
-            path,
-            credentials_dir,
+        if credentials_dir is None and os.environ.get("CREDENTIALS_DIRECTORY"):
+            credentials_dir = Path(os.environ["CREDENTIALS_DIRECTORY"])
+        secrets, locations, warnings = _secrets(config, document, credentials_dir, read_secrets)
+    except ProblemsError as exc:
+        raise ConfigError(exc.problems) from None
+    assumed = [
+        f"{location.origin.key}: {location.assumed}"
+        for location in locations.values()
+        if location.assumed
+    ]
+    if state_dir is None and config.state_dir is None and os.environ.get("STATE_DIRECTORY"):
+        state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    resolved_state = state_dir or config.state_dir
+    if resolved_state is None:
+        resolved_state = DEFAULT_STATE_DIR
+        assumed.append(
+            f"state directory: outside systemd: {resolved_state}, the unit's StateDirectory="
         )
-    sas = None
-    if config.azure is not None:
-        sas = _secret(
-            config.azure.sas_file, config.azure.sas_credential, "azure.sas", path, credentials_dir
-        )
-        if sas is not None:
-            sas = sas.removeprefix("?")
-    resolved_state = (
-        state_dir
-        or config.state_dir
-        or (
-            Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-            if os.environ.get("STATE_DIRECTORY")
-            else DEFAULT_STATE_DIR
-        )
+    return Settings(
+        path,
+        config,
+        secrets,
+        resolved_state,
+        locations,
+        tuple(assumed),
+        tuple(warnings),
     )
-    return Settings(path, config, Secrets(token, password, sas), resolved_state)

@@ -13,6 +13,8 @@ import re
 import requests
 from azure.core import exceptions as azure_exc
 
+from homewatt_common.problems import ProblemsError
+
 _SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 _TOKEN = re.compile(r"(Token\s+)\S+", re.IGNORECASE)
 
@@ -26,8 +28,9 @@ class BackupError(Exception):
     """A failure the operator must see as one clear line (the CLI exits 1)."""
 
 
-class ConfigError(BackupError):
-    """The configuration file or a secret it names is wrong."""
+class ConfigError(BackupError, ProblemsError):
+    """The configuration file or a secret it names is wrong: one problem a line, each
+    `file:line: key: problem` (homewatt_common.problems)."""
 
 
 class InfluxError(BackupError):

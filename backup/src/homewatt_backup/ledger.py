@@ -29,6 +29,7 @@ from pathlib import Path
 from homewatt_backup.archive import fsync_dir
 from homewatt_backup.errors import from_oserror
 from homewatt_backup.models import iso
+from homewatt_common.ownership import hand_over
 
 LEDGER_NAME = "verified.jsonl"
 
@@ -109,11 +110,7 @@ class VerificationLedger:
     def _own(self, path: Path) -> None:
         """Root creating a file in a state directory owned by the service's user: hand it over
         (else the service could no longer append to or rewrite it)."""
-        if os.geteuid() != 0:
-            return
-        directory = self.state_dir.stat()
-        if (directory.st_uid, directory.st_gid) != (0, 0):
-            os.chown(path, directory.st_uid, directory.st_gid)
+        hand_over([path], self.state_dir)
 
     def record(self, name: str, sha256: str, when: datetime) -> None:
         """Append `name` as verified with this SHA-256 (durable when this returns)."""

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs
 
 from azure.core import exceptions as azure_exc
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
 from homewatt_backup.errors import StoreAuthError, StoreError, from_azure, from_oserror
-from homewatt_backup.models import BackupId, RemoteBackup, from_iso
+from homewatt_backup.models import BackupId, RemoteBackup
+from homewatt_common.secretfile import parse_sas
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,17 @@ class SasInfo:
 
 
 def inspect_sas(sas: str, retention: str, now: datetime, source: str) -> SasInfo:
-    """Check a SAS before use: it must carry the permissions the retention mode needs and
-    must not have expired. Raises StoreAuthError with the fix."""
-    query = parse_qs(sas.removeprefix("?"), keep_blank_values=True)
-    if "sig" not in query:
-        raise StoreAuthError(f"the SAS in {source} has no signature (sig=): it is not a SAS token")
-    permissions = query.get("sp", [""])[0]
-    expiry = from_iso(query.get("se", [""])[0] or None)
-    resource = query.get("sr", [None])[0]
+    """Check a SAS before use: its parameters must parse (homewatt_common.secretfile), and it
+    must carry the permissions the retention mode needs and not have expired. Raises
+    StoreAuthError with the fix."""
+    try:
+        parsed = parse_sas(sas.removeprefix("?"))
+    except ValueError as exc:
+        raise StoreAuthError(
+            f"the SAS in {source} is not a valid SAS: {exc}; put the one"
+            " `terraform output -json backup_sas_tokens` gives there"
+        ) from None
+    permissions, expiry, resource = parsed.permissions, parsed.expiry, parsed.resource
     needed = SAS_PERMISSIONS[retention]
     missing = "".join(p for p in needed if p not in permissions)
     if missing:
