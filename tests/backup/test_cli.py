@@ -44,8 +44,9 @@ def test_a_missing_config_file_is_one_line_and_exit_1_from_the_installed_command
         check=False,
     )
     assert done.returncode == 1
-    assert done.stderr == (
-        f"homewatt-backup: error: {tmp_path / 'nope.yaml'}: the configuration file does not exist\n"
+    assert (
+        done.stderr
+        == f"homewatt-backup: error: {tmp_path / 'nope.yaml'}: the file does not exist\n"
     )
     assert done.stdout == ""
 
@@ -58,13 +59,15 @@ def test_check_config_reports_the_site_and_the_sas(
     result = site.cli("check-config")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == (
-        f"{site.config_path}: OK (site home, influxdb1 homewatt, state in {site.state_dir})"
-    )
-    assert lines[1].startswith(
+    assert lines[:2] == [
+        f"{site.config_path}: site home, influxdb1 homewatt, state in {site.state_dir}",
+        f"  azure.sas_credential: {site.credentials / 'azure-sas'}",
+    ]
+    assert lines[2].startswith(
         f"azure: {azurite.account_url}/{site.container}, retention "
         "lifecycle, SAS permissions 'rcwl', expires "
     )
+    assert lines[3:] == ["ok"]
 
 
 @pytest.mark.integration
@@ -105,12 +108,17 @@ def test_bad_arguments_are_explained(tmp_path: Path) -> None:
         app, ["--config", str(config), "--state-dir", str(tmp_path), "restore", "not-a-name"]
     )
     assert result.exit_code == 1
-    assert "'not-a-name' is not a backup name" in result.stderr
+    assert result.stderr == (
+        "homewatt-backup: error: NAME: 'not-a-name' is not a backup name"
+        " (<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar, as `homewatt-backup list` shows)\n"
+    )
     result = runner.invoke(
         app, ["--config", str(config), "--state-dir", str(tmp_path), "restore", "--at", "yesterday"]
     )
     assert result.exit_code == 1
-    assert "--at 'yesterday': give a time like 2026-11-23T18:30:00Z" in result.stderr
+    assert result.stderr == (
+        "homewatt-backup: error: --at: 'yesterday' is not a time like 2026-11-23T18:30:00Z\n"
+    )
 
 
 def test_a_credentials_directory_we_may_only_search_is_accepted(
@@ -120,11 +128,11 @@ def test_a_credentials_directory_we_may_only_search_is_accepted(
     # not demand to list it (found running the unit under a real systemd). Tests run as root,
     # so the missing read right is simulated at os.access.
     creds = tmp_path / "credentials"
-    write_secret(creds / "influxdb-token", "t0ken")
+    write_secret(creds / "influxdb-operator-token", "t0ken")
     config = tmp_path / "backup.yaml"
     config.write_text(
         "site: home\ninfluxdb: {engine: influxdb2, org: o, bucket: b, "
-        "token_credential: influxdb-token}\n"
+        "token_credential: influxdb-operator-token}\n"
     )
     real_access = os.access
 
@@ -147,4 +155,7 @@ def test_a_credentials_directory_we_may_only_search_is_accepted(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "OK (site home, influxdb2 o/b" in result.stdout
+    assert result.stdout.splitlines()[0] == (
+        f"{config}: site home, influxdb2 o/b, state in {tmp_path / 'state'}"
+    )
+    assert result.stdout.splitlines()[-1] == "ok"

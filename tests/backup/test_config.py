@@ -19,6 +19,12 @@ CONTRACT = json.loads((REPO / "contracts" / "backup-azure.json").read_text())
 EXAMPLE = REPO / "backup" / "backup.example.yaml"
 
 
+def line_of(path: Path, text: str) -> int:
+    """The 1-based number of the first line of `path` that (stripped) starts with `text`."""
+    lines = path.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.strip().startswith(text))
+
+
 def config_file(tmp_path: Path, data: dict[str, object]) -> Path:
     path = tmp_path / "backup.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -32,7 +38,7 @@ def base_config(**azure: object) -> dict[str, object]:
             "engine": "influxdb2",
             "org": "o",
             "bucket": "b",
-            "token_credential": "influxdb-token",
+            "token_credential": "influxdb-operator-token",
         },
     }
     if azure:
@@ -67,7 +73,7 @@ def test_a_config_built_from_the_contracts_terraform_output_loads(
     }
     assert set(output) == set(CONTRACT["backup_config_keys"])
     creds = tmp_path / "creds"
-    write_secret(creds / "influxdb-token", "t0ken")
+    write_secret(creds / "influxdb-operator-token", "t0ken")
     sas_file = write_secret(
         tmp_path / "azure-sas",
         f"sv=2026-10-06&sr=c&sp={CONTRACT['sas_permissions'][retention]}"
@@ -94,8 +100,10 @@ def test_an_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: ")
-    assert "azure.account_key: unknown key" in message
+    line = line_of(path, "account_key:")
+    assert message == (
+        f"{path}:{line}: azure.account_key: unknown key (a typo? see backup.example.yaml)"
+    )
     assert "secret!" not in message
 
 
@@ -110,17 +118,27 @@ def test_wrong_values_name_the_key_and_the_problem(tmp_path: Path) -> None:
     path = config_file(tmp_path, data)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path)
-    message = str(caught.value)
-    for key in ("site:", "azure.account_url:", "azure.container:", "azure.retention:"):
-        assert key in message
-    assert "https" in message
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 4
+    for line, key in zip(
+        lines, ("site", "azure.account_url", "azure.container", "azure.retention"), strict=True
+    ):
+        leaf = key.rsplit(".", 1)[-1]
+        assert line.startswith(f"{path}:{line_of(path, leaf + ':')}: {key}: "), line
+    assert "https" in lines[1]
+    assert "'sometimes'" in lines[3]
 
 
 def test_an_unknown_engine_is_named(tmp_path: Path) -> None:
     data = base_config()
     data["influxdb"] = {"engine": "influxdb3", "bucket": "b"}
-    with pytest.raises(ConfigError, match="influxdb: engine must be influxdb2 or influxdb1"):
-        load_settings(config_file(tmp_path, data), tmp_path)
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    assert str(caught.value) == (
+        f"{path}:{line_of(path, 'engine:')}: influxdb.engine: must be one of 'influxdb2',"
+        " 'influxdb1', not 'influxdb3'"
+    )
 
 
 def test_a_missing_token_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
@@ -128,17 +146,50 @@ def test_a_missing_token_is_a_clear_error_before_anything_starts(tmp_path: Path)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path / "empty-creds")
     assert str(caught.value) == (
-        f"{path}: influxdb.token_credential: "
-        f"{tmp_path / 'empty-creds' / 'influxdb-token'} does not exist"
+        f"{path}:{line_of(path, 'token_credential:')}: influxdb.token_credential: "
+        f"{tmp_path / 'empty-creds' / 'influxdb-operator-token'}: does not exist"
     )
 
 
-def test_a_credential_without_credentials_directory_says_how_to_get_one(
+def test_outside_systemd_credentials_and_state_are_the_units_and_said_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    with pytest.raises(ConfigError, match=r"CREDENTIALS_DIRECTORY.*LoadCredential"):
-        load_settings(config_file(tmp_path, base_config()), None)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    path = config_file(
+        tmp_path,
+        base_config(
+            account_url="https://a.blob.core.windows.net",
+            container="homewatt-home",
+            retention="lifecycle",
+            sas_credential="azure-sas",
+        ),
+    )
+    settings = load_settings(path, None, read_secrets=False)
+    assert {k: v.path for k, v in settings.secret_locations.items()} == {
+        "token": Path("/etc/homewatt/credentials/influxdb-operator-token"),
+        "sas": Path("/etc/homewatt/credentials/azure-sas"),
+    }
+    assert settings.assumed == (
+        "influxdb.token_credential: outside systemd: /etc/homewatt/credentials/"
+        "influxdb-operator-token, the file the unit hands over as credential"
+        " influxdb-operator-token",
+        "azure.sas_credential: outside systemd: /etc/homewatt/credentials/azure-sas,"
+        " the file the unit hands over as credential azure-sas",
+        "state directory: outside systemd: /var/lib/homewatt-backup, the unit's StateDirectory=",
+    )
+    assert settings.state_dir == Path("/var/lib/homewatt-backup")
+
+
+def test_a_credential_no_unit_loads_needs_a_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    data = base_config()
+    data["influxdb"]["token_credential"] = "my-token"  # type: ignore[index]
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError, match=r"credential 'my-token' needs systemd's LoadCredential="):
+        load_settings(path, None)
 
 
 def test_a_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
@@ -146,12 +197,13 @@ def test_a_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     token.chmod(0o644)
     data = base_config()
     data["influxdb"] = {"engine": "influxdb2", "org": "o", "bucket": "b", "token_file": str(token)}
-    with pytest.raises(
-        ConfigError,
-        match=r"influxdb.token_file: .* readable by group or "
-        r"others \(mode 0644\): chmod 600 it",
-    ):
-        load_settings(config_file(tmp_path, data), None)
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, None)
+    assert str(caught.value) == (
+        f"{path}:{line_of(path, 'token_file:')}: influxdb.token_file: {token}: is readable by"
+        f" group or others (mode 0644): run: sudo chmod 600 {token}"
+    )
 
 
 def test_a_secret_given_twice_or_not_at_all_is_refused(tmp_path: Path) -> None:
@@ -162,25 +214,61 @@ def test_a_secret_given_twice_or_not_at_all_is_refused(tmp_path: Path) -> None:
         sas_file="/x",
         sas_credential="azure-sas",
     )
-    with pytest.raises(ConfigError, match="azure: give either sas_file or sas_credential"):
+    with pytest.raises(ConfigError, match=r":\d+: azure: give either sas_file or sas_credential"):
         load_settings(config_file(tmp_path, data), tmp_path)
     data = base_config(
         account_url="https://a.blob.core.windows.net", container="home", retention="lifecycle"
     )
-    with pytest.raises(ConfigError, match="azure: sas_file or sas_credential is required"):
+    with pytest.raises(ConfigError, match=r":\d+: azure: sas_file or sas_credential is required"):
         load_settings(config_file(tmp_path, data), tmp_path)
 
 
-def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+def test_invalid_yaml_names_the_file_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "backup.yaml"
     path.write_text("site: home\ninfluxdb: [\n")
-    with pytest.raises(ConfigError, match=r"not valid YAML \(line \d+\)"):
+    with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path)
+    assert str(caught.value) == (
+        f"{path}:3:1: not valid YAML: expected the node content, but found '<stream end>'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "site: home\nsite: cabin\n",
+            "2: site: duplicate key (first on line 1)",
+        ),
+        (
+            "site: home\ninfluxdb: {engine: influxdb2, org: o, bucket: b, token_file: /t,"
+            " timeout_s: .inf}\n",
+            "2: influxdb.timeout_s: Input should be a finite number, not .inf",
+        ),
+        (
+            "site: home\ninfluxdb: {engine: influxdb2, org: o, bucket: b, token_file: /t,"
+            " timeout_s: true}\n",
+            "2: influxdb.timeout_s: Input should be a valid number, not true",
+        ),
+        (
+            "site: home\ninfluxdb: {engine: influxdb1, database: d}\nkeep:\n  full: .nan\n",
+            "4: keep.full: Input should be a valid integer, not .nan",
+        ),
+    ],
+)
+def test_values_yaml_would_take_loosely_are_refused_naming_the_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "backup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    assert str(caught.value) == f"{path}:{expected}"
 
 
 def test_the_committed_example_config_is_valid(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
-    write_secret(creds / "influxdb-token", "t0ken")
+    write_secret(creds / "influxdb-operator-token", "t0ken")
     write_secret(creds / "azure-sas", "sp=rcwl&se=2099-01-01&sig=x")
     settings = load_settings(EXAMPLE, creds, tmp_path)
     assert settings.config.site == "home"
@@ -207,7 +295,7 @@ def test_site_names_terraform_accepts_load(tmp_path: Path, site: str) -> None:
     data = base_config()
     data["site"] = site
     creds = tmp_path / "creds"
-    write_secret(creds / "influxdb-token", "t0ken")
+    write_secret(creds / "influxdb-operator-token", "t0ken")
     assert load_settings(config_file(tmp_path, data), creds).config.site == site
 
 
@@ -219,6 +307,7 @@ def test_site_names_terraform_refuses_are_refused_with_the_rule(tmp_path: Path, 
     with pytest.raises(ConfigError) as caught:
         load_settings(path, tmp_path)
     assert str(caught.value) == (
-        f"{path}: site: must be 1-40 lowercase letters and digits in groups joined by single "
-        "hyphens (e.g. home, cabin-2): the site's key in Terraform's `sites`"
+        f"{path}:{line_of(path, 'site:')}: site: must be 1-40 lowercase letters and digits in"
+        " groups joined by single hyphens (e.g. home, cabin-2): the site's key in Terraform's"
+        " `sites`"
     )

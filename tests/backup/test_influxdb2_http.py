@@ -110,7 +110,7 @@ def engine(url: str, token: str = TOKEN, attempts: int = 1) -> InfluxDB2Engine:
         url=url,
         org=ORG,
         bucket=BUCKET,
-        token_credential="influxdb-token",
+        token_credential="influxdb-operator-token",
         timeout_s=5,
     )
     http = InfluxHTTP(url, 5, headers={"Authorization": f"Token {token}"}, attempts=attempts)
@@ -434,7 +434,7 @@ def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb
                 "url": influx2.url,
                 "org": ORG,
                 "bucket": BUCKET,
-                "token_credential": "influxdb-token",
+                "token_credential": "influxdb-operator-token",
             },
             "azure": {
                 "account_url": azurite.account_url,
@@ -445,7 +445,7 @@ def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb
         },
     )
     site.root.mkdir()
-    write_secret(site.credentials / "influxdb-token", TOKEN)
+    write_secret(site.credentials / "influxdb-operator-token", TOKEN)
     write_secret(site.credentials / "azure-sas", azurite.sas(container, "rcwdl"))
     site.save()
     original = points(influx2, BUCKET)

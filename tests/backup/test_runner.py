@@ -310,9 +310,14 @@ def test_a_missing_influxdb_password_is_a_config_error_before_anything_starts(
     site.save()
     failed = site.cli("run")
     assert failed.exit_code == 1
+    line = next(
+        n
+        for n, text in enumerate(site.config_path.read_text().splitlines(), 1)
+        if "password_credential:" in text
+    )
     assert failed.stderr.strip() == (
-        f"homewatt-backup: error: {site.config_path}: influxdb.password_credential: "
-        f"{site.credentials / 'influxdb-password'} does not exist"
+        f"homewatt-backup: error: {site.config_path}:{line}: influxdb.password_credential: "
+        f"{site.credentials / 'influxdb-password'}: does not exist"
     )
     assert not (site.state_dir / "archives").exists()
 

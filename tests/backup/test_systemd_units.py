@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.support.contracts import config_key_values, secrets_contract, unit_credentials
 from tests.support.systemd_units import exec_paths, security_exposure, verify_unit
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
@@ -60,8 +62,7 @@ def test_the_service_is_a_low_priority_oneshot_of_a_dedicated_user_with_credenti
     assert service["Type"] == ["oneshot"]
     assert service["DynamicUser"] == ["yes"] and service["StateDirectory"] == ["homewatt-backup"]
     assert service["Nice"] == ["19"] and service["IOSchedulingClass"] == ["idle"]
-    credentials = [c.split(":")[0] for c in service["LoadCredential"]]
-    assert credentials == ["influxdb-token", "azure-sas"]
+    assert set(service["LoadCredential"]) == unit_credentials("homewatt-backup.service")
     assert "Environment" not in service  # secrets never in the environment
     assert "User" not in service and "SupplementaryGroups" not in service  # no docker group
     assert exec_paths(SERVICE.read_text()) == ["/usr/local/bin/homewatt-backup"]
@@ -91,6 +92,16 @@ def test_the_sandboxing_block_is_alphabetised_and_each_directive_commented() -> 
 
 
 def test_the_example_config_names_the_credentials_the_unit_loads() -> None:
-    example = (UNITS.parent / "backup" / "backup.example.yaml").read_text()
-    assert "token_credential: influxdb-token" in example
-    assert "sas_credential: azure-sas" in example
+    example = yaml.safe_load((UNITS.parent / "backup" / "backup.example.yaml").read_text())
+    keys = config_key_values("homewatt-backup")
+    assert example["influxdb"]["token_credential"] in keys["influxdb.token_credential"]
+    assert example["azure"]["sas_credential"] in keys["azure.sas_credential"]
+    loaded = {c.split(":")[0] for c in directives(SERVICE)["Service"]["LoadCredential"]}
+    assert {example["influxdb"]["token_credential"], example["azure"]["sas_credential"]} <= loaded
+
+
+def test_the_service_runs_the_config_and_state_directory_the_contract_names() -> None:
+    service = directives(SERVICE)["Service"]
+    spec = secrets_contract()["units"]["homewatt-backup.service"]
+    assert service["ExecStart"] == [f"/usr/local/bin/homewatt-backup --config {spec['config']} run"]
+    assert f"/var/lib/{service['StateDirectory'][0]}" == spec["state_directory"]

@@ -10,10 +10,12 @@ import pytest
 
 from homewatt_collector.config import (
     CollectorConfig,
+    OutboxDir,
     SourceConfig,
     load_config,
     outbox_dir,
     read_token,
+    token_location,
 )
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
@@ -50,7 +52,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 def test_the_committed_example_config_is_valid() -> None:
     config = load_config(EXAMPLE)
     assert config.site == "home"
-    assert config.sinks[0].token_file == Path("/etc/homewatt/influxdb-write.token")
+    assert config.sinks[0].token_credential == "influxdb-write-token"
 
 
 def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> None:
@@ -67,7 +69,10 @@ def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> No
     [
         (("site: home", "site: my home"), ":1: site: String should match pattern"),
         (("  kind: demo", "  kind: demo\n  colour: red"), ":4: source.colour: unknown key"),
-        (("  kind: demo", "  kind: teleport"), "source: Input tag 'teleport'"),
+        (
+            ("  kind: demo", "  kind: teleport"),
+            ":3: source.kind: must be one of 'demo', 'modbus', not 'teleport'",
+        ),
         (
             ("    anonymous: true", "    anonymous: true\n    token: abc"),
             "must not be written in the config",
@@ -79,7 +84,27 @@ def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> No
         (("http://127.0.0.1:8086", "ftp://x"), ":5: sinks[0].url: 'ftp://x' is not an http"),
         (
             ("site: home\n", "site: home\ninterval_s: 0.5\n"),
-            ":2: interval_s: Input should be a valid integer",
+            ":2: interval_s: Input should be a valid integer, not 0.5",
+        ),
+        (
+            ("site: home\n", "site: home\ninterval_s: true\n"),
+            ":2: interval_s: Input should be a valid integer, not true",
+        ),
+        (
+            ("    anonymous: true", "    anonymous: true\n    timeout_s: .nan"),
+            ":9: sinks[0].timeout_s: Input should be a finite number, not .nan",
+        ),
+        (
+            ("    anonymous: true", "    anonymous: true\n    retry_max_s: .inf"),
+            ":9: sinks[0].retry_max_s: Input should be a finite number, not .inf",
+        ),
+        (
+            ("  kind: demo", "  kind: demo\n  seed: '7'"),
+            ":4: source.seed: Input should be a valid integer, not '7'",
+        ),
+        (
+            ("outbox:\n", "clock:\n  wait_for_sync: 1\noutbox:\n"),
+            ":10: clock.wait_for_sync: Input should be a valid boolean, not 1",
         ),
         (("bucket: homewatt", "bucket: ''"), ":7: sinks[0].bucket: String should have at least 1"),
         (("site: home\n", ""), "site: required key is missing"),
@@ -100,6 +125,13 @@ def test_sink_names_must_be_unique(tmp_path: Path) -> None:
     assert "sink names must be unique" in error_of(tmp_path, text)
 
 
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    text = VALID.replace("    bucket: homewatt\n", "    bucket: homewatt\n    url: http://x:1\n")
+    assert error_of(tmp_path, text) == (
+        f"{tmp_path / 'main.yaml'}:8: sinks[0].url: duplicate key (first on line 5)"
+    )
+
+
 def test_yaml_syntax_errors_point_at_the_line(tmp_path: Path) -> None:
     message = error_of(tmp_path, "site: home\nsource: [kind: demo\n")
     assert "main.yaml:3:" in message and "not valid YAML" in message
@@ -107,7 +139,7 @@ def test_yaml_syntax_errors_point_at_the_line(tmp_path: Path) -> None:
 
 def test_an_empty_or_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "the file is empty" in error_of(tmp_path, "")
-    with pytest.raises(ConfigError, match="cannot read: No such file"):
+    with pytest.raises(ConfigError, match=r"absent\.yaml: the file does not exist"):
         load_config(tmp_path / "absent.yaml")
 
 
@@ -123,12 +155,14 @@ def test_a_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     token.write_text("s3cret\n")
     token.chmod(0o644)
     config = load_text(tmp_path, VALID.replace("anonymous: true", f"token_file: {token}"))
-    with pytest.raises(
-        ConfigError, match=r"readable by group or others \(mode 0644\); run: chmod 600"
-    ):
-        read_token(config.sinks[0])
+    with pytest.raises(ConfigError) as info:
+        read_token(config, 0)
+    assert str(info.value) == (
+        f"{tmp_path / 'main.yaml'}:8: sinks[0].token_file: {token}: is readable by group or"
+        f" others (mode 0644): run: sudo chmod 600 {token}"
+    )
     token.chmod(0o600)
-    assert read_token(config.sinks[0]) == "s3cret"
+    assert read_token(config, 0) == "s3cret"
 
 
 def test_a_token_credential_is_read_from_systemds_credentials_directory(
@@ -136,12 +170,55 @@ def test_a_token_credential_is_read_from_systemds_credentials_directory(
 ) -> None:
     config = load_text(tmp_path, VALID.replace("anonymous: true", "token_credential: influx"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    with pytest.raises(ConfigError, match="needs systemd's LoadCredential="):
-        read_token(config.sinks[0])
+    with pytest.raises(ConfigError) as info:
+        read_token(config, 0)
+    assert str(info.value) == (
+        f"{tmp_path / 'main.yaml'}:8: sinks[0].token_credential: credential 'influx' needs"
+        " systemd's LoadCredential= ($CREDENTIALS_DIRECTORY is not set), and the homewatt unit"
+        " loads no credential of that name (influxdb-write-token, influxdb-central-token):"
+        " outside systemd name a file instead"
+    )
     (tmp_path / "creds").mkdir()
     (tmp_path / "creds" / "influx").write_text("tok\n")
+    (tmp_path / "creds" / "influx").chmod(0o400)  # as systemd hands it over
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
-    assert read_token(config.sinks[0]) == "tok"
+    assert read_token(config, 0) == "tok"
+
+
+def test_outside_systemd_a_credential_is_read_from_the_file_the_unit_hands_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_text(
+        tmp_path, VALID.replace("anonymous: true", "token_credential: influxdb-write-token")
+    )
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    location, warnings = token_location(config, 0)
+    assert location is not None and warnings == []
+    assert location.path == Path("/etc/homewatt/credentials/influxdb-write-token")
+    assert location.assumed == (
+        "outside systemd: /etc/homewatt/credentials/influxdb-write-token,"
+        " the file the unit hands over as credential influxdb-write-token"
+    )
+
+
+def test_the_old_credential_name_is_refused_with_the_line_that_renames_it(
+    tmp_path: Path,
+) -> None:
+    config = load_text(
+        tmp_path, VALID.replace("anonymous: true", "token_credential: influxdb-token")
+    )
+    with pytest.raises(ConfigError) as info:
+        read_token(config, 0)
+    (problem,) = info.value.problems
+    path = tmp_path / "main.yaml"
+    assert str(problem) == (
+        f"{path}:8: sinks[0].token_credential: 'influxdb-token' is the old name of this"
+        " credential (homewatt 0.1): the unit now hands over 'influxdb-write-token'"
+    )
+    assert problem.fix == (
+        "sudo sed -i 's/token_credential: influxdb-token$/token_credential: influxdb-write-token/'"
+        f" {path}",
+    )
 
 
 def test_an_empty_token_file_is_refused(tmp_path: Path) -> None:
@@ -149,19 +226,21 @@ def test_an_empty_token_file_is_refused(tmp_path: Path) -> None:
     token.write_text("\n")
     token.chmod(0o600)
     config = load_text(tmp_path, VALID.replace("anonymous: true", f"token_file: {token}"))
-    with pytest.raises(ConfigError, match="is empty"):
-        read_token(config.sinks[0])
+    with pytest.raises(ConfigError, match=f"{token}: is empty"):
+        read_token(config, 0)
 
 
-def test_the_outbox_defaults_to_systemds_state_directory(
+def test_the_outbox_defaults_to_systemds_state_directory_and_outside_it_to_the_units(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = load_text(tmp_path, VALID.replace("outbox:\n  dir: /tmp/x\n", ""))
-    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/homewatt-collector/main")
-    assert outbox_dir(config) == Path("/var/lib/homewatt-collector/main")
+    config = load_text(tmp_path, VALID.replace("outbox:\n  dir: /tmp/x\n", ""), "kitchen.yaml")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/private/homewatt-collector/kitchen")
+    assert outbox_dir(config) == OutboxDir(Path("/var/lib/private/homewatt-collector/kitchen"))
     monkeypatch.delenv("STATE_DIRECTORY")
-    with pytest.raises(ConfigError, match="StateDirectory="):
-        outbox_dir(config)
+    assert outbox_dir(config) == OutboxDir(
+        Path("/var/lib/homewatt-collector/kitchen"),
+        "outside systemd: the unit's StateDirectory= for instance kitchen",
+    )
 
 
 def test_the_published_json_schema_matches_the_config_model() -> None:

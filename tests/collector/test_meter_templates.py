@@ -105,9 +105,8 @@ def test_an_unknown_model_lists_the_known_ones() -> None:
     message = config_error(
         modbus_config(meters=[{"name": "m", "model": "orno-we51", "device_id": 1}])
     )
-    assert (
+    assert message.startswith(
         "main.yaml: source: meter m: unknown model 'orno-we51' (known: orno-we514, orno-we515"
-        in message
     )
 
 
@@ -204,5 +203,5 @@ def test_custom_template_mistakes_are_named() -> None:
 def test_a_missing_adapter_is_not_fatal_at_start(tmp_path: Path) -> None:
     bus = ModbusBus(str(tmp_path / "ttyUSB-unplugged"), builtin_templates().get("sdm630").serial)
     assert bus.open() is False
-    with pytest.raises(PortUnavailable, match="is not available"):
+    with pytest.raises(PortUnavailable, match="is not there"):
         bus.read(Block(4, 0, 2, ()), 1, 0.5)

@@ -65,9 +65,26 @@ def test_read_explains_a_meter_that_does_not_answer(meter_bus: StartBus) -> None
 
 def test_read_of_an_unknown_model_or_port_is_one_clear_error(tmp_path: Path) -> None:
     result = cli("read", "--port", "/dev/ttyUSB9", "--model", "orno-we999")
-    assert result.returncode == 1 and "unknown model 'orno-we999'" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr == (
+        "homewatt-collector: error: --model: unknown model 'orno-we999' (known: orno-we514,"
+        " orno-we515, orno-we516, orno-we517, sdm120, sdm630)\n"
+    )
     result = cli("read", "--port", str(tmp_path / "nothing"), "--model", "sdm630")
-    assert result.returncode == 1 and "is not available" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"homewatt-collector: error: serial port {tmp_path / 'nothing'} is not there (is the"
+        " adapter plugged in? ls /dev/serial/by-id/ lists what is)\n"
+    )
+
+
+def test_read_with_an_id_out_of_range_is_one_line_naming_the_option() -> None:
+    result = cli("read", "--port", "/dev/ttyUSB9", "--model", "orno-we515", "--id", "300")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "homewatt-collector: error: --id: Input should be less than or equal to 247"
+        " (see homewatt-collector read --help)\n"
+    )
 
 
 def test_scan_finds_the_meters_at_their_real_baud_rate_and_names_the_model(
@@ -104,7 +121,10 @@ def test_scan_says_so_when_nothing_answers(meter_bus: StartBus) -> None:
 
 def test_scan_refuses_bad_id_ranges() -> None:
     result = cli("scan", "--port", "/dev/null", "--ids", "0-300")
-    assert result.returncode == 1 and "Modbus device ids are 1..247" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr == (
+        "homewatt-collector: error: --ids: '0-300': Modbus device ids are 1..247\n"
+    )
 
 
 def test_the_collector_delivers_meter_readings_and_survives_an_unplug(

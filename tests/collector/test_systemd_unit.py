@@ -7,10 +7,12 @@ STOPPING) is exercised against a real socket in test_cli.py.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+import yaml
+
 from tests.collector.conftest import REPO
+from tests.support.contracts import config_key_values, secrets_contract, unit_credentials
 from tests.support.systemd_units import security_exposure, verify_unit
 
 UNIT = REPO / "systemd" / "homewatt-collector@.service"
@@ -56,13 +58,21 @@ def test_each_instance_has_its_own_config_user_and_outbox() -> None:
     assert unit["StateDirectory"] == ["homewatt-collector/%i"]
 
 
-def test_the_token_arrives_as_a_credential_the_example_config_can_name() -> None:
-    (credential,) = directives(UNIT)["LoadCredential"]
-    name, source = credential.split(":", 1)
-    assert source.startswith("/etc/homewatt/credentials/")
-    example = (REPO / "collector" / "collector.example.yaml").read_text()
-    assert re.search(rf"#\s*token_credential: {name}\b", example)
+def test_the_token_arrives_as_the_credential_the_contract_and_the_example_config_name() -> None:
+    loaded = set(directives(UNIT)["LoadCredential"])
+    assert loaded == unit_credentials("homewatt-collector@.service")
+    example = yaml.safe_load((REPO / "collector" / "collector.example.yaml").read_text())
+    names = {sink["token_credential"] for sink in example["sinks"]}
+    assert names <= config_key_values("homewatt-collector")["sinks[].token_credential"]
+    assert names <= {credential.split(":")[0] for credential in loaded}
     assert "Environment=" not in UNIT.read_text().replace("Environment=PYTHONUNBUFFERED=1", "")
+
+
+def test_the_unit_runs_the_config_and_state_directory_the_contract_names() -> None:
+    unit = directives(UNIT)
+    spec = secrets_contract()["units"]["homewatt-collector@.service"]
+    assert f"--config {spec['config']} " in unit["ExecStart"][0] + " "
+    assert f"/var/lib/{unit['StateDirectory'][0]}" == spec["state_directory"]
 
 
 def test_the_sandboxing_block_is_alphabetised() -> None:

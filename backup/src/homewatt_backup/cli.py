@@ -45,7 +45,7 @@ from homewatt_common.cli import (
     option,
     plain_console,
 )
-from homewatt_common.problems import ProblemsError
+from homewatt_common.problems import ProblemsError, option_problem
 
 log = logging.getLogger("homewatt_backup")
 
@@ -182,9 +182,10 @@ def _guarded(action: Callable[[], None]) -> None:
 def _parse_name(name: str, site: str) -> BackupId:
     backup_id = BackupId.parse(name) or BackupId.parse(f"{site}/{name}")
     if backup_id is None:
-        raise BackupError(
+        raise option_problem(
+            "NAME",
             f"{name!r} is not a backup name (<site>/<kind>/<YYYYMMDDTHHMMSSZ>.tar, "
-            "as `homewatt-backup list` shows)"
+            "as `homewatt-backup list` shows)",
         )
     return backup_id
 
@@ -340,7 +341,7 @@ def verify(
         elif name is not None:
             ids = [_parse_name(name, settings.config.site)]
         else:
-            raise BackupError("name a backup or pass --all")
+            raise option_problem("NAME", "name a backup or pass --all")
         restorer = Restorer(
             _engine(settings), store, LocalArchives(settings.state_dir), workdir, _RichReporter()
         )
@@ -358,9 +359,9 @@ def _parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BackupError(f"--at {text!r}: give a time like 2026-11-23T18:30:00Z") from None
+        raise option_problem("--at", f"{text!r} is not a time like 2026-11-23T18:30:00Z") from None
     if value.tzinfo is None:
-        raise BackupError(f"--at {text!r}: add a time zone (Z for UTC)")
+        raise option_problem("--at", f"{text!r} has no time zone (add Z for UTC)")
     return value.astimezone(UTC)
 
 
@@ -401,7 +402,7 @@ def restore(
             engine, _store(settings), LocalArchives(settings.state_dir), workdir, _RichReporter()
         )
         if (name is None) == (at is None):
-            raise BackupError("give either a backup name or --at TIME")
+            raise option_problem("--at", "give either a backup NAME or --at TIME")
         if name is not None:
             backup_id = _parse_name(name, settings.config.site)
             manifest = restorer.restore(backup_id, destination, force)

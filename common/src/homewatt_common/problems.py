@@ -131,12 +131,10 @@ def message_of(error: Any, *, example: str = "the example config") -> str:
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
         return (
-            f"{ctx.get('discriminator', 'kind')} must be one of {ctx.get('expected_tags', '?')},"
-            f" not {describe_input(ctx.get('tag'))}"
+            f"must be one of {ctx.get('expected_tags', '?')}, not {describe_input(ctx.get('tag'))}"
         )
     if kind == "union_tag_not_found":
-        ctx = error.get("ctx", {})
-        return f"{ctx.get('discriminator', 'kind')} is required"
+        return "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in _TYPE_ERRORS:
         message = f"{message}, not {describe_input(error.get('input'))}"
@@ -159,6 +157,9 @@ def validation_problems(
     problems = []
     for error in exc.errors():
         loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p in union_tags))
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # the problem is the discriminator key (source.kind), not the whole section
+            loc = (*loc, str(error.get("ctx", {}).get("discriminator", "kind")).strip("'"))
         line = document.line_of(loc) if document is not None else None
         key = rename(loc) if rename is not None else format_loc(loc) or "(top level)"
         problems.append(Problem(where, message_of(error, example=example), key, line))

@@ -4,7 +4,8 @@
 - the file must exist, be a regular file, and be readable by its owner only (mode 0600 or
   0400; systemd's credential copies are 0400);
 - a leading UTF-8 byte order mark and trailing CR, LF, space and tab are removed (editors and
-  `echo` add them), and that is logged once per file;
+  `echo` add them), and that is logged once per file (at debug level for the one final newline
+  everybody's editor writes);
 - what is left must be non-empty and, by kind (contracts/secrets.json `kind`):
   token: printable ASCII without spaces (0x21-0x7E);
   sas: the characters of a URL query string; a SAS pasted as a whole container or blob URL
@@ -45,10 +46,10 @@ _PASSWORD_BYTES = frozenset(range(0x20, 0x100)) - {0x7F}
 _logged: set[tuple[str, str]] = set()
 
 
-def _log_once(path: Path, what: str, message: str) -> None:
+def _log_once(path: Path, what: str, message: str, level: int = logging.INFO) -> None:
     if (str(path), what) not in _logged:
         _logged.add((str(path), what))
-        log.info("%s", message)
+        log.log(level, "%s", message)
 
 
 def read_secret(path: Path, kind: str, origin: Problem) -> str:
@@ -65,10 +66,13 @@ def read_secret(path: Path, kind: str, origin: Problem) -> str:
     stripped = []
     if start:
         stripped.append("a UTF-8 byte order mark")
-    if len(body) + start < len(raw):
-        stripped.append("trailing whitespace or line ends")
+    tail = raw[start + len(body) :]
+    if tail:
+        stripped.append(f"trailing {tail!r}")
     if stripped:
-        _log_once(path, "stripped", f"{path}: ignored {' and '.join(stripped)}")
+        # one final newline is what `echo` and every editor write: only worth a debug line
+        level = logging.DEBUG if stripped == ["trailing b'\\n'"] else logging.INFO
+        _log_once(path, "stripped", f"{path}: ignored {' and '.join(stripped)}", level)
     if not body:
         raise problem("is empty")
     if kind == "token":
