@@ -87,8 +87,9 @@ def load_yaml(path: Path) -> YamlDocument:
 def parse_yaml(text: str, path: Path) -> YamlDocument:
     """Parse YAML text that came from `path` (errors name that path)."""
     where = str(path)
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # checks every character at once (ReaderError)
         root = loader.get_single_node()
         if root is not None:
             duplicates = list(_duplicate_keys(root, ()))
@@ -120,7 +121,8 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
     except yaml.YAMLError as exc:
         raise ProblemsError.one(where, f"not valid YAML: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDocument(path, data, root)
 
 
