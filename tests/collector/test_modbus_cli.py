@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.collector.conftest import MeterBus, write_config
+from tests.collector.conftest import COLLECTOR_BIN, MeterBus, write_config
 from tests.collector.meters_data import (
     ORNO_WE515_HOLDING,
     orno_with_gap_registers,
@@ -76,6 +80,66 @@ def test_read_of_an_unknown_model_or_port_is_one_clear_error(tmp_path: Path) -> 
         f"homewatt-collector: error: serial port {tmp_path / 'nothing'} is not there (is the"
         " adapter plugged in? ls /dev/serial/by-id/ lists what is)\n"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a port another user may not open needs root")
+@pytest.mark.parametrize("command", [["read", "--model", "sdm630"], ["scan", "--ids", "1"]])
+def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
+    command: list[str],
+) -> None:
+    # a real tty the way udev makes /dev/ttyUSB0: root:dialout, 0660; the command runs as nobody
+    master, slave = os.openpty()
+    try:
+        port = os.ttyname(slave)
+        os.chown(port, 0, grp.getgrnam("dialout").gr_gid)
+        os.chmod(port, 0o660)
+        nobody = pwd.getpwnam("nobody")
+        done = subprocess.run(
+            [str(COLLECTOR_BIN), command[0], "--port", port, *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "COLUMNS": "200"},
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"homewatt-collector: error: serial port {port}: permission denied: this user is not"
+        " in group dialout (sudo usermod -aG dialout $USER, then log in again; the systemd unit"
+        " has the group)\n"
+    )
+
+
+def test_check_config_warns_of_a_port_that_is_not_there_yet_and_passes(tmp_path: Path) -> None:
+    port = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K-if00-port0"
+    config = write_config(
+        tmp_path / "main.yaml",
+        "http://127.0.0.1:8086",
+        tmp_path / "state",
+        source={
+            "kind": "modbus",
+            "port": port,
+            "meters": [{"name": "main", "model": "orno-we515", "device_id": 1}],
+        },
+    )
+    line = next(n for n, t in enumerate(config.read_text().splitlines(), 1) if "port:" in t)
+    result = cli("check-config", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"homewatt-collector: warning: {config}:{line}: source.port: {port} does not exist now"
+        " (is the adapter plugged in? the collector waits for it)\n"
+    )
+    assert result.stdout.splitlines()[1] == (
+        f"  source modbus: port {port} at 9600 8E1, meters main (orno-we515, id 1)"
+    )
+    assert result.stdout.splitlines()[-1] == "ok (1 warning)"
 
 
 def test_read_with_an_id_out_of_range_is_one_line_naming_the_option() -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from pydantic import Field
+
 from homewatt_common.configmodel import ConfigModel, PathField, validate
 from homewatt_common.problems import Problem, ProblemsError, describe_input, format_loc
-from pydantic import Field
 
 
 def test_a_problem_reads_file_line_key_problem_and_leaves_out_what_it_lacks() -> None:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from homewatt_common import secretfile
 from homewatt_common.problems import Problem, ProblemsError
 from homewatt_common.secretfile import parse_sas, read_secret

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from homewatt_common.secrets_contract import load_contract, parse_contract
-
 from tests.support.contracts import REPO, secrets_contract
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from homewatt_common.problems import ProblemsError
 from homewatt_common.yamlfile import load_yaml
 

@@ -44,6 +44,7 @@ from homewatt_common.cli import (
     fail,
     option,
     plain_console,
+    progress_console,
 )
 from homewatt_common.problems import ProblemsError, option_problem
 
@@ -199,8 +200,9 @@ class _RichReporter(Reporter):
             TaskProgressColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=plain_console(stderr=True),
+            console=progress_console()[0],
             transient=False,
+            disable=not progress_console()[1],
         )
         self.started = False
 

@@ -62,6 +62,7 @@ from homewatt_common.cli import (
     fail,
     option,
     plain_console,
+    progress_console,
 )
 from homewatt_common.configmodel import validate
 from homewatt_common.credentials import read_located
@@ -520,7 +521,8 @@ def scan(
             if settings
             else list(FULL_SETTINGS if full else COMMON_SETTINGS)
         )
-        with Progress(console=plain_console(stderr=True), transient=True) as progress:
+        console, shown = progress_console()
+        with Progress(console=console, transient=True, disable=not shown) as progress:
             task = progress.add_task(f"scanning {port}", total=len(id_list) * len(setting_list))
             found = scan_line(
                 port, id_list, setting_list, timeout, progress=lambda: progress.advance(task)
@@ -613,7 +615,8 @@ def replay(ctx: typer.Context) -> None:
                 outbox.close()
                 raise
             try:
-                with Progress(console=plain_console(stderr=True)) as progress:
+                console, shown = progress_console()
+                with Progress(console=console, disable=not shown) as progress:
                     task = progress.add_task(f"sink {name}", total=outbox.backlog)
 
                     def advance(n: int, task: TaskID = task, progress: Progress = progress) -> None:

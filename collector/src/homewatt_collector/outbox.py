@@ -11,8 +11,9 @@
 - Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
 - One process at a time: an exclusive flock on `<path>.lock` (the service holds it while it runs).
 - Opened by root in a directory that belongs to the service's user (`sudo homewatt-collector
-  outbox replay`), every file it creates there (the lock, SQLite's -wal and -shm) is handed to
-  that user, so the service can open the outbox again.
+  outbox replay`), every file it creates there is handed to that user, so the service can open
+  the outbox again: its lock file here (SQLite already gives its -wal and -shm the database
+  file's owner).
 """
 
 from __future__ import annotations

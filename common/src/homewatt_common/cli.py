@@ -44,6 +44,13 @@ def plain_console(stderr: bool = False) -> Console:
     return console
 
 
+def progress_console() -> tuple[Console, bool]:
+    """The console for progress bars (stderr) and whether to show them: only on a terminal (a
+    log or a pipe gets the result line, not bar redraws)."""
+    console = plain_console(stderr=True)
+    return console, console.is_terminal
+
+
 def _plain_flags(params: Iterable[Any]) -> None:
     """Flags take no value: show no value type for them in --help."""
     for param in params:
