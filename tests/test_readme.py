@@ -8,8 +8,8 @@ block to block, as in the user's shell. Markers after `sh`:
   reader (a real serial adapter, systemd as PID 1, an Azure login...);
 - `stop-with-ctrl-c`: a command that runs until Ctrl-C: pressed after a few seconds, it must
   then end cleanly.
-Every other block must exit 0. Stdin of each block is a secret a user would paste (one that is
-a valid token and a valid SAS at once).
+Every other block must exit 0. Stdin of each block holds a few lines of what a user would paste
+when a command waits for a secret (one line that is a valid token and a valid SAS at once).
 
 The only differences from a user's machine, and why:
 - `<URL of your homewatt copy>` is this checkout (its committed HEAD: commit to test changes);
@@ -78,12 +78,12 @@ def fences(text: str) -> Fences:
             index += 1
             continue
         indent, info = opening.group(1), opening.group(2).split()
+        start = index + 1  # 1-based line of the opening fence
         body = []
         index += 1
         while index < len(lines) and not re.match(r"^\s*```\s*$", lines[index]):
             body.append(lines[index].removeprefix(indent))
             index += 1
-        start = index - len(body)
         if not info:
             found.problems.append(f"README.md:{start}: a fenced block without a language")
         else:
@@ -111,8 +111,8 @@ def test_every_fenced_block_says_what_it_is_and_why_it_is_not_run() -> None:
 def test_the_fence_reader_refuses_blocks_without_a_language_or_with_unknown_markers() -> None:
     found = fences("```\nls\n```\n\n```sh sometimes\nls\n```\n")
     assert found.problems == [
-        "README.md:2: a fenced block without a language",
-        "README.md:6: unknown markers ['sometimes']",
+        "README.md:1: a fenced block without a language",
+        "README.md:5: unknown markers ['sometimes']",
     ]
 
 
@@ -154,7 +154,7 @@ def test_the_readmes_commands_work_as_written(tmp_path: Path) -> None:
             if "stop-with-ctrl-c" in block.markers:
                 done = sandbox.interrupt_after(script, CTRL_C_AFTER_S, PASTED_SECRET, pip)
             else:
-                done = sandbox.run(script, PASTED_SECRET + "\n", env=pip)
+                done = sandbox.run(script, (PASTED_SECRET + "\n") * 4, env=pip)
             assert done.returncode == 0, f"{block} failed:\n{script}\n{done.stdout}\n{done.stderr}"
             ran.append((block, done))
     finally:

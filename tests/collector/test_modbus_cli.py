@@ -92,7 +92,7 @@ def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
     try:
         port = os.ttyname(slave)
         os.chown(port, 0, grp.getgrnam("dialout").gr_gid)
-        os.chmod(port, 0o660)
+        Path(port).chmod(0o660)
         nobody = pwd.getpwnam("nobody")
         done = subprocess.run(
             [str(COLLECTOR_BIN), command[0], "--port", port, *command[1:]],

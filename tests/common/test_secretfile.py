@@ -4,7 +4,6 @@ is refused (one line naming the file and the byte's offset), a SAS pasted as a U
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ def fresh_log_memory() -> None:
 def secret(tmp_path: Path, content: bytes, mode: int = 0o600) -> Path:
     path = tmp_path / "secret"
     path.write_bytes(content)
-    os.chmod(path, mode)
+    path.chmod(mode)
     return path
 
 

@@ -125,19 +125,18 @@ class Sandbox:
             exec bash -euo pipefail {body}
             """
         )
-        process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "bash", "-c", outer],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env(env),
-            start_new_session=True,  # its own process group: Ctrl-C reaches every process
-        )
-        assert process.stdin is not None
-        process.stdin.write(stdin)
-        process.stdin.close()
-        return process
+        typed = body.with_suffix(".stdin")
+        typed.write_text(stdin)  # what the user types or pastes
+        with typed.open() as keyboard:
+            return subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "--", "bash", "-c", outer],
+                stdin=keyboard,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=self.env(env),
+                start_new_session=True,  # its own process group: Ctrl-C reaches every process
+            )
 
     def run(
         self, script: str, stdin: str = "", timeout: float = 600, env: dict[str, str] | None = None
