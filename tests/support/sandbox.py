@@ -54,6 +54,7 @@ def require_sandbox() -> None:
 @dataclass
 class Sandbox:
     root: Path  # the sandbox's own directory: upper/work dirs, the user's home, the shims
+    overlaid: tuple[str, ...] = OVERLAID
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ class Sandbox:
         sudo.write_text(SUDO)
         sudo.chmod(0o755)
         self.cwd_file.write_text(str(self.home))
-        for directory in OVERLAID:
+        for directory in self.overlaid:
             name = directory.strip("/").replace("/", "-")
             (self.root / "upper" / name).mkdir(parents=True, exist_ok=True)
             (self.root / "work" / name).mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ class Sandbox:
 
     def _mounts(self) -> str:
         lines = []
-        for directory in OVERLAID:
+        for directory in self.overlaid:
             name = directory.strip("/").replace("/", "-")
             lines.append(
                 f"mount -t overlay overlay -o lowerdir={directory},"
