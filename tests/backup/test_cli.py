@@ -159,3 +159,78 @@ def test_a_credentials_directory_we_may_only_search_is_accepted(
         f"{config}: site home, influxdb2 o/b, state in {tmp_path / 'state'}"
     )
     assert result.stdout.splitlines()[-1] == "ok"
+
+
+def sas_site(tmp_path: Path, sas: str) -> list[str]:
+    """A config with an azure section whose SAS file holds `sas`; the CLI's base arguments."""
+    write_secret(tmp_path / "credentials" / "azure-sas", sas)
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        "site: home\ninfluxdb: {engine: influxdb1, database: homewatt}\nazure:\n"
+        "  account_url: https://homewattbackups.blob.core.windows.net\n"
+        "  container: homewatt-home\n  retention: lifecycle\n  sas_credential: azure-sas\n"
+    )
+    return [
+        "--config",
+        str(config),
+        "--credentials-dir",
+        str(tmp_path / "credentials"),
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
+
+
+SAS = "sv=2026-10-06&sr=c&sp=rcwl&se=2099-01-01T00%3A00%3A00Z&sig=c2VjcmV0LXNpZw%3D%3D"
+
+
+def test_check_config_refuses_a_sas_whose_parameters_do_not_parse(tmp_path: Path) -> None:
+    args = sas_site(tmp_path, SAS.replace("se=2099-01-01T00%3A00%3A00Z", "se=next-year"))
+    result = CliRunner().invoke(app, [*args, "check-config"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "homewatt-backup: error: the SAS in the systemd credential 'azure-sas'"
+        " (azure.sas_credential) is not a valid SAS: se='next-year' is not a date and time (like"
+        " 2026-12-31T00:00:00Z); put the one `terraform output -json backup_sas_tokens` gives"
+        " there\n"
+    )
+    assert "ok" not in result.stdout.splitlines()
+
+
+def test_a_sas_pasted_as_the_container_url_is_used_and_said_so(tmp_path: Path) -> None:
+    url = f"https://homewattbackups.blob.core.windows.net/homewatt-home?{SAS}"
+    args = sas_site(tmp_path, url)
+    result = CliRunner().invoke(app, [*args, "check-config"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        "azure: https://homewattbackups.blob.core.windows.net/homewatt-home, retention"
+        " lifecycle, SAS permissions 'rcwl', expires 2099-01-01",
+        "ok",
+    ]
+    assert result.stderr == (
+        f"INFO {tmp_path / 'credentials' / 'azure-sas'} holds a whole URL: using its query"
+        " string (the SAS) only; the account and container come from the config\n"
+    )
+    assert "c2VjcmV0" not in result.output
+
+
+def test_check_config_without_secrets_reads_none_and_says_what_it_assumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        "site: home\ninfluxdb: {engine: influxdb2, org: o, bucket: b,"
+        " token_credential: influxdb-operator-token}\n"
+    )
+    base = ["--config", str(config), "--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(app, [*base, "check-config", "--no-secrets"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "  influxdb.token_credential: /etc/homewatt/credentials/influxdb-operator-token",
+        "  assumed influxdb.token_credential: outside systemd:"
+        " /etc/homewatt/credentials/influxdb-operator-token, the file the unit hands over as"
+        " credential influxdb-operator-token",
+        "  secrets not read (--no-secrets)",
+        "azure: not configured (backups stay local)",
+        "ok",
+    ]

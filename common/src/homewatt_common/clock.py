@@ -1,4 +1,5 @@
-"""Is the system clock synchronised (NTP)? Samples must not carry an unsynchronised time.
+"""Is the system clock synchronised (NTP)? Samples and backups must not carry an
+unsynchronised time. Shared by both apps; one question, one module.
 
 The kernel knows: adjtimex(2) returns TIME_ERROR while no time daemon (systemd-timesyncd,
 chrony, ntpd) has synchronised the clock. A Pi without a battery clock boots with a wrong
