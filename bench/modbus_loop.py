@@ -1,6 +1,6 @@
 """Benchmark: the 1 s Modbus loop with three meters on one emulated 9600-baud RS485 line.
 
-    .venv/bin/python bench/modbus_loop.py [--cycles 600] [--no-load]
+    .tools/venv/bin/python bench/modbus_loop.py [--cycles 600] [--no-load]
 
 The real collector process reads an ORNO WE-515 (id 1), an SDM120 (id 2) and an SDM630 (id 3)
 served by a pymodbus RTU server behind tests/support/rs485.py, which delays every character
@@ -159,7 +159,13 @@ def main() -> None:
     burner = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     collector = ServerProcess(
         "collector",
-        [str(REPO / ".venv/bin/homewatt-collector"), "run", "-c", str(bench.config), "--no-table"],
+        [
+            str(REPO / ".tools/venv/bin/homewatt-collector"),
+            "run",
+            "-c",
+            str(bench.config),
+            "--no-table",
+        ],
         bench.config.with_name("collector.log"),
     ).start()
     proc = psutil.Process(collector.pid)

@@ -1,6 +1,6 @@
 """Benchmark: replay a 24 h backlog (86,400 one-second samples) from the outbox into the sink.
 
-    .venv/bin/python bench/outbox_replay.py [--samples 86400]
+    .tools/venv/bin/python bench/outbox_replay.py [--samples 86400]
 
 The backlog is what a day-long database outage leaves behind: 86,400 `electricity` samples
 of a three-phase meter (four channels a second would be 4x this; one is the design's figure).

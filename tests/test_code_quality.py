@@ -30,7 +30,9 @@ def test_ruff_finds_no_lint_errors() -> None:
 
 def test_python_code_is_formatted() -> None:
     result = run(str(VENV_BIN / "ruff"), "format", "--check", ".")
-    assert result.returncode == 0, result.stdout + result.stderr + "\nfix: .venv/bin/ruff format ."
+    assert result.returncode == 0, (
+        result.stdout + result.stderr + "\nfix: .tools/venv/bin/ruff format ."
+    )
 
 
 def test_the_apps_pass_mypy_strict() -> None:

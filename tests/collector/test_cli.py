@@ -119,6 +119,23 @@ def test_a_bad_config_is_one_clear_error_and_exit_status_1(tmp_path: Path) -> No
         assert result.stdout == ""
 
 
+def test_a_bad_demo_option_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    result = cli("run", "--demo", "--sink-url", "ftp://x", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "homewatt-collector: error: --sink-url: 'ftp://x' is not an http:// or https:// URL\n"
+    )
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o644)
+    result = cli("run", "--demo", "--token-file", str(token), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"homewatt-collector: error: --token-file: {token}: is readable by group or others"
+        f" (mode 0644): run: sudo chmod 600 {token}\n"
+    )
+
+
 def test_run_needs_a_config_or_demo() -> None:
     result = cli("run")
     assert result.returncode == 1

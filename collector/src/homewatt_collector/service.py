@@ -24,7 +24,6 @@ from homewatt_collector.forwarder import Backoff, Forwarder
 from homewatt_collector.models import HEALTH, Reading, Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.scheduler import Scheduler, Slot
-from homewatt_collector.sinks.influxdb import InfluxDBSink
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
 from homewatt_common.clock import clock_synchronized
@@ -250,6 +249,10 @@ def build_collector(
 def make_forwarder(
     sink: SinkConfig, token: str | None, outbox: Outbox, stop: threading.Event
 ) -> Forwarder:
+    # influxdb-client takes half of the command's start-up time (seconds on a Pi): only the
+    # commands that write (run, outbox replay) import it.
+    from homewatt_collector.sinks.influxdb import InfluxDBSink  # noqa: PLC0415
+
     return Forwarder(
         outbox,
         InfluxDBSink(

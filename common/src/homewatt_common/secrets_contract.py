@@ -1,4 +1,5 @@
-"""contracts/secrets.json, as the apps read it (installed with this package as secrets.json).
+"""contracts/secrets.json, as the apps read it: the file lives in this package (secrets.json,
+installed with it) and contracts/secrets.json links to it.
 
 Each secret has one name, one path on the Pi, a kind (token, sas, password), the units that
 hand it over as a systemd credential (LoadCredential= name) and the config keys that name it.
