@@ -13,6 +13,7 @@ name is the config file's name without .yaml (/etc/homewatt/collector/main.yaml:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from homewatt_common.credentials import (
 from homewatt_common.problems import Loc, Problem, ProblemsError, format_loc
 from homewatt_common.secrets_contract import load_contract
 from homewatt_common.yamlfile import YamlDocument, load_yaml
+
+log = logging.getLogger(__name__)
 
 APP = "homewatt-collector"
 NAME = r"^[a-z0-9][a-z0-9_-]*$"
@@ -252,6 +255,8 @@ def read_token(config: CollectorConfig, index: int) -> str | None:
     location, _ = token_location(config, index)
     if location is None:
         return None
+    if location.assumed:
+        log.info("sink %s: token from %s", config.sinks[index].name, location.assumed)
     try:
         return read_located(APP, location)
     except ProblemsError as exc:
