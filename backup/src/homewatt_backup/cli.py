@@ -51,10 +51,6 @@ from homewatt_common.problems import ProblemsError, option_problem
 log = logging.getLogger("homewatt_backup")
 
 
-class BackupCommand(HomewattCommand):
-    pass
-
-
 class BackupGroup(HomewattGroup):
     shared_options: ClassVar = {
         "config": EVERY_COMMAND,
@@ -219,7 +215,7 @@ class _RichReporter(Reporter):
             self.started = False
 
 
-@command(cls=BackupCommand)
+@command(cls=HomewattCommand)
 def run(
     ctx: typer.Context,
     kind: Annotated[
@@ -268,7 +264,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@command("list", cls=BackupCommand)
+@command("list", cls=HomewattCommand)
 def list_backups(
     ctx: typer.Context,
     local_only: Annotated[bool, typer.Option("--local-only", help="Do not ask Azure.")] = False,
@@ -321,7 +317,7 @@ def list_backups(
     _guarded(action)
 
 
-@command(cls=BackupCommand)
+@command(cls=HomewattCommand)
 def verify(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="A backup name from `list`.")] = None,
@@ -367,7 +363,7 @@ def _parse_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-@command(cls=BackupCommand)
+@command(cls=HomewattCommand)
 def restore(
     ctx: typer.Context,
     *,
@@ -420,7 +416,7 @@ def restore(
     _guarded(action)
 
 
-@command("check-config", cls=BackupCommand)
+@command("check-config", cls=HomewattCommand)
 def check_config(
     ctx: typer.Context,
     no_secrets: Annotated[

@@ -15,8 +15,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import typer
 import yaml
@@ -70,6 +71,7 @@ from homewatt_common.problems import Loc, ProblemsError, format_loc, option_prob
 from homewatt_common.secrets_contract import load_contract
 
 log = logging.getLogger("homewatt_collector")
+T = TypeVar("T")
 
 # `run --demo` keeps its outbox and its effective config here (the current directory).
 DEMO_STATE_DIR = Path("homewatt-demo")
@@ -78,10 +80,6 @@ INSTANCE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CONFIG_COMMANDS = frozenset(
     {"run", "check-config", "read", "outbox", "outbox replay", "outbox requeue"}
 )
-
-
-class CollectorCommand(HomewattCommand):
-    pass
 
 
 class CollectorGroup(HomewattGroup):
@@ -181,7 +179,8 @@ def _load(ctx: typer.Context) -> CollectorConfig:
     return load_config(path)
 
 
-def _guarded(action: Any) -> Any:
+def _guarded(action: Callable[[], T]) -> T:
+    """`action()`, its expected errors ended as one line each and exit status 1."""
     try:
         return action()
     except (CollectorError, ProblemsError) as exc:
@@ -206,9 +205,7 @@ def _demo_config(
     if base is not None:
         data = base.model_dump(mode="json", exclude_none=True)
         data["source"] = {"kind": "demo"}
-        demo = validate_config(data, str(base.path))
-        demo._document = base._document
-        return demo
+        return validate_config(data, str(base.path), base._document)
     sink: dict[str, Any] = {
         "name": "local",
         "url": sink_url,
@@ -237,7 +234,7 @@ def _demo_config(
     return config
 
 
-@command(cls=CollectorCommand)
+@command(cls=HomewattCommand)
 def run(
     ctx: typer.Context,
     demo: Annotated[bool, typer.Option("--demo", help="read the built-in simulated meter")] = False,
@@ -282,7 +279,7 @@ def run(
 # -- check-config -------------------------------------------------------------------------------
 
 
-@command("check-config", cls=CollectorCommand)
+@command("check-config", cls=HomewattCommand)
 def check_config(
     ctx: typer.Context,
     no_secrets: Annotated[
@@ -348,7 +345,7 @@ def check_config(
     report.finish()
 
 
-@command(cls=CollectorCommand)
+@command(cls=HomewattCommand)
 def schema() -> None:
     """Print the config file's JSON Schema (editors can validate against it)."""
     typer.echo(json.dumps(CollectorConfig.model_json_schema(), indent=2))
@@ -450,7 +447,7 @@ def _read_once(source: ModbusSource, name: str) -> bool:
     return True
 
 
-@command(cls=CollectorCommand)
+@command(cls=HomewattCommand)
 def read(
     ctx: typer.Context,
     *,
@@ -497,7 +494,7 @@ def read(
     _guarded(action)
 
 
-@command(cls=CollectorCommand)
+@command(cls=HomewattCommand)
 def scan(
     *,
     port: Annotated[str, typer.Option(help="serial port, e.g. /dev/serial/by-id/usb-...")],
@@ -598,7 +595,7 @@ def outbox_status(
     _guarded(action)
 
 
-@outbox_app.command(cls=CollectorCommand)
+@outbox_app.command(cls=HomewattCommand)
 def replay(ctx: typer.Context) -> None:
     """Send everything pending now (the service must be stopped: it holds the outbox)."""
 
@@ -631,7 +628,7 @@ def replay(ctx: typer.Context) -> None:
     _guarded(action)
 
 
-@outbox_app.command(cls=CollectorCommand)
+@outbox_app.command(cls=HomewattCommand)
 def requeue(ctx: typer.Context) -> None:
     """Move quarantined points back into the queue (after fixing what the server refused)."""
 
