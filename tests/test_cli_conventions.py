@@ -136,18 +136,21 @@ def test_the_config_option_works_before_and_after_the_sub_command(
 
 
 def test_the_backup_units_command_line_still_works(tmp_path: Path) -> None:
-    config = tmp_path / "backup.yaml"
-    config.write_text("site: home\ninfluxdb: {engine: influxdb1, database: homewatt}\n")
+    unit = (Path(__file__).parents[1] / "systemd" / "homewatt-backup.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = exec_start.removeprefix("ExecStart=").split()
+    assert argv[1:] == ["--config", "/etc/homewatt/backup.yaml", "run"]
+    config = tmp_path / "absent.yaml"
     done = subprocess.run(
-        [str(BIN / "homewatt-backup"), "--config", str(config), "run", "--no-upload"],
+        [str(BIN / "homewatt-backup"), "--config", str(config), "run"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
         check=False,
-        env={**os.environ, "STATE_DIRECTORY": str(tmp_path / "state")},
     )
-    # parsed and run: it fails only at InfluxDB, which nothing serves on that port here
-    assert "InfluxDB at http://127.0.0.1:8086 is unreachable" in done.stderr, done.stderr
+    # parsed as the unit writes it: --config before `run` reached the command
+    assert done.returncode == 1
+    assert done.stderr == f"homewatt-backup: error: {config}: the file does not exist\n"
 
 
 def test_verbose_is_accepted_after_the_sub_command(tmp_path: Path) -> None:
