@@ -1,7 +1,7 @@
 """Write grafana/'s dashboards, alert rules and provisioning files from the code, or check them.
 
-    .tools/venv/bin/python grafana/generate.py           # regenerate after changing homewatt_grafana/
-    .tools/venv/bin/python grafana/generate.py --check   # exit 1 naming each file that differs
+    .tools/venv/bin/python grafana/generate.py          # regenerate (homewatt_grafana/ changed)
+    .tools/venv/bin/python grafana/generate.py --check  # exit 1 naming each file that differs
 
 The tests run the check too (tests/grafana/test_generated_files.py), so a hand edit or a
 forgotten regeneration fails CI.
