@@ -6,14 +6,15 @@ import grp
 import os
 import pwd
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.collector.conftest import COLLECTOR_BIN, MeterBus, write_config
+from homewatt_collector.cli import app
+from tests.collector.conftest import MeterBus, write_config
 from tests.collector.meters_data import (
     ORNO_WE515_HOLDING,
     orno_with_gap_registers,
@@ -82,6 +83,35 @@ def test_read_of_an_unknown_model_or_port_is_one_clear_error(tmp_path: Path) -> 
     )
 
 
+def as_nobody(args: list[str]) -> tuple[int, str]:
+    """The collector's command line run as user nobody, in a forked child of this process (its
+    modules already imported: the checkout, e.g. a private CI directory, need not be readable by
+    nobody). Exit code and stderr."""
+    nobody = pwd.getpwnam("nobody")
+    CliRunner().invoke(app, [args[0], "--port", "/nonexistent", *args[3:]])  # import what it uses
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root for good, run the command, report, exit
+        status = 1
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+            os.write(writer, f"{result.exit_code}\n{result.stderr}".encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        report = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, f"the child failed: {report}"
+    code, _, stderr = report.partition("\n")
+    return int(code), stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a port another user may not open needs root")
 @pytest.mark.parametrize("command", [["read", "--model", "sdm630"], ["scan", "--ids", "1"]])
 def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
@@ -93,24 +123,12 @@ def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
         port = os.ttyname(slave)
         os.chown(port, 0, grp.getgrnam("dialout").gr_gid)
         Path(port).chmod(0o660)
-        nobody = pwd.getpwnam("nobody")
-        done = subprocess.run(
-            [str(COLLECTOR_BIN), command[0], "--port", port, *command[1:]],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd="/",
-            user=nobody.pw_uid,
-            group=nobody.pw_gid,
-            extra_groups=[],
-            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "COLUMNS": "200"},
-        )
+        code, stderr = as_nobody([command[0], "--port", port, *command[1:]])
     finally:
         os.close(slave)
         os.close(master)
-    assert done.returncode == 1
-    assert done.stderr == (
+    assert code == 1
+    assert stderr == (
         f"homewatt-collector: error: serial port {port}: permission denied: this user is not"
         " in group dialout (sudo usermod -aG dialout $USER, then log in again; the systemd unit"
         " has the group)\n"
