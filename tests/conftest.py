@@ -1,13 +1,17 @@
-"""Fixtures shared by every suite: real servers on free loopback ports, stopped by pid."""
+"""Fixtures shared by every suite: real servers on free loopback ports, stopped by pid, and
+the systemd test rig (containers that boot systemd, in a private dockerd)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.dockerd import RigUnavailable
 from tests.support.faultproxy import FaultProxy
+from tests.support.systemd_container import SystemdContainer
+from tests.support.systemd_rig import SystemdRig
 from tests.support.victoria import VictoriaMetrics
 
 
@@ -29,3 +33,61 @@ def victoria_proxy(victoria: VictoriaMetrics) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+# -- the systemd test rig (tests/support/systemd_rig.py): a private dockerd and systemd images --
+
+
+@pytest.fixture(scope="session")
+def systemd_rig() -> Iterator[SystemdRig]:
+    """This checkout's private dockerd, started once per session (or adopted) and stopped at
+    its end; images are built on first use. Fails (never skips) with one line when the rig
+    cannot run here, e.g. without root."""
+    rig = SystemdRig()
+    try:
+        rig.acquire()
+    except RigUnavailable as error:
+        pytest.fail(f"systemd rig: {error}", pytrace=False)
+    try:
+        yield rig
+    finally:
+        rig.release()
+
+
+@pytest.fixture
+def boot_systemd_container(
+    systemd_rig: SystemdRig,
+) -> Iterator[Callable[..., SystemdContainer]]:
+    """`boot(suite="bookworm", purpose=..., docker_in_docker=False)`: booted containers,
+    each halted gracefully (and checked for leaked cgroups) when the test ends."""
+    booted: list[SystemdContainer] = []
+
+    def boot(
+        suite: str = "bookworm", *, purpose: str = "test", docker_in_docker: bool = False
+    ) -> SystemdContainer:
+        try:
+            image = systemd_rig.image(suite)
+        except RigUnavailable as error:
+            pytest.fail(f"systemd rig: {error}", pytrace=False)
+        container = SystemdContainer.boot(
+            systemd_rig.daemon, image, purpose=purpose, docker_in_docker=docker_in_docker
+        )
+        booted.append(container)
+        return container
+
+    yield boot
+    errors = []
+    for container in booted:
+        try:
+            container.stop()
+        except AssertionError as error:
+            errors.append(str(error))
+    assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def systemd_container(
+    boot_systemd_container: Callable[..., SystemdContainer],
+) -> SystemdContainer:
+    """A booted Debian bookworm container with systemd (the Pi's OS), halted after the test."""
+    return boot_systemd_container()

@@ -45,6 +45,12 @@ def test_the_influxdb2_standin_passes_mypy_strict() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_systemd_rig_passes_mypy_strict() -> None:
+    rig = ["dockerd", "systemd_image", "systemd_container", "systemd_rig"]
+    result = run(str(VENV_BIN / "mypy"), "--strict", *(f"tests/support/{m}.py" for m in rig))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [s for s in SHELL_SCRIPTS if (REPO / s).exists()]
     scripts += [str(p.relative_to(REPO)) for p in REPO.glob("*.sh")]
