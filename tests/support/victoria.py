@@ -24,15 +24,16 @@ class Series:
 
 
 class VictoriaMetrics:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+        """Listen on `host`: loopback, or the systemd rig's bridge address for its containers."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
         self.server = ServerProcess(
             "victoria-metrics",
             [
                 require_tool("victoria-metrics"),
-                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-httpListenAddr={host}:{self.port}",
                 f"-storageDataPath={workdir / 'data'}",
                 "-retentionPeriod=100y",
                 "-loggerLevel=ERROR",
