@@ -46,7 +46,7 @@ def test_the_influxdb2_standin_passes_mypy_strict() -> None:
 
 
 def test_the_systemd_rig_passes_mypy_strict() -> None:
-    rig = ["dockerd", "systemd_image", "systemd_container", "systemd_rig"]
+    rig = ["dockerd", "systemd_image", "systemd_container", "systemd_rig", "docker_inside"]
     result = run(str(VENV_BIN / "mypy"), "--strict", *(f"tests/support/{m}.py" for m in rig))
     assert result.returncode == 0, result.stdout + result.stderr
 

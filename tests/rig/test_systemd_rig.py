@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.docker_inside import busybox_archive, install_docker, load_image
 from tests.support.dockerd import PrivateDockerd, RigUnavailable, _cmdline, _read_pid
 from tests.support.systemd_container import (
     SYSTEMD_RUN_OPTIONS,
@@ -204,31 +204,28 @@ def test_docker_runs_inside_a_rig_container_from_a_saved_image(
     """What Molecule's docker, influxdb and grafana scenarios do: Debian's docker.io inside a
     systemd container, fed an image by `docker save` | `docker load` (no registry)."""
     box = boot_systemd_container(purpose="dind", docker_in_docker=True)
-    box.run(
-        "apt-get update -qq && apt-get install -y -qq --no-install-recommends"
-        " docker.io busybox-static >/dev/null",
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
-    box.run("for i in $(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
-    driver = box.run(["docker", "info", "--format", "{{.Driver}}"]).stdout.strip()
-    assert driver == "overlay2"  # not vfs: /var/lib/docker is a volume
-    # A one-binary image made in the rig's daemon, saved, and loaded into the inner one.
-    daemon = systemd_rig.daemon
-    rootfs = tmp_path / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    daemon.docker("cp", f"{box.name}:/bin/busybox", str(rootfs / "bin" / "busybox"))
-    with tarfile.open(tmp_path / "rootfs.tar", "w") as tar:
-        tar.add(rootfs, arcname=".")
-    tag = f"homewatt-test/busybox:{box.name}"
-    daemon.docker("import", str(tmp_path / "rootfs.tar"), tag)
-    try:
-        daemon.docker("save", "--output", str(tmp_path / "busybox.tar"), tag)
-    finally:
-        daemon.docker("rmi", tag)
-    box.copy_in(tmp_path / "busybox.tar", "/root")
-    assert f"Loaded image: {tag}" in box.run(["docker", "load", "-i", "/root/busybox.tar"]).stdout
+    install_docker(box)
+    tag = busybox_archive(systemd_rig.daemon, box, tmp_path)
+    load_image(box, tmp_path / "busybox.tar")
     ran = box.run(["docker", "run", "--rm", tag, "/bin/busybox", "echo", "inner hello"])
     assert ran.stdout == "inner hello\n"
+    # The inner container reaches the Debian mirror too (three NATs: inner, rig, host).
+    fetched = box.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            tag,
+            "/bin/busybox",
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            "http://deb.debian.org/debian/dists/bookworm/Release",
+        ],
+        check=False,
+    )
+    assert fetched.exit_code == 0, fetched.stderr
 
 
 def test_each_checkout_has_its_own_daemon_and_the_last_user_cleans_up(
