@@ -1,6 +1,6 @@
 """Benchmark: what the systemd test rig costs a test session (root; after scripts/bootstrap).
 
-    .venv/bin/python bench/systemd_rig.py [--cold] [--boots 5] [--no-dind] [--json FILE]
+    .tools/venv/bin/python bench/systemd_rig.py [--cold] [--boots 5] [--no-dind] [--json FILE]
 
 Always measured, with a daemon of its own (a throw-away checkout key, so a new data-root):
 - warm start: the daemon started (bridge, containerd, dockerd), then each image imported from

@@ -6,6 +6,7 @@ inside)."""
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -140,7 +141,7 @@ def test_credentials_vanish_when_run_is_a_private_mount(systemd_rig: SystemdRig)
         "--tmpfs=/run:rw,nosuid,nodev,mode=755" if o.startswith("--tmpfs=/run:") else o
         for o in SYSTEMD_RUN_OPTIONS
     ]
-    name = f"hwt-{systemd_rig.daemon.key[:6]}-private-run"
+    name = f"hwt-{systemd_rig.daemon.key[:6]}-private-run-{secrets.token_hex(3)}"
     started = systemd_rig.daemon.docker(
         "run",
         "--detach",
