@@ -211,6 +211,7 @@ class PrivateDockerd:
         self.log_dir = self.data_dir / "logs"
         self.bridge = f"hwt{self.key[:8]}"
         self._lease: IO[bytes] | None = None
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # what this process started
 
     # -- what clients need --------------------------------------------------------------------
 
@@ -381,6 +382,7 @@ class PrivateDockerd:
                 start_new_session=True,  # not in pytest's process group: ^C reaches only pytest
                 cwd="/",
             )
+        self._children[process.pid] = process
         return process.pid
 
     def _wait(self, ready: Callable[[], bool], name: str, pid: int, timeout: float = 60) -> None:
@@ -428,11 +430,17 @@ class PrivateDockerd:
             and str(self.containerd_dir) in " ".join(_cmdline(pid))
         ):
             _stop_pid(pid, timeout=20)
+        for child in reversed(list(self._children.values())):  # one that never wrote its pidfile
+            if child.poll() is None:
+                _stop_pid(child.pid, timeout=20)
         self._remove_network()
         if os.path.ismount(self.data_root):
             _run(["umount", str(self.data_root)], check=False)
         for path in (self.pidfile, self.containerd_pidfile, self.socket, self.containerd_socket):
             path.unlink(missing_ok=True)
+        for pid, child in list(self._children.items()):  # reap what this process started
+            if child.poll() is not None:
+                del self._children[pid]
 
     def _remove_network(self) -> None:
         """Delete every iptables rule naming our bridge or subnet, then the bridge itself."""

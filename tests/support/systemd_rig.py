@@ -7,7 +7,8 @@
     box.stop(); rig.release()
 
 The pytest fixtures (tests/conftest.py: `systemd_rig`, `systemd_container`,
-`boot_systemd_container`) wrap exactly this.
+`boot_systemd_container`) wrap exactly this. A server on the host that containers must reach
+listens on the bridge's address, `rig.daemon.network.ip` (e.g. `VictoriaMetrics(dir, host=...)`).
 
 Molecule and other docker clients use the same daemon and images through the environment that
 `env()` returns (and that `python -m tests.support.systemd_rig env` prints as shell exports):
