@@ -73,8 +73,14 @@ def example_config(sink_url: str) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+class ShippedUnitFailed(AssertionError):
+    """The unit itself failed (killed, not running, nothing delivered); anything else that
+    goes wrong (the rig, pip, the sink) is a plain error and never counts as the xfail."""
+
+
 @pytest.mark.xfail(
     strict=True,
+    raises=ShippedUnitFailed,
     reason="issue 10 item 1: the shipped unit's SystemCallFilter=/ProtectClock= kill the"
     " collector with SIGSYS at its first adjtimex() (the NTP-sync check)",
 )
@@ -100,8 +106,11 @@ def test_the_shipped_unit_runs_the_collector_and_delivers_samples(
             time.sleep(1)
         state = box.unit_properties(UNIT, "ActiveState", "SubState", "NRestarts", "Result")
         journal = box.journal(UNIT)
-        assert "status=31/SYS" not in journal, f"killed by its syscall filter:\n{journal}"
-        assert state["ActiveState"] == "active" and state["NRestarts"] == "0", f"{state}\n{journal}"
-        assert victoria.export('{site="rig"}'), f"no sample arrived:\n{journal}"
+        if "status=31/SYS" in journal:
+            raise ShippedUnitFailed(f"killed by its own syscall filter (SIGSYS):\n{journal}")
+        if state["ActiveState"] != "active" or state["NRestarts"] != "0":
+            raise ShippedUnitFailed(f"not running: {state}\n{journal}")
+        if not victoria.export('{site="rig"}'):
+            raise ShippedUnitFailed(f"running, but no sample arrived:\n{journal}")
     finally:
         victoria.stop()
