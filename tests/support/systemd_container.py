@@ -221,20 +221,24 @@ class SystemdContainer:
 
     def wait_until_booted(self, timeout: float = 90) -> str:
         """Wait for running or degraded and return it; AssertionError with the reason if not."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         state = "unreachable"
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + timeout:
             state = self.system_state()
             if state in BOOTED_STATES:
                 return state
-            if state in ("stopping", "offline", "maintenance"):
+            # "offline" (and no answer) also mean PID 1 is not listening yet; "maintenance"
+            # is the emergency shell, "stopping" a shutdown: neither leads to a booted system.
+            if state in ("maintenance", "stopping"):
                 break
             time.sleep(0.2)
         failed = self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout
+        journal = self.run(["journalctl", "--boot", "--no-pager", "--lines=40"], check=False)
         logs = self.daemon.docker("logs", "--tail=30", self.name, check=False)
         raise AssertionError(
-            f"{self.name}: systemd is {state!r} after {timeout:.0f} s;"
-            f" failed units:\n{failed}\ncontainer log:\n{logs.stdout}{logs.stderr}"
+            f"{self.name}: systemd is {state!r} after {time.monotonic() - started:.0f} s;"
+            f" failed units:\n{failed}\njournal:\n{journal.stdout}{journal.stderr}"
+            f"\ncontainer log:\n{logs.stdout}{logs.stderr}"
         )
 
     def stop(self, timeout: float = 60, *, strict: bool = True) -> StopReport:
