@@ -5,6 +5,7 @@ delivering to VictoriaMetrics on the host (listening on the rig's bridge address
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -25,8 +26,8 @@ UNIT = "homewatt-collector@main.service"
 
 @pytest.fixture(scope="module")
 def collector_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of the collector and its pinned dependencies, built on the host (Python 3.11 as
-    in bookworm), installed in containers with --no-index as the collector role will do."""
+    """Wheels of the collector, homewatt-common and their pinned dependencies, built on the host
+    (Python 3.11 as in bookworm), installed with --no-index as the collector role will do."""
     wheels = tmp_path_factory.mktemp("collector") / "wheels"
     subprocess.run(
         [
@@ -40,6 +41,7 @@ def collector_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(REPO / "constraints.txt"),
             "--wheel-dir",
             str(wheels),
+            str(REPO / "common"),
             str(REPO / "collector"),
         ],
         check=True,
@@ -63,14 +65,17 @@ def install_collector(box: SystemdContainer, wheels: Path) -> None:
 
 
 def example_config(sink_url: str) -> str:
-    """collector.example.yaml with the sink on the host and the token as a systemd credential."""
+    """collector.example.yaml as shipped (token as a systemd credential), its sink on the host."""
     config = yaml.safe_load((REPO / "collector" / "collector.example.yaml").read_text())
     config["site"] = "rig"
-    sink = config["sinks"][0]
-    sink["url"] = sink_url
-    del sink["token_file"]
-    sink["token_credential"] = "influxdb-token"
+    config["sinks"][0]["url"] = sink_url
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def credential_sources() -> list[str]:
+    """The files the shipped unit's LoadCredential= lines read (they must exist to start)."""
+    unit = (REPO / "systemd" / "homewatt-collector@.service").read_text()
+    return re.findall(r"^LoadCredential=[^:\s]+:(\S+)$", unit, re.MULTILINE)
 
 
 class ShippedUnitFailed(AssertionError):
@@ -96,7 +101,8 @@ def test_the_shipped_unit_runs_the_collector_and_delivers_samples(
     try:
         install_collector(box, collector_wheels)
         box.write_file("/etc/homewatt/collector/main.yaml", example_config(victoria.url))
-        box.write_file("/etc/homewatt/credentials/influxdb-write-token", "rig-token", mode=0o600)
+        for source in credential_sources():
+            box.write_file(source, "rig-token", mode=0o600)
         box.systemctl("start", "--no-block", UNIT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
