@@ -58,6 +58,11 @@ EVERYTHING = [
     "git",
     "nodejs",
     "npm",
+    # the systemd test rig's (docker.io only where no dockerd and containerd are installed)
+    "iptables",
+    "iproute2",
+    "debootstrap",
+    "docker.io",
 ]
 
 
