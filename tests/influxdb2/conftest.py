@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support.influxdb2 import InfluxDB2StandIn
+from tests.support.systemd_rig import SystemdRig
 
 ORG, BUCKET, TOKEN = "homewatt", "homewatt", "stand-in-operator-token"
 
@@ -102,15 +103,10 @@ class ImageUnderTest:
 
 
 @pytest.fixture(scope="session")
-def standin_image(request: pytest.FixtureRequest) -> ImageUnderTest:
+def standin_image(systemd_rig: SystemdRig) -> ImageUnderTest:
     """The stand-in image, built once per content hash in the systemd rig's daemon."""
     from tests.support.influxdb2.image import build_image  # noqa: PLC0415
 
-    try:
-        rig = request.getfixturevalue("systemd_rig")
-    except pytest.FixtureLookupError:
-        # Until the systemd test rig (branch `rig`: tests/support/systemd_rig.py and its
-        # `systemd_rig` fixture) is merged, there is no bookworm base image to build FROM.
-        pytest.skip("the stand-in image needs the systemd rig's bookworm image: rig not merged")
+    rig = systemd_rig
     tag = build_image(rig.daemon, rig.image("bookworm"))
     return ImageUnderTest(rig.daemon, tag, rig.env(("bookworm",)))
