@@ -19,12 +19,9 @@ import tenacity
 import yaml
 
 from homewatt_backup.config import InfluxDB2Config, Secrets
-from homewatt_backup.dump import (
-    InfluxDB2Engine,
-    InfluxHTTP,
-    annotated_csv_to_lines,
-    restore_bucket_request,
-)
+from homewatt_backup.engines.annotated_csv import annotated_csv_to_lines
+from homewatt_backup.engines.http import InfluxHTTP
+from homewatt_backup.engines.influxdb2 import InfluxDB2Engine, restore_bucket_request
 from homewatt_backup.errors import InfluxError
 from homewatt_backup.ledger import VerificationLedger
 from tests.backup.conftest import Site, write_secret

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.cli import app
-from homewatt_backup.dump import make_engine
+from homewatt_backup.engines import make_engine
 from homewatt_backup.ledger import LEDGER_NAME, VerificationLedger
 from homewatt_backup.models import BackupId, Kind
 from homewatt_backup.runner import RequestedKind, Runner

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import io
 import os
@@ -325,3 +326,8 @@ def temporary_dir(parent: Path | None, prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def open_text_gzip(path: Path) -> IO[str]:
+    """A new gzip file (level 6) for writing UTF-8 text with "\n" line ends."""
+    return io.TextIOWrapper(gzip.open(path, "wb", compresslevel=6), encoding="utf-8", newline="\n")

@@ -29,7 +29,7 @@ from rich.table import Table
 from homewatt_backup import __version__
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
-from homewatt_backup.dump import DumpEngine, make_engine
+from homewatt_backup.engines import DatabaseEngine, make_engine
 from homewatt_backup.errors import BackupError, redact
 from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, utc_now
@@ -154,7 +154,7 @@ def _settings(ctx: typer.Context, read_secrets: bool = True) -> Settings:
     )
 
 
-def _engine(settings: Settings) -> DumpEngine:
+def _engine(settings: Settings) -> DatabaseEngine:
     return make_engine(
         settings.config.influxdb, settings.secrets, settings.config.schedule.query_chunk_hours
     )

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# Line protocol timestamp precisions: units per second.
+PRECISION_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 ARCHIVE_EXT = "tar"
 MANIFEST_FORMAT = 1
 MANIFEST_MEMBER = "manifest.json"

@@ -15,11 +15,18 @@ from datetime import datetime
 from pathlib import Path
 
 from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
-from homewatt_backup.dump import PRECISION_PER_SECOND, DumpEngine
+from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
 from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.lineprotocol import line_timestamp
-from homewatt_backup.models import BackupId, Engine, Kind, Manifest, utc_now
+from homewatt_backup.models import (
+    PRECISION_PER_SECOND,
+    BackupId,
+    Engine,
+    Kind,
+    Manifest,
+    utc_now,
+)
 from homewatt_backup.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -71,7 +78,7 @@ class RestoreStep:
 class Restorer:
     def __init__(
         self,
-        engine: DumpEngine,
+        engine: DatabaseEngine,
         store: BlobStore | None,
         archives: LocalArchives,
         workdir: Path | None = None,

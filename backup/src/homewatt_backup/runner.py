@@ -16,9 +16,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from homewatt_backup.archive import LocalArchives, check_archive, sha256_file, temporary_dir
+from homewatt_backup.archive import (
+    LocalArchives,
+    check_archive,
+    open_text_gzip,
+    sha256_file,
+    temporary_dir,
+)
 from homewatt_backup.config import Settings
-from homewatt_backup.dump import DumpEngine, open_text_gzip
+from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
     BackupError,
     BlobExistsError,
@@ -128,7 +134,7 @@ class Runner:
     def __init__(
         self,
         settings: Settings,
-        engine: DumpEngine,
+        engine: DatabaseEngine,
         store: BlobStore | None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:

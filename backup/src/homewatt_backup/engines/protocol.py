@@ -1,0 +1,108 @@
+"""What the backup, verify and restore flows need of a database: the `DatabaseEngine`
+protocol, and the value types its methods exchange. One module per engine implements it
+(influxdb1.py, influxdb2.py); make_engine() in this package picks one from the config.
+
+The protocol has four parts:
+
+- dump: `dump_full` writes the engine's own full backup into a directory; `dump_incremental`
+  writes the points of a time range as line protocol;
+- report: `version`, `target_state`;
+- write back: `ensure_target`, `write_lines` (line protocol, e.g. an incremental archive),
+  `write_health` (the run's health point);
+- restore: `restore_full` (a full backup into a bucket/database).
+
+Units: times are timezone-aware UTC datetimes; a range is [start, stop) (start included, stop
+excluded); line protocol timestamps are integers in the given `precision` (s, ms, us or ns);
+
+
+Errors: every method raises homewatt_backup.errors.InfluxError (one line naming the operation
+and the server) for anything the database or the network refused; writing a local file may
+raise OSError, which the caller turns into an ArchiveError naming the file. Nothing else
+escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Literal, Protocol
+
+from homewatt_backup.models import Engine, iso
+
+TargetState = Literal["absent", "empty", "nonempty"]
+Progress = Callable[[int], None]
+WRITE_BATCH_LINES = 5000
+
+
+def no_progress(_: int) -> None:
+    return None
+
+
+class DatabaseEngine(Protocol):
+    """One InfluxDB (1.x or 2.x) seen by the backup: dump, report, write back, restore."""
+
+    engine: Engine
+    source: str
+    """What is backed up: the database (1.x) or `<org>/<bucket>` (2.x)."""
+
+    def version(self) -> str:
+        """The server's version (its X-Influxdb-Version header); doubles as the reachability
+        check every run and restore starts with."""
+        ...
+
+    def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
+        """Write the engine's full backup of the source into `workdir` (file names start with
+        `base`, the backup's timestamp); return (name in the archive, local file) pairs."""
+        ...
+
+    def dump_incremental(
+        self, start: datetime, stop: datetime, out: IO[str], precision: str
+    ) -> int:
+        """Write every point with start <= time < stop to `out` as line protocol (one line per
+        point, "\\n"-terminated, timestamps in `precision`); return the lines written."""
+        ...
+
+    def ensure_target(self, target: str) -> None:
+        """Create the database/bucket `target` unless it exists."""
+        ...
+
+    def write_lines(
+        self, lines: Iterable[str], target: str, precision: str, progress: Progress = no_progress
+    ) -> int:
+        """Write line protocol (blank and `#` lines skipped) into `target` in gzip batches of
+        WRITE_BATCH_LINES; `progress` gets the lines of each batch; return the lines written."""
+        ...
+
+    def target_state(self, target: str) -> TargetState:
+        """Whether `target` is absent, exists empty, or holds data (a restore refuses the
+        last without --force)."""
+        ...
+
+    def restore_full(
+        self, extracted: Path, target: str, merge: bool, progress: Progress = no_progress
+    ) -> None:
+        """Restore a full backup (an extracted archive's directory) as `target`; with `merge`
+        (the target exists) through a temporary database/bucket whose points are copied in.
+        `progress` gets one step per restore call (1.x) or shard (2.x)."""
+        ...
+
+    def write_health(self, line: str) -> None:
+        """Write the run's health point (one line of line protocol, seconds precision)."""
+        ...
+
+
+def seconds_iso(ts: datetime) -> str:
+    """A range bound as both engines' queries take it: RFC3339 UTC, whole seconds."""
+    return iso(ts.astimezone(UTC).replace(microsecond=0)) or ""
+
+
+def windows(
+    start: datetime, stop: datetime, size: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    """[start, stop) cut into consecutive [a, b) pieces of at most `size` (one query each)."""
+    cursor = start
+    while cursor < stop:
+        end = min(cursor + size, stop)
+        yield cursor, end
+        cursor = end
