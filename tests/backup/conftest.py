@@ -140,6 +140,43 @@ def make_site(
     return site.save()
 
 
+def make_influxdb2_site(
+    root: Path,
+    url: str,
+    *,
+    org: str,
+    bucket: str,
+    token: str,
+    azurite: Azurite | None = None,
+    retention: str = "rotation",
+) -> Site:
+    """A site backing up an InfluxDB 2 (the stand-in) bucket, optionally to Azurite."""
+    root.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "site": SITE,
+        "influxdb": {
+            "engine": "influxdb2",
+            "url": url,
+            "org": org,
+            "bucket": bucket,
+            "token_credential": "influxdb-operator-token",
+        },
+    }
+    site = Site(root, config)
+    write_secret(site.credentials / "influxdb-operator-token", token)
+    if azurite is not None:
+        site.container = azurite.new_container()
+        perms = {"rotation": "rcwdl", "lifecycle": "rcwl"}[retention]
+        write_secret(site.credentials / "azure-sas", azurite.sas(site.container, perms))
+        config["azure"] = {
+            "account_url": azurite.account_url,
+            "container": site.container,
+            "retention": retention,
+            "sas_credential": "azure-sas",
+        }
+    return site.save()
+
+
 ELECTRICITY = [
     # the collector's data model: measurement electricity, SI fields, integer and float types
     "electricity,site=home,source=modbus,device=meter1,channel=l1,model=orno-we515 "

@@ -24,6 +24,7 @@ from homewatt_backup.engines.http import InfluxHTTP
 from homewatt_backup.engines.influxdb2 import InfluxDB2Engine, restore_bucket_request
 from homewatt_backup.errors import InfluxError
 from homewatt_backup.ledger import VerificationLedger
+from homewatt_backup.models import ShardRecord
 from tests.backup.conftest import Site, write_secret
 from tests.support.azurite import Azurite
 from tests.support.influxdb2 import VERSION, InfluxDB2StandIn, Recorded, Reply
@@ -66,7 +67,7 @@ def points(server: InfluxDB2StandIn, bucket: str) -> list[str]:
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    return sorted(annotated_csv_to_lines(response.text.splitlines(), "s"))
+    return sorted(annotated_csv_to_lines(response.text.splitlines(keepends=True), "s", "read"))
 
 
 def create_bucket(server: InfluxDB2StandIn, name: str) -> str:
@@ -134,7 +135,8 @@ def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real
 ) -> None:
     archives = {sid: influx2.store.shard_archive(sid) for sid in (1, 2)}
     seen = expire_shard_after_metadata(influx2, 3)
-    payload = engine(influx2.url).dump_full(tmp_path, "20261123T030000Z")
+    full = engine(influx2.url).dump_full(tmp_path, "20261123T030000Z")
+    payload = full.files
     names = [name for name, _ in payload]
     assert names == [
         "influxdb2/20261123T030000Z.1.tar.gz",
@@ -174,6 +176,12 @@ def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real
     assert groups[0]["shards"][0]["fileName"] == "20261123T030000Z.1.tar.gz"
     assert groups[0]["shards"][0]["shardOwners"] == [{"nodeID": 0}]
     assert groups[0]["startTime"] == "2026-10-19T00:00:00Z"  # Monday: Go's Truncate(7d)
+    # what the engine listed, and what became of each shard: sizes of the tars read whole
+    assert full.shards == (
+        ShardRecord(1, "saved", "influxdb2/20261123T030000Z.1.tar.gz", len(archives[1])),
+        ShardRecord(2, "saved", "influxdb2/20261123T030000Z.2.tar.gz", len(archives[2])),
+        ShardRecord(3, "expired"),
+    )
 
 
 def test_influxdb2_full_backup_needs_the_operator_token_not_run_against_a_real_influxdb2(
@@ -219,7 +227,7 @@ def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_re
     write(influx2, BUCKET, window1 + window2)
     influx2.requests.clear()
     out = io.StringIO()
-    count = engine(influx2.url).dump_incremental(start, start + timedelta(hours=2), out, "s")
+    exported = engine(influx2.url).dump_incremental(start, start + timedelta(hours=2), out, "s")
     queries = influx2.calls("POST", "/api/v2/query")
     assert len(queries) == 2  # one query per query_chunk_hours window
     assert queries[0].query == {"org": [ORG]}
@@ -241,7 +249,8 @@ def test_influxdb2_hourly_export_is_flux_per_chunk_to_lines_not_run_against_a_re
     ]
     expected_window2 = [later(line, 3600) for line in expected_window1]
     assert out.getvalue().splitlines() == expected_window1 + expected_window2
-    assert count == 10
+    assert exported.lines == 10
+    assert exported.field_values == {"electricity": 8, "homewatt_health": 2}
 
 
 def test_annotated_csv_precision_and_error_tables_not_run_against_a_real_influxdb2(
@@ -251,7 +260,7 @@ def test_annotated_csv_precision_and_error_tables_not_run_against_a_real_influxd
     # csv/result.go: CRLF, dateTime:RFC3339, a null value, an escaped string)
     text = (FIXTURES / "influxdb2_export.csv").read_bytes().decode()
     assert "\r\n" in text
-    lines = list(annotated_csv_to_lines(text.splitlines(), "ms"))
+    lines = list(annotated_csv_to_lines(text.splitlines(keepends=True), "ms", "export"))
     assert lines[1].endswith(" 1795435202500")  # 12:00:02.5 in milliseconds
     # an error after the first table, as InfluxDB writes a failure once data has gone out
     influx2.query_fault = (1, 'failed to initialize execute state: could not find bucket "nope"')
@@ -272,7 +281,7 @@ def test_influxdb2_restore_makes_bucket_then_posts_shards_not_run_against_a_real
     work.mkdir()
     original = points(influx2, BUCKET)
     archive_1 = influx2.store.shard_archive(1)
-    payload = eng.dump_full(work, "20261123T030000Z")
+    payload = eng.dump_full(work, "20261123T030000Z").files
     assert all(path.is_relative_to(work) for _, path in payload)
     assert eng.target_state("restored") == "absent"
     eng.restore_full(work, "restored", merge=False)
@@ -399,7 +408,7 @@ def test_influxdb2_server_errors_are_retried_then_reported_not_run_against_a_rea
     start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     eng = engine(influx2.url, attempts=3)
     eng.http.wait = tenacity.wait_none()
-    assert eng.dump_incremental(start, start + timedelta(hours=1), io.StringIO(), "s") == 0
+    assert eng.dump_incremental(start, start + timedelta(hours=1), io.StringIO(), "s").lines == 0
     assert len(influx2.calls("POST", "/api/v2/query")) == 2
     influx2.overrides[("POST", "/api/v2/query")] = lambda _r: Reply(500, b"internal error")
     with pytest.raises(InfluxError, match="incremental export: InfluxDB answered 500: internal"):

@@ -194,6 +194,52 @@ def test_flux_filter_limit_last_and_to(standin: InfluxDB2StandIn, operator: Api)
     assert [r.split(",")[6] for r in back if r] == ["1", "3", "5", "7", "9"]
 
 
+def test_flux_count_gives_one_row_per_table_key_columns_then_value(operator: Api) -> None:
+    """flux execute/aggregate.go: the group key columns, then _value as a long."""
+    operator.write(
+        "\n".join(f'electricity,device=m{i % 2} power_w={i},note="x" {T0 + i}' for i in range(5))
+    )
+    answer = operator.flux(
+        f'from(bucket: "{BUCKET}")\n  |> range(start: 2026-11-23T12:00:00Z, '
+        "stop: 2026-11-23T13:00:00Z)\n  |> count()"
+    )
+    assert answer.status_code == 200
+    assert answer.text.split("\r\n")[:6] == [
+        "#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,string,string,string,long",
+        "#group,false,false,true,true,true,true,true,false",
+        "#default,_result,,,,,,,",
+        ",result,table,_start,_stop,_field,_measurement,device,_value",
+        ",,0,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,note,electricity,m0,3",
+        ",,1,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,power_w,electricity,m0,3",
+    ]
+    assert answer.text.count("\r\n,,") == 4  # note and power_w of m0 and m1
+
+
+def test_flux_empty_tables_get_their_own_schema_with_the_key_as_defaults(operator: Api) -> None:
+    """csv.ResultEncoder: an empty table (limit(n: 0) keeps it) is written as its schema with
+    the table id and group key in #default, and the table after it gets a schema again."""
+    operator.write(f"m,t=a f=1 {T0}\nm,t=b f=2 {T0}")
+    answer = operator.flux(
+        f'from(bucket: "{BUCKET}") |> range(start: 2026-11-23T12:00:00Z, '
+        "stop: 2026-11-23T13:00:00Z) |> limit(n: 0)"
+    )
+    assert answer.text.split("\r\n") == [
+        "#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,"
+        "string,string,string",
+        "#group,false,false,true,true,false,false,true,true,true",
+        "#default,_result,0,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,,,f,m,a",
+        ",result,table,_start,_stop,_time,_value,_field,_measurement,t",
+        "",
+        "#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,"
+        "string,string,string",
+        "#group,false,false,true,true,false,false,true,true,true",
+        "#default,_result,1,2026-11-23T12:00:00Z,2026-11-23T13:00:00Z,,,f,m,b",
+        ",result,table,_start,_stop,_time,_value,_field,_measurement,t",
+        "",
+        "",
+    ]
+
+
 def test_flux_beyond_the_subset_is_a_400_that_names_the_stand_ins_limit(operator: Api) -> None:
     answer = operator.flux(
         f'from(bucket: "{BUCKET}") |> range(start: -1h) |> aggregateWindow(every: 1m, fn: mean)'

@@ -8,7 +8,10 @@ It forwards every request to the upstream server unless told to misbehave:
   them (a server refusing a bad point);
 - `delay_s`: hold each request that long before forwarding (a slow server);
 - `cut_next_request_after(n)`: read n bytes of the next request body, then reset the connection
-  (a link cut mid-upload).
+  (a link cut mid-upload);
+- `rewrite_answers(fn)`: pass each upstream answer's body (gunzipped) and the request's path to
+  `fn`; when it returns bytes, send those instead (a server that silently answers less than it
+  holds).
 Every request it receives is logged in `stats.log` as (method, path with query), in order.
 It is a real TCP/HTTP peer, not a mock: the client under test runs its real network code.
 """
@@ -170,6 +173,17 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
         with proxy._lock:
             proxy.stats.forwarded += 1
+        rewrite = proxy._rewrite
+        if rewrite is not None:
+            plain = payload
+            if out.get("Content-Encoding", "").lower() == "gzip" and payload:
+                plain = gzip.decompress(payload)
+            changed = rewrite(self.path, plain)
+            if changed is not None:
+                with proxy._lock:
+                    proxy.stats.faulted += 1
+                out.pop("Content-Encoding", None)
+                payload = changed
         self._answer(response.status, out, payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle
@@ -188,6 +202,7 @@ class FaultProxy:
         self._canned: list[Canned] = []
         self._reject_predicate: Callable[[bytes], bool] | None = None
         self._cut_after: int | None = None
+        self._rewrite: Callable[[str, bytes], bytes | None] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -238,6 +253,10 @@ class FaultProxy:
     def reject_if(self, predicate: Callable[[bytes], bool] | None) -> None:
         """Answer 400 to every request whose body matches; None forwards everything again."""
         self._reject_predicate = predicate
+
+    def rewrite_answers(self, fn: Callable[[str, bytes], bytes | None] | None) -> None:
+        """fn(path with query, body) -> replacement body or None (forward as is)."""
+        self._rewrite = fn
 
     def cut_next_request_after(self, nbytes: int) -> None:
         with self._lock:

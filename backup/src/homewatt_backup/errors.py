@@ -37,6 +37,11 @@ class InfluxError(BackupError):
     """InfluxDB refused, failed or could not be reached (dump, restore, health point)."""
 
 
+class IncompleteDumpError(InfluxError):
+    """A dump does not hold everything InfluxDB reported (field values counted in its range,
+    shards listed): it is not kept, and the run fails."""
+
+
 class ArchiveError(BackupError):
     """A local archive could not be written or read (full disk, permissions)."""
 

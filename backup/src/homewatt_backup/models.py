@@ -99,12 +99,77 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class ShardRecord:
+    """One shard of a full backup as the engine listed it: `saved` into `file` (`size`:
+    the uncompressed shard archive's bytes), or `expired` (retention removed it during the
+    backup: the engine answered 404 for it)."""
+
+    id: int
+    state: str  # saved | expired
+    file: str | None = None
+    size: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShardRecord:
+        size = data.get("size")
+        return cls(
+            int(data["id"]),
+            str(data["state"]),
+            None if data.get("file") is None else str(data["file"]),
+            None if size is None else int(size),
+        )
+
+
+@dataclass(frozen=True)
+class FieldValueCheck:
+    """The completeness check of an incremental dump: field values per measurement in its
+    range, counted by InfluxDB right `before` the dump and right `after` it, and `archived`.
+    The archive is complete when before <= archived <= after for every measurement (points
+    delivered late during the dump may add some; none may be missing)."""
+
+    before: Mapping[str, int]
+    archived: Mapping[str, int]
+    after: Mapping[str, int]
+
+    def shortfalls(self) -> list[str]:
+        """One text per measurement outside its bounds, e.g. 'electricity: 814 archived,
+        InfluxDB counted 4000 before and 4000 after the dump'."""
+        out = []
+        for name in sorted(set(self.before) | set(self.archived) | set(self.after)):
+            low, high = self.before.get(name, 0), self.after.get(name, 0)
+            got = self.archived.get(name, 0)
+            if not low <= got <= high:
+                out.append(
+                    f"{name}: {got} archived, InfluxDB counted {low} before and {high} after "
+                    "the dump"
+                )
+        return out
+
+    def to_dict(self) -> dict[str, dict[str, int]]:
+        return {
+            "before": dict(sorted(self.before.items())),
+            "archived": dict(sorted(self.archived.items())),
+            "after": dict(sorted(self.after.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FieldValueCheck:
+        def counts(key: str) -> dict[str, int]:
+            return {str(k): int(v) for k, v in dict(data.get(key) or {}).items()}
+
+        return cls(counts("before"), counts("archived"), counts("after"))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What an archive holds; stored as its first member and (summarised) in blob metadata.
 
     `range_start`..`range_stop` is the time range of the points covered: an hourly archive
     holds points with range_start <= time < range_stop; a daily (full) one everything up to
     range_stop (range_start None).
+
+    `field_values` (hourly): the completeness check of the dump; `shards` (daily): every shard
+    the engine listed and what became of it. Both are absent in archives of earlier versions.
     """
 
     site: str
@@ -119,6 +184,8 @@ class Manifest:
     files: tuple[FileEntry, ...]
     lines: int | None = None
     format: int = MANIFEST_FORMAT
+    field_values: FieldValueCheck | None = None
+    shards: tuple[ShardRecord, ...] = ()
 
     @property
     def backup_id(self) -> BackupId:
@@ -131,6 +198,10 @@ class Manifest:
         data["created"] = iso(self.created)
         data["range_start"] = iso(self.range_start)
         data["range_stop"] = iso(self.range_stop)
+        data["field_values"] = None if self.field_values is None else self.field_values.to_dict()
+        data["shards"] = [
+            {k: v for k, v in asdict(shard).items() if v is not None} for shard in self.shards
+        ]
         return data
 
     def to_json(self) -> bytes:
@@ -158,6 +229,12 @@ class Manifest:
                 FileEntry(str(f["name"]), int(f["size"]), str(f["sha256"])) for f in data["files"]
             ),
             lines=None if data.get("lines") is None else int(data["lines"]),
+            field_values=(
+                None
+                if data.get("field_values") is None
+                else FieldValueCheck.from_dict(data["field_values"])
+            ),
+            shards=tuple(ShardRecord.from_dict(s) for s in data.get("shards") or ()),
         )
 
     @classmethod

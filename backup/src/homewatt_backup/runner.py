@@ -29,6 +29,7 @@ from homewatt_backup.errors import (
     BackupError,
     BlobExistsError,
     CorruptArchiveError,
+    IncompleteDumpError,
     LockedError,
     StoreError,
     from_oserror,
@@ -38,6 +39,7 @@ from homewatt_backup.lineprotocol import format_line
 from homewatt_backup.models import (
     BackupId,
     BackupRef,
+    FieldValueCheck,
     Kind,
     LocalBackup,
     Manifest,
@@ -148,13 +150,26 @@ class Runner:
 
     # ---- steps
     def make_backup(self, kind: Kind, now: datetime, local: Sequence[LocalBackup]) -> LocalBackup:
+        """Dump, check and archive one backup. A dump that fails its check (a shard missing or
+        cut short; an incremental holding fewer field values than InfluxDB counted in its
+        range before the dump, or more than it counted after) raises IncompleteDumpError and
+        keeps nothing: the next run covers the same range again."""
         version = self.engine.version()
         base = format_ts(now)
         work = self.archives.staging(f"{kind.value}-{base}")
         precision = self.config.schedule.precision
+        name = BackupId(now, kind, self.config.site).name
         try:
             if kind is Kind.DAILY:
-                payload = self.engine.dump_full(work, base)
+                full = self.engine.dump_full(work, base)
+                payload = full.files
+                saved = sum(1 for s in full.shards if s.state == "saved")
+                log.info(
+                    "%s: %d shards saved, %d expired during the backup",
+                    name,
+                    saved,
+                    len(full.shards) - saved,
+                )
                 manifest = Manifest(
                     self.config.site,
                     kind,
@@ -166,13 +181,34 @@ class Runner:
                     now,
                     precision,
                     (),
+                    shards=full.shards,
                 )
             else:
                 overlap = timedelta(hours=self.config.schedule.overlap_hours)
-                start, stop = incremental_window(local, now, overlap)
+                start, stop = incremental_window(local, now, overlap)  # stop fixed: now
                 data = work / "data.lp.gz"
+                before = self.engine.count_field_values(start, stop)
                 with open_text_gzip(data) as out:
-                    lines = self.engine.dump_incremental(start, stop, out, precision)
+                    exported = self.engine.dump_incremental(start, stop, out, precision)
+                after = self.engine.count_field_values(start, stop)
+                check = FieldValueCheck(before, exported.field_values, after)
+                log.info(
+                    "%s: %d field values archived in %d lines; InfluxDB counted %d before "
+                    "and %d after the dump (%s .. %s)",
+                    name,
+                    sum(exported.field_values.values()),
+                    exported.lines,
+                    sum(before.values()),
+                    sum(after.values()),
+                    iso(start),
+                    iso(stop),
+                )
+                shortfalls = check.shortfalls()
+                if shortfalls:
+                    raise IncompleteDumpError(
+                        f"{name} not kept: the export of {iso(start)} .. {iso(stop)} does not "
+                        f"match what InfluxDB counted: {'; '.join(shortfalls)}"
+                    )
                 payload = [("data.lp.gz", data)]
                 manifest = Manifest(
                     self.config.site,
@@ -185,7 +221,8 @@ class Runner:
                     stop,
                     precision,
                     (),
-                    lines,
+                    exported.lines,
+                    field_values=check,
                 )
             return self.archives.write(manifest, payload)
         except OSError as exc:

@@ -66,7 +66,7 @@ influx-cli v2.7.5 config/local.go. Shapes were checked with influxdb-client's ge
 `domain` models (the OpenAPI contract in code) in tests/influxdb2.
 
 What it does not do (each answers a 400 or a start error naming the stand-in, never a
-pretend): Flux beyond from/range/filter/limit/first/last/to/yield (no aggregateWindow, no
+pretend): Flux beyond from/range/filter/limit/first/last/count/to/yield (no aggregateWindow, no
 group, no imports); InfluxQL beyond raw SELECTs and SHOW DATABASES/MEASUREMENTS/FIELD KEYS/TAG
 KEYS; running tasks; compiling a task's Flux (a script that does not parse is stored);
 v1 usernames and passwords; sessions and signin; the UI; TLS; `influxd upgrade` and

@@ -5,6 +5,10 @@ Reconstructed from influxdata/flux v0.196.1 (the Flux of influxdb v2.7.12) csv/r
 EncodeError), result.go (DelimitedMultiResultEncoder: "\\r\\n" after every result, an error
 after data becomes an `error,reference` table) and Go's encoding/csv Writer with UseCRLF
 (quoting a field holding the delimiter, a quote, CR or LF, or starting with a space).
+A new schema (annotations and header, after a blank line unless first) is written when the
+columns change, for an empty table and for the table after an empty one; an empty table's
+`#default` row carries its table id and group key values (ResultEncoder.Encode, writeSchema
+with useKeyDefaults).
 Times are RFC3339Nano text under the `dateTime:RFC3339` datatype; doubles are
 strconv.FormatFloat(v, 'f', -1, 64).
 """
@@ -33,6 +37,7 @@ class Table:
     columns: list[tuple[str, str]]
     group_key: set[str]
     rows: list[list[object]] = field(default_factory=list)
+    key_values: dict[str, object] = field(default_factory=dict)  # an empty table's group key
 
 
 def _needs_quotes(text: str) -> bool:
@@ -68,8 +73,14 @@ def encode_value(kind: str, value: object) -> str:
     return str(value)
 
 
-def _schema_lines(table: Table, annotations: list[str], header: bool, result: str) -> str:
+def _schema_lines(
+    table: Table, annotations: list[str], header: bool, result: str, empty_id: int | None
+) -> str:
     cols = [("", ""), ("result", "string"), ("table", "integer"), *table.columns]
+    defaults = [result, "" if empty_id is None else str(empty_id)]
+    for name, kind in table.columns:
+        known = empty_id is not None and name in table.group_key
+        defaults.append(encode_value(kind, table.key_values.get(name)) if known else "")
     out = ""
     for annotation in annotations:
         if annotation == "datatype":
@@ -84,7 +95,7 @@ def _schema_lines(table: Table, annotations: list[str], header: bool, result: st
                 ]
             )
         elif annotation == "default":
-            out += csv_line(["#default", result, *([""] * (len(cols) - 2))])
+            out += csv_line(["#default", *defaults])
     if header:
         out += csv_line(label for label, _ in cols)
     return out
@@ -99,13 +110,15 @@ def encode_tables(
 ) -> Iterator[str]:
     """One result's text, a chunk per table, then the result delimiter ("\\r\\n")."""
     last_schema: tuple[object, ...] | None = None
+    last_empty = False
     for table_id, table in enumerate(tables):
         schema = (tuple(table.columns), tuple(sorted(table.group_key)))
+        empty = not table.rows
         chunk = ""
-        if schema != last_schema:
+        if last_empty or schema != last_schema or empty:
             if last_schema is not None:
                 chunk += "\r\n"
-            chunk += _schema_lines(table, annotations, header, result)
+            chunk += _schema_lines(table, annotations, header, result, table_id if empty else None)
         first = "" if "default" in annotations else result
         for row in table.rows:
             cells = ["", first, str(table_id)]
@@ -114,7 +127,7 @@ def encode_tables(
             ]
             chunk += csv_line(cells)
         yield chunk
-        last_schema = schema
+        last_schema, last_empty = schema, empty
     yield "\r\n"
 
 

@@ -8,6 +8,10 @@ Supported (one pipeline, optionally ending in `yield`):
   |> filter(fn: (r) => <predicate>)         `r.col` or `r["col"]` compared with == != < <= > >=
                                             to a string, number or boolean; and, or, not, ( )
   |> limit(n: N[, offset: M]) |> first() |> last()
+  |> count()                                one row per table: the group key and _value, the
+                                            number of non-null values (long); flux v0.196.1
+                                            stdlib/universe/count.go, an aggregate: key columns
+                                            first, then _value (execute/aggregate.go)
   |> to(bucket: "name")                     writes the rows into another bucket (write permission)
   |> yield(name: "name")
 Tables come out as InfluxDB's storage reads them: one per series and field, columns _start,
@@ -26,7 +30,7 @@ from . import gojson
 from .annotated_csv import Table
 from .lineprotocol import Point
 
-SUPPORTED = "from, range, filter, limit, first, last, to, yield"
+SUPPORTED = "from, range, filter, limit, first, last, count, to, yield"
 FUNCTIONS = frozenset(SUPPORTED.split(", "))
 _DURATION_UNITS = {
     "ns": 1,
@@ -347,10 +351,21 @@ def run(pipeline: Pipeline, source: Source) -> tuple[str, list[Table]]:
             tables = [t for t in tables if t.rows]
         elif call.name == "limit":
             n, offset = int(call.args.get("n", 0)), int(call.args.get("offset", 0))
-            tables = [Table(t.columns, t.group_key, t.rows[offset : offset + n]) for t in tables]
+            tables = [
+                Table(t.columns, t.group_key, t.rows[offset : offset + n], t.key_values)
+                for t in tables
+            ]
         elif call.name in ("first", "last"):
             pick = 0 if call.name == "first" else -1
-            tables = [Table(t.columns, t.group_key, [t.rows[pick]]) for t in tables if t.rows]
+            tables = [
+                Table(t.columns, t.group_key, [t.rows[pick]], t.key_values)
+                for t in tables
+                if t.rows
+            ]
+        elif call.name == "count":
+            if call.args:
+                raise QueryError("count() takes no arguments here (column is not supported)")
+            tables = [_counted(t) for t in tables]
         elif call.name == "to":
             target = call.args.get("bucket")
             points = [Point(*_point_parts(t, row)) for t in tables for row in t.rows]
@@ -377,7 +392,14 @@ def _tables(rows: list[Any], start: int, stop: int) -> list[Table]:
                 *((k, "string") for k in tag_names),
             ]
             group = {"_start", "_stop", "_field", "_measurement", *tag_names}
-            table = by_series[key] = Table(columns, group)
+            key_values = {
+                "_start": start,
+                "_stop": stop,
+                "_field": row.field,
+                "_measurement": row.measurement,
+                **dict(row.tags),
+            }
+            table = by_series[key] = Table(columns, group, [], key_values)
         table.rows.append(
             [
                 start,
@@ -392,6 +414,17 @@ def _tables(rows: list[Any], start: int, stop: int) -> list[Table]:
     return list(by_series.values())
 
 
+def _counted(table: Table) -> Table:
+    """count(): the table's group key columns (their values are those of every row) and
+    _value, the number of non-null _value cells, as one row."""
+    keep = [i for i, (name, _) in enumerate(table.columns) if name in table.group_key]
+    columns = [table.columns[i] for i in keep] + [("_value", "integer")]
+    value_at = [name for name, _ in table.columns].index("_value")
+    count = sum(1 for row in table.rows if row[value_at] is not None)
+    key = [table.key_values.get(name) for name, _ in columns[:-1]]
+    return Table(columns, set(table.group_key), [[*key, count]], table.key_values)
+
+
 def _record(table: Table, row: list[Any]) -> dict[str, Any]:
     return {name: value for (name, _), value in zip(table.columns, row, strict=True)}
 
@@ -401,6 +434,7 @@ def _filtered(table: Table, predicate: Any) -> Table:
         table.columns,
         table.group_key,
         [r for r in table.rows if matches(predicate, _record(table, r))],
+        table.key_values,
     )
 
 

@@ -2,10 +2,12 @@
 engines.protocol.DatabaseEngine.
 
 - dump, full: `influxd backup -portable` (RPC on the bind-address, no root needed), the
-  portable format `influxd restore -portable` reads;
+  portable format `influxd restore -portable` reads; every shard SHOW SHARDS lists before and
+  after it must be in its manifest, and every shard file whole at the size the manifest gives;
 - dump, incremental: InfluxQL `SELECT * FROM <measurement> WHERE time >= .. AND time < ..
   GROUP BY *` over `/query` (chunked JSON), one query per measurement and window, turned into
   line protocol with the field types SHOW FIELD KEYS reports;
+- report: `SELECT COUNT(*) FROM /.*/` over the range counts field values per measurement;
 - write back: `/write` in gzip batches; CREATE DATABASE;
 - restore: `influxd restore -portable` into a new database; merging into an existing one goes
   through a temporary database and `SELECT * INTO`.
@@ -14,9 +16,11 @@ engines.protocol.DatabaseEngine.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,17 +29,22 @@ from typing import IO, Any
 import requests
 
 from homewatt_backup.config import InfluxDB1Config, Secrets
-from homewatt_backup.engines.http import InfluxHTTP
+from homewatt_backup.engines.http import InfluxHTTP, response_text
 from homewatt_backup.engines.protocol import (
+    Exported,
+    FullDump,
     Progress,
     TargetState,
     no_progress,
     seconds_iso,
     windows,
 )
+from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
 from homewatt_backup.lineprotocol import FieldValue, format_field, format_line
-from homewatt_backup.models import Engine, format_ts
+from homewatt_backup.models import Engine, ShardRecord, format_ts
+
+log = logging.getLogger(__name__)
 
 
 def influxql_ident(name: str) -> str:
@@ -113,6 +122,24 @@ class InfluxDB1Engine:
                 types.setdefault(str(key), str(kind))
         return types
 
+    def shard_ids(self, db: str) -> set[int]:
+        """The ids of the shards SHOW SHARDS lists for `db`."""
+        rows = self._series(self._query("SHOW SHARDS", "InfluxDB: list shards"))
+        return {int(v[0]) for s in rows if s.get("name") == db for v in s.get("values", [])}
+
+    def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
+        q = (
+            "SELECT COUNT(*) FROM /.*/ "  # noqa: S608 (times formatted here)
+            f"WHERE time >= '{seconds_iso(start)}' AND time < '{seconds_iso(stop)}'"
+        )
+        counts: Counter[str] = Counter()
+        for series in self._series(
+            self._query(q, "InfluxDB: count field values", self.config.database)
+        ):
+            for row in series.get("values", []):
+                counts[str(series["name"])] += sum(int(v or 0) for v in row[1:])
+        return counts
+
     def target_state(self, target: str) -> TargetState:
         if target not in self.databases():
             return "absent"
@@ -153,25 +180,46 @@ class InfluxDB1Engine:
             detail = lines[-1] if lines else f"exit status {done.returncode}"
             raise InfluxError(f"{what}: influxd {argv[0]} -portable failed: {detail}")
 
-    def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
+    def dump_full(self, workdir: Path, base: str) -> FullDump:
         self._check_rpc("full backup")
+        what = f"full backup from {self.config.rpc_address}"
+        db = self.config.database
+        listed_before = self.shard_ids(db)
         target = workdir / "influxdb1"
         self._influxd(
-            [
-                "backup",
-                "-portable",
-                "-host",
-                self.config.rpc_address,
-                "-db",
-                self.config.database,
-                str(target),
-            ],
-            f"full backup from {self.config.rpc_address}",
+            ["backup", "-portable", "-host", self.config.rpc_address, "-db", db, str(target)],
+            what,
         )
+        listed_after = self.shard_ids(db)
+        manifests = sorted(target.glob("*.manifest"))
+        if not manifests:
+            raise InfluxError(f"{what}: influxd backup wrote no manifest")
+        try:
+            entries = json.loads(manifests[-1].read_text()).get("files", [])
+            reported = {int(e["shardID"]): (str(e["fileName"]), int(e["size"])) for e in entries}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InfluxError(f"{what}: influxd's manifest is unreadable ({exc})") from None
+        shards = []
+        for shard_id in sorted(listed_before | listed_after | set(reported)):
+            if shard_id not in reported:
+                if shard_id in listed_after:
+                    raise InfluxError(
+                        f"{what}: shard {shard_id} of {db!r} (SHOW SHARDS) is not in the "
+                        "backup influxd made: the backup is not kept"
+                    )
+                log.warning("shard %d of %s was removed during the backup", shard_id, db)
+                shards.append(ShardRecord(shard_id, "expired"))
+                continue
+            name, size = reported[shard_id]
+            found = check_shard_file(target / name, shard_id, what)
+            if found != size:
+                raise InfluxError(
+                    f"{what}: shard {shard_id} ({name}) holds {found} bytes, influxd reported "
+                    f"{size}: the backup is not kept"
+                )
+            shards.append(ShardRecord(shard_id, "saved", f"influxdb1/{name}", size))
         files = sorted(p for p in target.iterdir() if p.is_file())
-        if not files:
-            raise InfluxError("full backup: influxd backup wrote no files")
-        return [(f"influxdb1/{p.name}", p) for p in files]
+        return FullDump([(f"influxdb1/{p.name}", p) for p in files], tuple(shards))
 
     def _select(
         self, db: str, measurement: str, start: datetime, stop: datetime, precision: str
@@ -188,8 +236,8 @@ class InfluxDB1Engine:
         )
         with response:
             try:
-                for raw in response.iter_lines():
-                    if not raw:
+                for raw in response_text(response):
+                    if not raw.strip():
                         continue
                     for result in json.loads(raw).get("results", []):
                         if "error" in result:
@@ -200,9 +248,9 @@ class InfluxDB1Engine:
 
     def dump_incremental(
         self, start: datetime, stop: datetime, out: IO[str], precision: str
-    ) -> int:
+    ) -> Exported:
         db = self.config.database
-        count = 0
+        exported = Exported()
         for measurement in self.measurements(db):
             types = self.field_types(db, measurement)
             for window_start, window_stop in windows(start, stop, self.chunk):
@@ -219,9 +267,10 @@ class InfluxDB1Engine:
                             if formatted is not None:
                                 fields[column] = formatted
                         if fields:
-                            out.write(format_line(series["name"], tags, fields, int(row[0])) + "\n")
-                            count += 1
-        return count
+                            name = str(series["name"])
+                            out.write(format_line(name, tags, fields, int(row[0])) + "\n")
+                            exported.add(name, len(fields))
+        return exported
 
     # ---- write back
     def ensure_target(self, target: str) -> None:

@@ -3,9 +3,11 @@ engines.protocol.DatabaseEngine. Not run against a real InfluxDB 2 here (see the
 
 - dump, full: `/api/v2/backup/metadata` (KV and SQL snapshots, bucket manifests) plus
   `/api/v2/backup/shards/{id}` for every shard of the bucket, stored in the `influx backup`
-  directory layout (an extracted archive is a directory `influx restore` reads);
+  directory layout (an extracted archive is a directory `influx restore` reads); every shard
+  the metadata lists must arrive whole (gzip and tar read to their ends) or be gone (404);
 - dump, incremental: a Flux query per window, its annotated CSV (annotated_csv.py) turned into
   line protocol;
+- report: Flux `count()` over the range counts field values per measurement;
 - write back: `/api/v2/write` in gzip batches; POST /api/v2/buckets;
 - restore: `/api/v2/restore/bucketMetadata` then `/api/v2/restore/shards/{id}` for each shard;
   merging into an existing bucket goes through a temporary bucket and Flux `to()`.
@@ -18,25 +20,30 @@ import email.policy
 import gzip
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import requests
+import urllib3
 
 from homewatt_backup.config import InfluxDB2Config, Secrets
-from homewatt_backup.engines.annotated_csv import annotated_csv_to_lines
-from homewatt_backup.engines.http import InfluxHTTP
+from homewatt_backup.engines.annotated_csv import read_records, record_to_line
+from homewatt_backup.engines.http import InfluxHTTP, response_text
 from homewatt_backup.engines.protocol import (
+    Exported,
+    FullDump,
     Progress,
     TargetState,
     no_progress,
     seconds_iso,
     windows,
 )
+from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
-from homewatt_backup.models import Engine, format_ts
+from homewatt_backup.models import Engine, ShardRecord, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -103,26 +110,32 @@ class InfluxDB2Engine:
                     "compression": 1,
                 }
             elif name == "buckets":
-                buckets = list(json.loads(payload))
+                try:
+                    buckets = list(json.loads(payload))
+                except ValueError as exc:
+                    raise InfluxError(
+                        f"full backup: the metadata's bucket manifest is unreadable ({exc})"
+                    ) from None
             else:
                 raise InfluxError(f"full backup: unexpected metadata part {name!r}")
         if "kv" not in manifest:
             raise InfluxError("full backup: the metadata answer holds no KV snapshot")
         return manifest, buckets
 
-    def _shard(self, shard_id: int, workdir: Path, base: str) -> dict[str, Any] | None:
+    def _shard(self, shard_id: int, workdir: Path, base: str) -> ShardRecord:
+        what = f"full backup: shard {shard_id}"
         response = self.http.request(
             "GET",
             f"/api/v2/backup/shards/{shard_id}",
-            f"full backup: shard {shard_id}",
+            what,
             ok=(200, 404),
             stream=True,
             headers={"Accept-Encoding": "gzip"},
         )
         with response:
             if response.status_code == 404:
-                log.warning("shard %d was removed during the backup; skipped", shard_id)
-                return None
+                log.warning("shard %d was removed during the backup (retention); skipped", shard_id)
+                return ShardRecord(shard_id, "expired")
             file_name = f"{base}.{shard_id}.tar.gz"
             path = workdir / file_name
             compressed = response.headers.get("Content-Encoding", "") == "gzip"
@@ -136,11 +149,15 @@ class InfluxDB2Engine:
                     finally:
                         if sink is not raw_out:
                             sink.close()
-            except requests.RequestException as exc:
-                raise from_requests(exc, f"full backup: shard {shard_id}", self.http.url) from None
-        return {"fileName": file_name, "size": path.stat().st_size, "compression": 1}
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise InfluxError(
+                    f"{what}: the transfer from InfluxDB at {self.http.url} broke off "
+                    f"({type(exc).__name__}): the backup is not kept"
+                ) from None
+        size = check_shard_file(path, shard_id, "full backup")
+        return ShardRecord(shard_id, "saved", f"influxdb2/{file_name}", size)
 
-    def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
+    def dump_full(self, workdir: Path, base: str) -> FullDump:
         target = workdir / "influxdb2"
         target.mkdir()
         manifest, buckets = self._metadata(target, base)
@@ -155,18 +172,27 @@ class InfluxDB2Engine:
                 f"full backup: bucket {self.config.bucket!r} of org "
                 f"{self.config.org!r} is not in InfluxDB's backup metadata"
             )
+        records: list[ShardRecord] = []
         for bucket in wanted:
             for rp in bucket.get("retentionPolicies", []):
                 for group in rp.get("shardGroups", []):
                     kept = []
                     for shard in group.get("shards", []):
-                        entry = self._shard(int(shard["id"]), target, base)
-                        if entry is not None:
+                        record = self._shard(int(shard["id"]), target, base)
+                        records.append(record)
+                        if record.file is not None:
+                            path = target / record.file.removeprefix("influxdb2/")
+                            entry = {
+                                "fileName": path.name,
+                                "size": path.stat().st_size,
+                                "compression": 1,
+                            }
                             kept.append({**shard, **entry})
                     group["shards"] = kept
         manifest["buckets"] = wanted
         (target / f"{base}.manifest").write_text(json.dumps(manifest, indent=2) + "\n")
-        return [(f"influxdb2/{p.name}", p) for p in sorted(target.iterdir())]
+        files = [(f"influxdb2/{p.name}", p) for p in sorted(target.iterdir())]
+        return FullDump(files, tuple(records))
 
     # ---- incremental
     def flux_export(self, start: datetime, stop: datetime) -> str:
@@ -196,23 +222,37 @@ class InfluxDB2Engine:
             headers={"Accept": "application/csv", "Accept-Encoding": "gzip"},
         )
 
+    def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
+        flux = self.flux_export(start, stop) + "\n  |> count()"
+        what = "InfluxDB: count field values"
+        counts: Counter[str] = Counter()
+        with self._query_csv(flux, what) as response:
+            try:
+                for record in read_records(response_text(response), what):
+                    value = record.cells.get("_value", "")
+                    if value:
+                        counts[record.cells.get("_measurement", "")] += int(value)
+            except requests.RequestException as exc:
+                raise from_requests(exc, what, self.http.url) from None
+        return counts
+
     def dump_incremental(
         self, start: datetime, stop: datetime, out: IO[str], precision: str
-    ) -> int:
-        count = 0
+    ) -> Exported:
+        what = "incremental export"
+        exported = Exported()
         for window_start, window_stop in windows(start, stop, self.chunk):
-            response = self._query_csv(
-                self.flux_export(window_start, window_stop), "incremental export"
-            )
+            response = self._query_csv(self.flux_export(window_start, window_stop), what)
             with response:
                 try:
-                    lines = response.iter_lines(decode_unicode=True)
-                    for line in annotated_csv_to_lines(lines, precision):
-                        out.write(line + "\n")
-                        count += 1
+                    for record in read_records(response_text(response), what):
+                        converted = record_to_line(record, precision, what)
+                        if converted is not None:
+                            out.write(converted[1] + "\n")
+                            exported.add(converted[0], 1)
                 except requests.RequestException as exc:
-                    raise from_requests(exc, "incremental export", self.http.url) from None
-        return count
+                    raise from_requests(exc, what, self.http.url) from None
+        return exported
 
     # ---- writes, targets, restore
     def _org_id(self) -> str:
@@ -263,9 +303,12 @@ class InfluxDB2Engine:
         if self._bucket(target) is None:
             return "absent"
         flux = f"from(bucket: {flux_string(target)})\n  |> range(start: 0)\n  |> limit(n: 1)"
-        response = self._query_csv(flux, f"InfluxDB: is bucket {target} empty")
-        with response:
-            rows = list(annotated_csv_to_lines(response.iter_lines(decode_unicode=True), "s"))
+        what = f"InfluxDB: is bucket {target} empty"
+        with self._query_csv(flux, what) as response:
+            try:
+                rows = list(read_records(response_text(response), what))
+            except requests.RequestException as exc:
+                raise from_requests(exc, what, self.http.url) from None
         return "nonempty" if rows else "empty"
 
     def restore_full(

@@ -6,13 +6,15 @@ The protocol has four parts:
 
 - dump: `dump_full` writes the engine's own full backup into a directory; `dump_incremental`
   writes the points of a time range as line protocol;
-- report: `version`, `target_state`;
+- report: `version`, `count_field_values` (what the database holds in a range: the bounds of
+  the completeness check of every incremental dump), `target_state`;
 - write back: `ensure_target`, `write_lines` (line protocol, e.g. an incremental archive),
   `write_health` (the run's health point);
 - restore: `restore_full` (a full backup into a bucket/database).
 
 Units: times are timezone-aware UTC datetimes; a range is [start, stop) (start included, stop
 excluded); line protocol timestamps are integers in the given `precision` (s, ms, us or ns);
+counts are field values (a point with three fields counts three), keyed by measurement;
 
 
 Errors: every method raises homewatt_backup.errors.InfluxError (one line naming the operation
@@ -23,12 +25,14 @@ escapes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
-from homewatt_backup.models import Engine, iso
+from homewatt_backup.models import Engine, ShardRecord, iso
 
 TargetState = Literal["absent", "empty", "nonempty"]
 Progress = Callable[[int], None]
@@ -37,6 +41,29 @@ WRITE_BATCH_LINES = 5000
 
 def no_progress(_: int) -> None:
     return None
+
+
+@dataclass
+class Exported:
+    """What an incremental dump wrote: `lines` of line protocol holding `field_values` field
+    values per measurement."""
+
+    lines: int = 0
+    field_values: Counter[str] = field(default_factory=Counter)
+
+    def add(self, measurement: str, fields: int) -> None:
+        self.lines += 1
+        self.field_values[measurement] += fields
+
+
+@dataclass(frozen=True)
+class FullDump:
+    """A full backup written into a work directory: `files` as (name in the archive, local
+    file) pairs, e.g. ("influxdb1/20261123T030000Z.s1.tar.gz", Path(...)); `shards`, every
+    shard the engine listed and what became of it."""
+
+    files: list[tuple[str, Path]]
+    shards: tuple[ShardRecord, ...]
 
 
 class DatabaseEngine(Protocol):
@@ -51,16 +78,23 @@ class DatabaseEngine(Protocol):
         check every run and restore starts with."""
         ...
 
-    def dump_full(self, workdir: Path, base: str) -> list[tuple[str, Path]]:
+    def dump_full(self, workdir: Path, base: str) -> FullDump:
         """Write the engine's full backup of the source into `workdir` (file names start with
-        `base`, the backup's timestamp); return (name in the archive, local file) pairs."""
+        `base`, the backup's timestamp). Every shard the engine listed must be in it, whole
+        (its gzip stream complete, its tar readable to the end, its size what the engine
+        reported): else InfluxError naming the shard. A shard removed by retention during the
+        backup is recorded as `expired`."""
+        ...
+
+    def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
+        """Field values the source holds with start <= time < stop, per measurement."""
         ...
 
     def dump_incremental(
         self, start: datetime, stop: datetime, out: IO[str], precision: str
-    ) -> int:
+    ) -> Exported:
         """Write every point with start <= time < stop to `out` as line protocol (one line per
-        point, "\\n"-terminated, timestamps in `precision`); return the lines written."""
+        point, "\\n"-terminated, timestamps in `precision`); return what was written."""
         ...
 
     def ensure_target(self, target: str) -> None:
