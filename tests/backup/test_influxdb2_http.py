@@ -442,6 +442,7 @@ def test_influxdb2_cli_backup_upload_and_restore_not_run_against_a_real_influxdb
                 "bucket": BUCKET,
                 "token_credential": "influxdb-operator-token",
             },
+            "clock": {"wait_for_sync": False},  # no NTP on the test machines
             "azure": {
                 "account_url": azurite.account_url,
                 "container": container,

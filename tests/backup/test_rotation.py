@@ -125,3 +125,21 @@ def test_rotation_keeps_an_older_verified_full_when_the_newer_ones_are_unverifie
 def test_rotation_rejects_keeping_zero_fulls() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         plan_rotation([], 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(backup_sets, backup_sets, st.integers(1, 12))
+def test_rotation_keeps_future_dated_backups_and_plans_the_rest_as_if_they_were_absent(
+    past: list[BackupRef], ahead: list[BackupRef], keep_full: int
+) -> None:
+    """A backup dated after `now` (made on a wrong clock) is kept and changes no decision."""
+    now = T0 + timedelta(hours=24 * 60 + 1)
+    future = [
+        BackupRef(BackupId(r.id.timestamp + timedelta(days=400), r.id.kind, "home"), r.good)
+        for r in _unique(ahead)
+    ]
+    real = _unique(past)
+    plan = plan_rotation([*real, *future], keep_full, now)
+    alone = plan_rotation(real, keep_full, now)
+    assert {r.id for r in future} <= {r.id for r in plan.keep}
+    assert {r.id for r in plan.delete} == {r.id for r in alone.delete}

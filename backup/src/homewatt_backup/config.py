@@ -135,6 +135,13 @@ class ScheduleConfig(_Model):
     precision: Literal["s", "ms", "us", "ns"] = "s"
 
 
+class ClockConfig(_Model):
+    """`clock:`: wait_for_sync (default true) refuses to run while the system clock is not
+    synchronised; false for a site without network time (as in the collector)."""
+
+    wait_for_sync: bool = True
+
+
 class KeepConfig(_Model):
     full: int = Field(default=DEFAULT_KEEP_FULL, ge=1, le=1000)
     local_full: int = Field(default=2, ge=1, le=100)
@@ -183,6 +190,7 @@ class Config(_Model):
     influxdb: InfluxConfig
     schedule: ScheduleConfig = ScheduleConfig()
     keep: KeepConfig = KeepConfig()
+    clock: ClockConfig = ClockConfig()
     azure: AzureConfig | None = None
     health: bool = True
 

@@ -70,6 +70,10 @@ class RestoreRefusedError(BackupError):
     """A restore would overwrite existing data and --force was not given."""
 
 
+class ClockNotSyncedError(BackupError):
+    """The system clock is not synchronised: the run does not start."""
+
+
 class LockedError(BackupError):
     """Another run holds the state directory's lock."""
 

@@ -28,6 +28,7 @@ from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
     BackupError,
     BlobExistsError,
+    ClockNotSyncedError,
     CorruptArchiveError,
     IncompleteDumpError,
     LockedError,
@@ -47,8 +48,9 @@ from homewatt_backup.models import (
     iso,
     utc_now,
 )
-from homewatt_backup.rotation import plan_rotation
+from homewatt_backup.rotation import future_dated, plan_rotation
 from homewatt_backup.store import BlobStore, inspect_sas
+from homewatt_common import clock as shared_clock
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,11 @@ def choose_kind(
     requested: RequestedKind, local: Sequence[LocalBackup], now: datetime, daily_hour_utc: int
 ) -> Kind:
     """auto: a full (daily) backup when none was made since the last daily boundary
-    (`daily_hour_utc` o'clock UTC), otherwise an incremental (hourly) one."""
+    (`daily_hour_utc` o'clock UTC), otherwise an incremental (hourly) one. A full dated after
+    `now` (made with a wrong clock) does not count."""
     if requested is not RequestedKind.AUTO:
         return Kind(requested.value)
-    fulls = [b for b in local if b.id.kind is Kind.DAILY]
+    fulls = [b for b in local if b.id.kind is Kind.DAILY and b.id.timestamp <= now]
     if not fulls:
         return Kind.DAILY
     boundary = now.replace(hour=daily_hour_utc, minute=0, second=0, microsecond=0)
@@ -82,8 +85,9 @@ def incremental_window(
 ) -> tuple[datetime, datetime]:
     """[start, now): from the end of the newest backup minus the overlap (late samples that
     the collector's outbox delivers after a database outage are caught), never shorter than
-    the last hour plus the overlap."""
-    covered = [b.record.manifest.range_stop for b in local]
+    the last hour plus the overlap. A backup whose range ends after `now` (made with a wrong
+    clock) does not count."""
+    covered = [b.record.manifest.range_stop for b in local if b.record.manifest.range_stop <= now]
     since = min(max(covered), now - HOURLY_SPAN) if covered else now - HOURLY_SPAN
     return since - overlap, now
 
@@ -139,12 +143,15 @@ class Runner:
         engine: DatabaseEngine,
         store: BlobStore | None,
         clock: Callable[[], datetime] = utc_now,
+        clock_check: Callable[[], bool | None] | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.config
         self.engine = engine
         self.store = store
         self.clock = clock
+        # homewatt_common.clock's answer: True synchronised, False not, None cannot tell
+        self.clock_check = clock_check or shared_clock.clock_synchronized
         self.archives = LocalArchives(settings.state_dir)
         self.ledger = VerificationLedger(settings.state_dir)
 
@@ -308,6 +315,7 @@ class Runner:
                 plan = plan_rotation(
                     [BackupRef(b.id, b.is_verified(verified)) for b in remote],
                     self.config.keep.full,
+                    self.clock(),
                 )
                 for ref in plan.delete:
                     self.store.delete(ref.id.name)
@@ -325,9 +333,10 @@ class Runner:
         remote rotation would still keep them (so the local backlog stays bounded too)."""
         local = self.archives.list()
         refs = [BackupRef(b.id, True) for b in local]
-        keep = {r.id for r in plan_rotation(refs, self.config.keep.local_full).keep}
+        now = self.clock()
+        keep = {r.id for r in plan_rotation(refs, self.config.keep.local_full, now).keep}
         if self.store is not None:
-            remote_keep = {r.id for r in plan_rotation(refs, self.config.keep.full).keep}
+            remote_keep = {r.id for r in plan_rotation(refs, self.config.keep.full, now).keep}
             keep |= {b.id for b in local if not b.uploaded and b.id in remote_keep}
         for backup in local:
             if backup.id not in keep:
@@ -341,6 +350,13 @@ class Runner:
         now = self.clock()
         self.archives.prepare()
         local = self.archives.list()
+        for ref in future_dated([BackupRef(b.id) for b in local], now):
+            log.warning(
+                "%s is dated after now (%s): made while the clock was wrong; kept, but not "
+                "taken as the newest backup",
+                ref.id.name,
+                iso(now),
+            )
         result.kind = choose_kind(requested, local, now, self.config.schedule.daily_full_hour_utc)
         try:
             result.backup = self.make_backup(result.kind, now, local)
@@ -365,9 +381,32 @@ class Runner:
         finally:
             self.archives.prepare()  # staging emptied: nothing partial left behind
 
+    def check_clock(self) -> None:
+        """Refuse to run while the system clock is not synchronised (clock.wait_for_sync):
+        a backup named, selected and rotated by a wrong time, and a health point stamped with
+        it, would mislead every later run and the alerts. ClockNotSyncedError; when the check
+        cannot tell, a warning (the unit's ordering after time-sync.target is then the guard)."""
+        if not self.config.clock.wait_for_sync:
+            return
+        state = self.clock_check()
+        if state is False:
+            raise ClockNotSyncedError(
+                "the system clock is not synchronised (no NTP time yet): no backup runs on a "
+                "wrong clock, and no health point is written (its time would be wrong; the "
+                "missing point is what alerts); the timer tries again next hour. A site without "
+                "network time sets clock.wait_for_sync: false"
+            )
+        if state is None:
+            log.warning(
+                "cannot tell whether the system clock is synchronised; going on (the unit "
+                "starts after time-sync.target)"
+            )
+
     def run(self, requested: RequestedKind = RequestedKind.AUTO, upload: bool = True) -> RunResult:
-        """One run; the health point is written whatever happened (but a run that found
-        another one holding the lock just raises LockedError)."""
+        """One run; the health point is written whatever happened, except when the run did
+        not start: another one holds the lock (LockedError), or the clock is not synchronised
+        (ClockNotSyncedError)."""
+        self.check_clock()
         started = time.monotonic()
         first_guess = Kind.HOURLY if requested is RequestedKind.AUTO else Kind(requested.value)
         result = RunResult(first_guess)

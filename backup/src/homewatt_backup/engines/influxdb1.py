@@ -195,7 +195,7 @@ class InfluxDB1Engine:
         if not manifests:
             raise InfluxError(f"{what}: influxd backup wrote no manifest")
         try:
-            entries = json.loads(manifests[-1].read_text()).get("files", [])
+            entries = json.loads(manifests[-1].read_text()).get("files") or []  # null: no data
             reported = {int(e["shardID"]): (str(e["fileName"]), int(e["size"])) for e in entries}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InfluxError(f"{what}: influxd's manifest is unreadable ({exc})") from None
@@ -331,7 +331,7 @@ class InfluxDB1Engine:
         manifests = sorted(directory.glob("*.manifest"))
         if not manifests:
             raise InfluxError("restore: the archive holds no influxd backup manifest")
-        files = json.loads(manifests[-1].read_text()).get("files", [])
+        files = json.loads(manifests[-1].read_text()).get("files") or []
         source_db = str(files[0]["database"]) if files else self.config.database
         if not merge:
             self._restore(directory, source_db, target)
