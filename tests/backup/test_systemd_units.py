@@ -105,3 +105,10 @@ def test_the_service_runs_the_config_and_state_directory_the_contract_names() ->
     spec = secrets_contract()["units"]["homewatt-backup.service"]
     assert service["ExecStart"] == [f"/usr/local/bin/homewatt-backup --config {spec['config']} run"]
     assert f"/var/lib/{service['StateDirectory'][0]}" == spec["state_directory"]
+
+
+def test_the_service_pulls_in_and_waits_for_time_sync() -> None:
+    """Wants= as well as After=: ordering alone does not start time-sync.target's waiters."""
+    unit = directives(SERVICE)["Unit"]
+    assert "time-sync.target" in " ".join(unit["Wants"]).split()
+    assert "time-sync.target" in " ".join(unit["After"]).split()
