@@ -56,6 +56,7 @@ EVERYTHING = [
     "systemd",
     "python3-venv",
     "git",
+    "faketime",  # the backup clock tests (a process 400 days ahead)
     "nodejs",
     "npm",
     # the systemd test rig's (docker.io only where no dockerd and containerd are installed)
