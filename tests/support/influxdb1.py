@@ -14,12 +14,15 @@ from tests.support.processes import ServerProcess, free_port, http_ok, port_open
 
 
 class InfluxDB1:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+        """`host`: the address both ports listen on (the systemd rig's bridge address for a
+        backup unit started in a container)."""
         workdir.mkdir(parents=True, exist_ok=True)
+        self.host = host
         self.http_port = free_port()
         self.rpc_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.rpc_address = f"127.0.0.1:{self.rpc_port}"
+        self.url = f"http://{host}:{self.http_port}"
+        self.rpc_address = f"{host}:{self.rpc_port}"
         self.config_path = workdir / "influxdb.conf"
         self.config_path.write_text(
             f"""reporting-enabled = false
@@ -35,7 +38,7 @@ bind-address = "{self.rpc_address}"
 [monitor]
   store-enabled = false
 [http]
-  bind-address = "127.0.0.1:{self.http_port}"
+  bind-address = "{host}:{self.http_port}"
   log-enabled = false
 [continuous_queries]
   enabled = false
@@ -51,7 +54,9 @@ bind-address = "{self.rpc_address}"
 
     def start(self) -> InfluxDB1:
         self.server.start()
-        self.server.wait_ready(lambda: http_ok(f"{self.url}/ping") and port_open(self.rpc_port))
+        self.server.wait_ready(
+            lambda: http_ok(f"{self.url}/ping") and port_open(self.rpc_port, self.host)
+        )
         return self
 
     def stop(self) -> None:
