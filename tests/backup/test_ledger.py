@@ -58,9 +58,8 @@ def test_a_torn_last_line_is_ignored_and_the_next_entry_is_intact(tmp_path: Path
     assert ledger.verified() == {A: "aa" * 32}
     ledger.record(B, "bb" * 32, WHEN)
     assert ledger.verified() == {A: "aa" * 32, B: "bb" * 32}
-    with ledger.path.open("ab") as handle:  # garbage on a line of its own is skipped too
-        handle.write(b"not json\n[1, 2]\n")
-    assert ledger.verified() == {A: "aa" * 32, B: "bb" * 32}
+    lines = ledger.path.read_bytes().splitlines()  # the torn line cut off, not kept
+    assert [json.loads(line)["name"] for line in lines] == [A, B]
 
 
 def test_prune_keeps_only_the_listed_names_by_an_atomic_rewrite(tmp_path: Path) -> None:
@@ -122,3 +121,53 @@ def test_run_as_root_a_new_ledger_belongs_to_the_state_directorys_owner(tmp_path
     assert (ledger.path.stat().st_uid, ledger.path.stat().st_gid) == (61234, 61234)
     ledger.prune([])  # the rewritten file too
     assert (ledger.path.stat().st_uid, ledger.path.stat().st_gid) == (61234, 61234)
+
+
+def test_a_revocation_wins_over_an_earlier_verification_and_survives_a_prune(
+    tmp_path: Path,
+) -> None:
+    ledger = VerificationLedger(tmp_path)
+    ledger.record(A, "aa" * 32, WHEN)
+    ledger.record(B, "bb" * 32, WHEN)
+    ledger.revoke(A, "aa" * 32, WHEN, "blob A: SHA-256 … does not match")
+    assert ledger.verified() == {B: "bb" * 32}
+    assert ledger.revoked() == {
+        A: LedgerEntry(
+            A, "aa" * 32, "2026-11-23T03:00:12Z", True, "blob A: SHA-256 … does not match"
+        )
+    }
+    assert json.loads(ledger.path.read_text().splitlines()[-1]) == {
+        "name": A,
+        "sha256": "aa" * 32,
+        "revoked": "2026-11-23T03:00:12Z",
+        "reason": "blob A: SHA-256 … does not match",
+    }
+    assert ledger.prune([A, B]) == []  # the duplicate line of A goes, its verdict stays
+    assert VerificationLedger(tmp_path).revoked().keys() == {A}
+    ledger.record(A, "aa" * 32, WHEN)  # verified again (e.g. after a repair): the latest wins
+    assert ledger.verified() == {A: "aa" * 32, B: "bb" * 32}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"\x00\x17garbage\xff\n", b'{"name": "home/daily/x.tar"}\n', b"[1, 2]\n", b"not json\n"],
+)
+def test_a_damaged_ledger_is_set_aside_with_one_warning_and_rewritten(
+    tmp_path: Path, damage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = VerificationLedger(tmp_path)
+    ledger.record(A, "aa" * 32, WHEN)
+    with ledger.path.open("ab") as handle:
+        handle.write(damage)
+    ledger.record(B, "bb" * 32, WHEN)
+    original = ledger.path.read_bytes()
+    with caplog.at_level("WARNING"):
+        assert ledger.verified() == {A: "aa" * 32, B: "bb" * 32}
+    [aside] = tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
+    assert aside.read_bytes() == original
+    assert damage not in ledger.path.read_bytes()
+    [warning] = caplog.messages
+    assert str(ledger.path) in warning and str(aside) in warning and "1 unreadable" in warning
+    caplog.clear()
+    assert VerificationLedger(tmp_path).verified() == {A: "aa" * 32, B: "bb" * 32}
+    assert caplog.messages == []  # set aside once

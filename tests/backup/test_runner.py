@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,10 @@ from homewatt_backup.archive import LocalArchives
 from homewatt_backup.cli import app
 from homewatt_backup.engines import make_engine
 from homewatt_backup.ledger import LEDGER_NAME, VerificationLedger
-from homewatt_backup.models import BackupId, Kind
+from homewatt_backup.models import LEGACY_VERIFIED_KEY, BackupId, Kind
 from homewatt_backup.runner import RequestedKind, Runner
 from homewatt_backup.store import AzureBlobStore, Progress
-from tests.backup.conftest import DB, Site, make_site, sample_lines
+from tests.backup.conftest import DB, SITE, Site, make_site, sample_lines
 from tests.support.azurite import DEV_ACCOUNT, Azurite
 from tests.support.faultproxy import FaultProxy
 from tests.support.influxdb1 import InfluxDB1
@@ -418,7 +419,24 @@ def test_a_corrupted_local_archive_is_never_uploaded_and_is_set_aside(
     assert [i.kind for i in remote if i] == [Kind.HOURLY]
 
 
-def test_verify_detects_a_corrupted_remote_archive(
+def corrupt_blob(azurite: Azurite, container: str, name: str) -> dict[str, str]:
+    """Replace the blob's content, keeping its metadata (bit rot, or tampering); returns it."""
+    blob = azurite.container(container).get_blob_client(name)
+    metadata = dict(blob.get_blob_properties().metadata)
+    content = bytearray(blob.download_blob().readall())
+    content[700] ^= 0xFF
+    blob.upload_blob(bytes(content), overwrite=True, metadata=metadata)
+    return metadata
+
+
+def list_states(site: Site) -> dict[str, tuple[str, str]]:
+    listed = site.cli("list")
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    return {row[0]: (row[-2], row[-1]) for row in rows}
+
+
+def test_verify_detects_a_corrupted_remote_archive_and_names_the_blob(
     tmp_path: Path, data: InfluxDB1, azurite: Azurite
 ) -> None:
     site = make_site(tmp_path / "site", data, azurite)
@@ -427,23 +445,77 @@ def test_verify_detects_a_corrupted_remote_archive(
     ok = site.cli("verify", name)
     assert ok.exit_code == 0, ok.output
     assert f"{name}: OK" in ok.stdout
-    # replace the blob's content, keeping its metadata (bit rot, or tampering)
-    blob = azurite.container(site.container or "").get_blob_client(name)
-    metadata = blob.get_blob_properties().metadata
-    content = bytearray(blob.download_blob().readall())
-    content[700] ^= 0xFF
-    blob.upload_blob(bytes(content), overwrite=True, metadata=metadata)
+    metadata = corrupt_blob(azurite, site.container or "", name)
     bad = site.cli("verify", name)
     assert bad.exit_code == 1
-    assert bad.stderr.strip().endswith(
-        f"does not match the recorded {metadata['sha256'][:16]}…: the archive is corrupt"
-    )
+    [line] = bad.stderr.strip().splitlines()
+    assert line.startswith(f"homewatt-backup: error: blob {name}: SHA-256 "), line
+    assert line.endswith(
+        f"does not match the recorded {metadata['sha256']}: the archive is corrupt; revoked"
+    ), line
     # restore refuses it too, and leaves the target untouched
     data.drop_database(DB)
     shutil.rmtree(site.state_dir / "archives")
     refused = site.cli("restore", name)
-    assert refused.exit_code == 1 and "the archive is corrupt" in refused.stderr
+    assert refused.exit_code == 1
+    assert f"blob {name} failed verification at " in refused.stderr
+    assert "not restored from it" in refused.stderr
     assert DB not in data.databases()
+
+
+def test_a_failed_verify_revokes_the_blob_for_list_rotation_and_the_local_copy(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    """The field fault: after `verify` exited 1, `list` still said `uploaded verified` and
+    rotation kept the corrupt blob as the newest good backup (so an older good one could go)."""
+    data.write(DB, sample_lines(int(T0.timestamp()) - 1800, 30, step=60))
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    assert runner(site, clock).run(RequestedKind.DAILY).ok
+    [first] = remote_names(azurite, site.container)
+    blob = corrupt_blob(azurite, site.container or "", first)
+    assert list_states(site)[first] == ("uploaded", "verified")  # not checked since
+    verified = site.cli("verify", "--all")
+    assert verified.exit_code == 1 and f"blob {first}: SHA-256" in verified.stderr
+    assert list_states(site)[first] == ("pending", "revoked")  # one truth, both places
+    ledger = VerificationLedger(site.state_dir)
+    assert first in ledger.revoked() and first not in ledger.verified()
+    store = AzureBlobStore(
+        azurite.account_url,
+        site.container or "",
+        azurite.sas(site.container or "", "rcwdl", timedelta(hours=1)),
+        "test SAS",
+    )
+    [remote] = store.list(f"{SITE}/")
+    legacy = replace(remote, metadata={**blob, LEGACY_VERIFIED_KEY: "2026-11-23T02:30:00Z"})
+    assert not legacy.is_verified(ledger.verified(), ledger.revoked())  # no "good" for rotation
+
+    # the next run: the revoked blob is not replaced (create-only) and fails the run, loudly,
+    # but the new backup still uploads and verifies
+    clock.advance(hours=1)
+    result = runner(site, clock).run(RequestedKind.DAILY)
+    assert not result.ok
+    assert [e for e in result.errors if f"blob {first} failed verification at" in e], result.errors
+    [second] = [n for n in remote_names(azurite, site.container) if n != first]
+    assert list_states(site)[second] == ("uploaded", "verified")
+    assert list_states(site)[first] == ("pending", "revoked")
+
+
+def test_restore_at_skips_a_revoked_blob(tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
+    data.write(DB, sample_lines(int(T0.timestamp()) - 1800, 30, step=60))
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    assert runner(site, clock).run(RequestedKind.DAILY).ok
+    clock.advance(hours=1)
+    assert runner(site, clock).run(RequestedKind.DAILY).ok
+    older, newer = remote_names(azurite, site.container)
+    corrupt_blob(azurite, site.container or "", newer)
+    assert site.cli("verify", newer).exit_code == 1
+    shutil.rmtree(site.state_dir / "archives")  # a rebuilt Pi: only the blobs are left
+    at = (clock() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    restored = site.cli("restore", "--at", at, "--target", "restored")
+    assert restored.exit_code == 0, restored.output
+    assert restored.stdout.strip() == f"restored 1 backups into restored: {older}"
 
 
 def test_an_unusable_state_directory_fails_the_run_and_still_writes_the_health_point(
@@ -571,7 +643,7 @@ def test_rotation_counts_a_full_as_good_only_through_the_ledger(
     tmp_path: Path, data: InfluxDB1, azurite: Azurite
 ) -> None:
     """keep.full = 1 with newer fulls unverified: the older full in the ledger is the newest
-    good full and stays; once it is no longer in the ledger, nothing protects it."""
+    good full and stays; once the ledger revokes it, nothing protects it."""
     site = make_site(tmp_path / "site", data, azurite, keep_full=1, local_full=1)
     clock = Clock(datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
     result = runner(site, clock).run(RequestedKind.DAILY)
@@ -589,10 +661,15 @@ def test_rotation_counts_a_full_as_good_only_through_the_ledger(
     assert sorted(remote_blobs(azurite, site.container)) == sorted([first, unverified[1], hourly])
     assert [i.name for i in result.deleted_remote] == [unverified[0]]
 
-    VerificationLedger(site.state_dir).prune([hourly])  # the first full's entry gone
+    # a verify that found it corrupt revokes it (pruning its entry would not do: the local
+    # archive's `.uploaded` marker records it again, see Runner.reconcile)
+    VerificationLedger(site.state_dir).revoke(first, "00" * 32, clock(), "found corrupt")
     clock.advance(hours=1)
     result = runner(site, clock).run(RequestedKind.HOURLY)
-    assert result.ok, result.errors
+    # its local archive cannot replace it (create-only): the run says so and fails
+    assert [e.split(" (")[0] for e in result.errors] == [
+        f"blob {first} failed verification at 2026-11-22T04:00:00Z"
+    ]
     assert first not in remote_blobs(azurite, site.container)
 
 
@@ -636,3 +713,23 @@ def test_the_ledger_is_pruned_of_backups_gone_from_the_container(
     assert result.ok, result.errors
     assert set(ledger(site)) == set(remote_blobs(azurite, site.container))
     assert daily not in ledger(site) and hourly in ledger(site)
+
+
+def test_a_damaged_ledger_is_set_aside_and_rebuilt_from_the_local_markers(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    data.write(DB, sample_lines(int(T0.timestamp()) - 1800, 30, step=60))
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock()
+    assert runner(site, clock).run(RequestedKind.DAILY).ok
+    [first] = remote_names(azurite, site.container)
+    ledger = site.state_dir / LEDGER_NAME
+    ledger.write_bytes(b"\x00" * 37 + b"\n" + b'{"name": trunc\n')  # a bad block, a cut write
+    clock.advance(hours=1)
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    [aside] = site.state_dir.glob(f"{LEDGER_NAME}.damaged-*")
+    assert aside.read_bytes().startswith(b"\x00" * 37)
+    states = list_states(site)
+    assert states[first] == ("uploaded", "verified")  # re-recorded from its marker
+    assert len(states) == 2 and all(s == ("uploaded", "verified") for s in states.values())

@@ -201,18 +201,22 @@ def _check_members(
 
 
 def check_archive(
-    path: Path, expected_sha256: str | None = None, extract_to: Path | None = None
+    path: Path,
+    expected_sha256: str | None = None,
+    extract_to: Path | None = None,
+    label: str | None = None,
 ) -> Manifest:
     """Verify an archive (whole-file SHA-256 if given, then every member against the manifest)
-    and optionally extract it. Raises CorruptArchiveError naming what does not match; a
-    failed extraction leaves nothing in `extract_to`."""
-    label = path.name
+    and optionally extract it. Raises CorruptArchiveError naming what does not match, in
+    full, about `label` (what the archive is to the user, e.g. `blob home/daily/….tar`; by
+    default the file's path); a failed extraction leaves nothing in `extract_to`."""
+    label = label or str(path)
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
             raise CorruptArchiveError(
-                f"{label}: SHA-256 {actual[:16]}… does not match the "
-                f"recorded {expected_sha256[:16]}…: the archive is corrupt"
+                f"{label}: SHA-256 {actual} does not match the "
+                f"recorded {expected_sha256}: the archive is corrupt"
             )
     made: list[Path] = []
     try:
@@ -298,6 +302,10 @@ class LocalArchives:
     def write(self, manifest: Manifest, payload: Iterable[tuple[str, Path]]) -> LocalBackup:
         record = write_archive(self.path_for(manifest.backup_id), manifest, payload)
         return LocalBackup(manifest.backup_id, record, uploaded=False)
+
+    def unmark_uploaded(self, backup_id: BackupId) -> None:
+        """Its blob was revoked: the archive is no longer uploaded and verified."""
+        _remove([self._marker(backup_id)])
 
     def mark_uploaded(self, backup_id: BackupId, when: str) -> None:
         marker = self._marker(backup_id)

@@ -30,7 +30,7 @@ from homewatt_backup import __version__
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
 from homewatt_backup.engines import DatabaseEngine, make_engine
-from homewatt_backup.errors import BackupError, redact
+from homewatt_backup.errors import BackupError, CorruptArchiveError, redact
 from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, utc_now
 from homewatt_backup.restore import Reporter, Restorer
@@ -276,7 +276,8 @@ def list_backups(
         local = {b.id: b for b in LocalArchives(settings.state_dir).list()}
         store = None if local_only else _store(settings)
         remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
-        verified = VerificationLedger(settings.state_dir).verified() if remote else {}
+        ledger = VerificationLedger(settings.state_dir)
+        verified, revoked = (ledger.verified(), ledger.revoked()) if remote else ({}, {})
         now = utc_now()
         header = ("backup", "kind", "age", "size", "local", "remote")
         rows = []
@@ -287,6 +288,8 @@ def list_backups(
             remote_state = (
                 "-"
                 if there is None
+                else "revoked"
+                if backup_id.name in revoked
                 else "verified"
                 if there.is_verified(verified)
                 else "unverified"
@@ -343,12 +346,23 @@ def verify(
         restorer = Restorer(
             _engine(settings), store, LocalArchives(settings.state_dir), workdir, _RichReporter()
         )
-        for backup_id in ids:
-            manifest = restorer.verify(backup_id)
+        failed = []
+        for backup_id in ids:  # every one is checked, even after a failure
+            try:
+                manifest = restorer.verify(backup_id)
+            except CorruptArchiveError as exc:
+                failed.append(str(exc))
+                continue
             typer.echo(
                 f"{backup_id.name}: OK ({len(manifest.files)} files, "
                 f"{manifest.engine.value} {manifest.engine_version})"
             )
+        if len(failed) == 1:
+            raise CorruptArchiveError(failed[0])
+        if failed:
+            for line in failed[:-1]:
+                typer.echo(f"homewatt-backup: error: {line}", err=True)
+            raise CorruptArchiveError(failed[-1])
 
     _guarded(action)
 

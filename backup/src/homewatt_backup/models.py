@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -322,10 +322,11 @@ class RemoteBackup:
     def sha256(self) -> str | None:
         return self.metadata.get("sha256") or None
 
-    def is_verified(self, ledger: Mapping[str, str]) -> bool:
+    def is_verified(self, ledger: Mapping[str, str], revoked: Container[str] = ()) -> bool:
         """Verified after upload: the local ledger (name -> SHA-256, ledger.py) holds this name
-        with the blob's SHA-256, or the blob carries the legacy `verified` metadata key."""
-        if self.sha256 is None:
+        with the blob's SHA-256, or the blob carries the legacy `verified` metadata key; never
+        when the ledger's latest word on it is a revocation (`revoked`: those names)."""
+        if self.sha256 is None or self.id.name in revoked:
             return False
         return ledger.get(self.id.name) == self.sha256 or bool(
             self.metadata.get(LEGACY_VERIFIED_KEY)

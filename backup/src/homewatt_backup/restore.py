@@ -94,9 +94,14 @@ class Restorer:
         self.ledger = ledger or VerificationLedger(archives.state_dir)
 
     def available(self, site: str) -> list[BackupId]:
+        """Every backup a restore can use: the local archives, and the blobs with a SHA-256
+        whose verification the ledger has not revoked."""
         ids = {b.id for b in self.archives.list()}
         if self.store is not None:
-            ids |= {b.id for b in self.store.list(f"{site}/") if b.sha256}
+            revoked = self.ledger.revoked()
+            ids |= {
+                b.id for b in self.store.list(f"{site}/") if b.sha256 and b.id.name not in revoked
+            }
         return sorted(ids)
 
     def fetch(self, backup_id: BackupId, work: Path) -> tuple[Path, Manifest]:
@@ -107,7 +112,9 @@ class Restorer:
         if backup_id in local:
             path = self.archives.path_for(backup_id)
             try:
-                manifest = check_archive(path, local[backup_id].record.sha256, extracted)
+                manifest = check_archive(
+                    path, local[backup_id].record.sha256, extracted, f"local archive {path}"
+                )
                 log.info("restoring %s from the local copy", backup_id.name)
                 return extracted, manifest
             except CorruptArchiveError as exc:
@@ -120,17 +127,23 @@ class Restorer:
             raise BackupError(
                 f"{backup_id.name} is not kept locally and no Azure store is configured"
             )
+        revocation = self.ledger.revoked().get(backup_id.name)
+        if revocation is not None:
+            raise CorruptArchiveError(
+                f"blob {backup_id.name} failed verification at {revocation.when} "
+                f"({revocation.reason}): not restored from it"
+            )
         metadata = self.store.metadata(backup_id.name)
         if metadata is None:
             raise BackupError(f"{backup_id.name} does not exist locally nor in the container")
         expected = metadata.get("sha256")
         if not expected:
-            raise CorruptArchiveError(f"{backup_id.name}: the blob carries no SHA-256 metadata")
+            raise CorruptArchiveError(f"blob {backup_id.name} carries no SHA-256 metadata")
         size = int(metadata.get("size", "0") or 0)
         download = work / "download.tar"
         advance = self.reporter.task(f"download {backup_id.name}", size or None)
         self.store.download(backup_id.name, download, advance)
-        manifest = check_archive(download, expected, extracted)
+        manifest = check_archive(download, expected, extracted, f"blob {backup_id.name}")
         download.unlink()
         return extracted, manifest
 
@@ -199,19 +212,27 @@ class Restorer:
         intact, record that in the verification ledger (the blob itself is not touched)."""
         if self.store is None:
             raise BackupError("verify needs the azure section in the configuration")
-        metadata = self.store.metadata(backup_id.name)
+        name = backup_id.name
+        metadata = self.store.metadata(name)
         if metadata is None:
-            raise BackupError(f"{backup_id.name} does not exist in the container")
-        expected = metadata.get("sha256")
-        if not expected:
-            raise CorruptArchiveError(f"{backup_id.name}: the blob carries no SHA-256 metadata")
-        with temporary_dir(self.workdir, "homewatt-verify-") as work:
-            download = work / "download.tar"
-            advance = self.reporter.task(
-                f"download {backup_id.name}", int(metadata.get("size", "0") or 0) or None
-            )
-            self.store.download(backup_id.name, download, advance)
-            manifest = check_archive(download, expected)
+            raise BackupError(f"blob {name} does not exist in the container")
+        expected = metadata.get("sha256") or ""
+        try:
+            if not expected:
+                raise CorruptArchiveError(f"blob {name} carries no SHA-256 metadata")
+            with temporary_dir(self.workdir, "homewatt-verify-") as work:
+                download = work / "download.tar"
+                advance = self.reporter.task(
+                    f"download {name}", int(metadata.get("size", "0") or 0) or None
+                )
+                self.store.download(name, download, advance)
+                manifest = check_archive(download, expected, label=f"blob {name}")
+        except CorruptArchiveError as exc:
+            # the verdict is revoked: no longer "verified" for list, rotation and restore,
+            # and a local copy is no longer "uploaded"
+            self.ledger.revoke(name, expected, utc_now(), str(exc))
+            self.archives.unmark_uploaded(backup_id)
+            raise CorruptArchiveError(f"{exc}; revoked") from None
         self.reporter.done()
         self.ledger.record(backup_id.name, expected, utc_now())
         return manifest

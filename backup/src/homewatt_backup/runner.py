@@ -28,6 +28,7 @@ from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
     BackupError,
     BlobExistsError,
+    BlobRevokedError,
     ClockNotSyncedError,
     CorruptArchiveError,
     IncompleteDumpError,
@@ -256,18 +257,43 @@ class Runner:
                     f"upload {name}: a different blob of that name exists; "
                     "it is never overwritten: check the site name"
                 ) from None
+            revocation = self.ledger.revoked().get(name)
+            if revocation is not None:
+                raise BlobRevokedError(
+                    f"blob {name} failed verification at {revocation.when} "
+                    f"({revocation.reason}); uploads are create-only, so it is not replaced: "
+                    f"the local archive {path} is kept (restore uses it)"
+                ) from None
             log.info("%s was uploaded before; verifying it", name)
         with temporary_dir(self.archives.tmp, "verify-") as work:
             copy = work / "copy.tar"
             self.store.download(name, copy)
             try:
-                check_archive(copy, expected_sha256=record.sha256)
+                check_archive(copy, expected_sha256=record.sha256, label=f"blob {name}")
             except CorruptArchiveError as exc:
+                self.ledger.revoke(name, record.sha256, self.clock(), str(exc))
                 raise StoreError(f"verify after upload of {name} failed: {exc}") from None
         now = self.clock()
         self.ledger.record(name, record.sha256, now)
         self.archives.mark_uploaded(backup.id, iso(now) or "")
         log.info("verified %s after upload (SHA-256 %s…)", name, record.sha256[:16])
+
+    def reconcile(self) -> None:
+        """One truth for "uploaded and verified": the ledger. A local `.uploaded` marker whose
+        blob the ledger revoked is removed (the archive is pending again); a marker the ledger
+        does not know (a ledger lost or set aside as damaged) is recorded in it again, with the
+        SHA-256 of the archive's record (the marker was only ever written after a verified
+        upload of exactly that archive)."""
+        entries = self.ledger.entries()
+        for backup in self.archives.list():
+            if not backup.uploaded:
+                continue
+            entry = entries.get(backup.id.name)
+            if entry is None:
+                self.ledger.record(backup.id.name, backup.record.sha256, self.clock())
+                log.info("verification ledger: %s re-recorded from its marker", backup.id.name)
+            elif entry.revoked:
+                self.archives.unmark_uploaded(backup.id)
 
     def upload_backlog(self, result: RunResult) -> None:
         """Upload every archive not yet uploaded, oldest first; stop at the first failure
@@ -275,6 +301,7 @@ class Runner:
         azure = self.config.azure
         if self.store is None or azure is None:
             return
+        self.reconcile()
         pending = [b for b in self.archives.list() if not b.uploaded]
         try:
             inspect_sas(
@@ -290,6 +317,8 @@ class Runner:
             except CorruptArchiveError as exc:
                 result.errors.append(str(exc))
                 self._quarantine(backup.id)
+            except BlobRevokedError as exc:
+                result.errors.append(str(exc))  # the run fails; the others still upload
             except BackupError as exc:
                 result.errors.append(str(exc))
                 break
@@ -311,9 +340,9 @@ class Runner:
             remote = self.store.list(f"{self.config.site}/")
             present = {b.id.name for b in remote}
             if azure.retention == "rotation":
-                verified = self.ledger.verified()
+                verified, revoked = self.ledger.verified(), self.ledger.revoked()
                 plan = plan_rotation(
-                    [BackupRef(b.id, b.is_verified(verified)) for b in remote],
+                    [BackupRef(b.id, b.is_verified(verified, revoked)) for b in remote],
                     self.config.keep.full,
                     self.clock(),
                 )
