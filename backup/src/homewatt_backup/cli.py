@@ -154,19 +154,24 @@ def _settings(ctx: typer.Context, read_secrets: bool = True) -> Settings:
     )
 
 
-def _engine(settings: Settings) -> DatabaseEngine:
+def _engine(settings: Settings, *, interactive: bool = True) -> DatabaseEngine:
+    """InfluxDB; `interactive` (a person waiting): 2 attempts, else the timer's 3."""
     return make_engine(
-        settings.config.influxdb, settings.secrets, settings.config.schedule.query_chunk_hours
+        settings.config.influxdb,
+        settings.secrets,
+        settings.config.schedule.query_chunk_hours,
+        attempts=2 if interactive else 3,
     )
 
 
-def _store(settings: Settings) -> BlobStore | None:
+def _store(settings: Settings, *, interactive: bool = True) -> BlobStore | None:
+    """Azure; `interactive` (a person waiting): an unreachable account reported within ~12 s;
+    the timer's `run` retries for minutes."""
     azure = settings.config.azure
     if azure is None or settings.secrets.sas is None:
         return None
-    return AzureBlobStore(
-        azure.account_url, azure.container, settings.secrets.sas, azure.sas_source
-    )
+    make = AzureBlobStore.interactive if interactive else AzureBlobStore
+    return make(azure.account_url, azure.container, settings.secrets.sas, azure.sas_source)
 
 
 def _guarded(action: Callable[[], None]) -> None:
@@ -230,7 +235,8 @@ def run(
 
     def action() -> None:
         settings = _settings(ctx)
-        result = Runner(settings, _engine(settings), _store(settings)).run(kind, upload)
+        engine, store = _engine(settings, interactive=False), _store(settings, interactive=False)
+        result = Runner(settings, engine, store).run(kind, upload)
         made = result.backup.id.name if result.backup else "none"
         summary = (
             f"{result.kind.value} backup {made}; uploaded {len(result.uploaded)}, "

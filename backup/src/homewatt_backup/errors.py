@@ -140,8 +140,11 @@ def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
     exc: azure_exc.AzureError,
     action: str,
     sas_source: str,
+    account_url: str = "",
 ) -> StoreError:
-    """Azure's exceptions become one line naming the operation, e.g. 'upload site/x.tar'."""
+    """Azure's exceptions become one line naming the operation, e.g. 'upload site/x.tar', and
+    for a network failure the storage account's URL; the library's message is never cut."""
+    at = f" at {account_url}" if account_url else ""
     if isinstance(exc, azure_exc.HttpResponseError):
         code = _code(exc)
         status = exc.status_code
@@ -172,17 +175,17 @@ def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
         return StoreError(f"{action}: Azure answered {status} {code}: {message}")
     if isinstance(exc, (azure_exc.ServiceResponseError, azure_exc.IncompleteReadError)):
         return UploadInterruptedError(
-            f"{action}: the connection to Azure broke mid-transfer "
-            f"({first_line(str(exc))[:160]}); nothing partial is kept, the next run retries"
+            f"{action}: the connection to Azure{at} broke mid-transfer "
+            f"({first_line(str(exc))}); nothing partial is kept, the next run retries"
         )
     if "MD5 mismatch" in str(exc) or "CRC mismatch" in str(exc).upper():
         return StoreError(
             f"{action}: the content differs from its stored checksum "
-            f"({first_line(str(exc))[:120]}): damaged in transit or in storage"
+            f"({first_line(str(exc))}): damaged in transit or in storage"
         )
     if isinstance(exc, azure_exc.ServiceRequestError):
         return StoreError(
-            f"{action}: Azure Blob Storage is unreachable "
-            f"({first_line(str(exc))[:160]}); the next run retries"
+            f"{action}: Azure Blob Storage{at} is unreachable "
+            f"({first_line(str(exc))}); the next run retries"
         )
     return StoreError(f"{action}: {first_line(str(exc))}")

@@ -399,7 +399,9 @@ class Runner:
             result.errors.append(str(exc))
         if upload:
             self.upload_backlog(result)
-            self.rotate_remote(result)
+            if result.backup is not None or result.uploaded:
+                # nothing new remotely: no reason to wait for Azure (e.g. after InfluxDB failed)
+                self.rotate_remote(result)
         try:
             self.rotate_local(result)
             result.pending = (

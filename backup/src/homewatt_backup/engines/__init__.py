@@ -13,9 +13,13 @@ __all__ = ["DatabaseEngine", "make_engine"]
 
 
 def make_engine(
-    config: InfluxDB1Config | InfluxDB2Config, secrets: Secrets, chunk_hours: float = 1
+    config: InfluxDB1Config | InfluxDB2Config,
+    secrets: Secrets,
+    chunk_hours: float = 1,
+    attempts: int = 3,
 ) -> DatabaseEngine:
-    """The engine for the config's `influxdb:` section."""
+    """The engine for the config's `influxdb:` section; `attempts` per HTTP request on a
+    connection failure or 5xx (5 s to connect each time)."""
     if isinstance(config, InfluxDB2Config):
-        return InfluxDB2Engine(config, secrets, chunk_hours)
-    return InfluxDB1Engine(config, secrets, chunk_hours)
+        return InfluxDB2Engine(config, secrets, chunk_hours, attempts=attempts)
+    return InfluxDB1Engine(config, secrets, chunk_hours, attempts=attempts)

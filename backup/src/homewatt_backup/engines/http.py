@@ -18,6 +18,11 @@ from homewatt_backup.errors import from_requests, influx_status_error
 READ_CHUNK = 64 * 1024
 
 
+# Connecting to InfluxDB (local, or on the LAN) never takes longer: a wrong address is told
+# in seconds, not after `timeout_s`, which is for answers (a long export query).
+CONNECT_TIMEOUT_S = 5
+
+
 class _Retryable(Exception):
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -71,7 +76,7 @@ class InfluxHTTP:
         )
         def attempt() -> requests.Response:
             response = self.session.request(
-                method, url, timeout=self.timeout_s, stream=stream, **kwargs
+                method, url, timeout=(CONNECT_TIMEOUT_S, self.timeout_s), stream=stream, **kwargs
             )
             if response.status_code >= 500:
                 raise _Retryable(response)

@@ -72,13 +72,14 @@ class InfluxDB1Engine:
         secrets: Secrets,
         chunk_hours: float = 1,
         http: InfluxHTTP | None = None,
+        attempts: int = 3,
     ) -> None:
         self.config = config
         self.source = config.database
         auth = None
         if config.username is not None and secrets.influx_password is not None:
             auth = (config.username, secrets.influx_password)
-        self.http = http or InfluxHTTP(config.url, config.timeout_s, auth=auth)
+        self.http = http or InfluxHTTP(config.url, config.timeout_s, auth=auth, attempts=attempts)
         self.chunk = timedelta(hours=chunk_hours)
 
     # ---- report

@@ -64,12 +64,16 @@ class InfluxDB2Engine:
         secrets: Secrets,
         chunk_hours: float = 1,
         http: InfluxHTTP | None = None,
+        attempts: int = 3,
     ) -> None:
         self.config = config
         self.source = config.source
         token = secrets.influx_token or ""
         self.http = http or InfluxHTTP(
-            config.url, config.timeout_s, headers={"Authorization": f"Token {token}"}
+            config.url,
+            config.timeout_s,
+            headers={"Authorization": f"Token {token}"},
+            attempts=attempts,
         )
         self.chunk = timedelta(hours=chunk_hours)
 
