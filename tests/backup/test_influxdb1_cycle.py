@@ -165,3 +165,6 @@ def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
     ]
     assert points[0]["bytes"] > 0 and points[0]["duration_s"] > 0
     assert points[1]["pending_uploads"] == 1
+    # the SAS (valid 2 h, make_site) expires in about 2/24 days: what the alerts watch
+    for point in points:
+        assert 0.07 < point["sas_expires_in_days"] <= 2 / 24, point

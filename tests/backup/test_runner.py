@@ -25,7 +25,7 @@ from homewatt_backup.cli import app
 from homewatt_backup.engines import make_engine
 from homewatt_backup.ledger import LEDGER_NAME, VerificationLedger
 from homewatt_backup.models import LEGACY_VERIFIED_KEY, BackupId, Kind
-from homewatt_backup.runner import RequestedKind, Runner
+from homewatt_backup.runner import RequestedKind, Runner, health_line, sas_expires_in_days
 from homewatt_backup.store import AzureBlobStore, Progress
 from tests.backup.conftest import DB, SITE, Site, make_site, sample_lines
 from tests.support.azurite import DEV_ACCOUNT, Azurite
@@ -733,3 +733,26 @@ def test_a_damaged_ledger_is_set_aside_and_rebuilt_from_the_local_markers(
     states = list_states(site)
     assert states[first] == ("uploaded", "verified")  # re-recorded from its marker
     assert len(states) == 2 and all(s == ("uploaded", "verified") for s in states.values())
+
+
+def test_the_health_point_carries_the_days_until_the_sas_expires_only_with_azure() -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    sas = "sv=2024-08-04&sr=c&sp=rcwl&se=2026-12-23T15%3A00%3A00Z&sig=abc%3D"
+    assert sas_expires_in_days(sas, now) == 30.5
+    assert sas_expires_in_days("?" + sas, now + timedelta(days=31)) == -0.5  # expired
+    assert sas_expires_in_days(None, now) is None
+    assert sas_expires_in_days("sv=2024-08-04&sp=rl&sig=abc", now) is None  # no se=
+    line = health_line(
+        "home",
+        Kind.HOURLY,
+        ok=True,
+        duration_s=1.5,
+        size=10,
+        pending=0,
+        timestamp=1,
+        sas_expires_in_days=30.5,
+    )
+    assert line == (
+        "homewatt_backup,kind=hourly,site=home bytes=10i,duration_s=1.5,ok=1i,"
+        "pending_uploads=0i,sas_expires_in_days=30.5 1"
+    )

@@ -52,6 +52,7 @@ from homewatt_backup.models import (
 from homewatt_backup.rotation import future_dated, plan_rotation
 from homewatt_backup.store import BlobStore, inspect_sas
 from homewatt_common import clock as shared_clock
+from homewatt_common.secretfile import parse_sas
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,39 @@ def incremental_window(
 
 
 def health_line(
-    site: str, kind: Kind, *, ok: bool, duration_s: float, size: int, pending: int, timestamp: int
+    site: str,
+    kind: Kind,
+    *,
+    ok: bool,
+    duration_s: float,
+    size: int,
+    pending: int,
+    timestamp: int,
+    sas_expires_in_days: float | None = None,
 ) -> str:
+    """The `homewatt_backup` point (README's data model). `sas_expires_in_days`: days until the
+    SAS's expiry (`se`), negative once expired; left out without Azure or without an expiry."""
     fields = {
         "ok": f"{int(ok)}i",
         "duration_s": repr(round(duration_s, 3)),
         "bytes": f"{size}i",
         "pending_uploads": f"{pending}i",
     }
+    if sas_expires_in_days is not None:
+        fields["sas_expires_in_days"] = repr(round(sas_expires_in_days, 2))
     return format_line("homewatt_backup", {"site": site, "kind": kind.value}, fields, timestamp)
+
+
+def sas_expires_in_days(sas: str | None, now: datetime) -> float | None:
+    """Days from `now` to the SAS's expiry (`se`); None without a SAS, an expiry, or when it
+    does not parse (inspect_sas reports that)."""
+    if not sas:
+        return None
+    try:
+        expiry = parse_sas(sas.removeprefix("?")).expiry
+    except ValueError:
+        return None
+    return None if expiry is None else (expiry - now).total_seconds() / 86400
 
 
 @dataclass
@@ -458,6 +483,9 @@ class Runner:
                 size=size,
                 pending=result.pending,
                 timestamp=int(self.clock().timestamp()),
+                sas_expires_in_days=sas_expires_in_days(
+                    self.settings.secrets.sas if self.config.azure else None, self.clock()
+                ),
             )
             try:
                 self.engine.write_health(line)
