@@ -29,9 +29,9 @@ CONTRACT = json.loads(
 
 def contract_regex() -> re.Pattern[str]:
     pattern = CONTRACT["blob_name_pattern"]
-    assert pattern == "<site>/<kind>/<UTC timestamp YYYYMMDDTHHMMSSZ>.<ext>"
+    assert pattern == "<site>/<kind>/<UTC timestamp YYYYMMDDTHHMMSSZ>[.r<N>].<ext>"
     kinds = "|".join(CONTRACT["backup_kinds"])
-    return re.compile(rf"^[a-z0-9-]+/({kinds})/\d{{8}}T\d{{6}}Z\.[a-z.]+$")
+    return re.compile(rf"^[a-z0-9-]+/({kinds})/\d{{8}}T\d{{6}}Z(\.r[1-9]\d{{0,3}})?\.[a-z.]+$")
 
 
 @given(
@@ -47,6 +47,12 @@ def test_backup_names_match_the_contract_pattern_and_parse_back(
     backup_id = BackupId(ts, kind, site)
     assert contract_regex().match(backup_id.name)
     assert BackupId.parse(backup_id.name) == backup_id
+    for revision in (1, 9999):  # a re-upload after a failed verification
+        name = backup_id.blob_name(revision)
+        assert contract_regex().match(name)
+        assert name.startswith(f"{site}/{kind.value}/") and name.endswith(f".r{revision}.tar")
+        assert BackupId.parse_blob(name) == (backup_id, revision)
+    assert BackupId.parse_blob(backup_id.stem + ".r0.tar") is None  # revision 0 has no suffix
 
 
 def test_backup_kinds_are_the_contracts() -> None:

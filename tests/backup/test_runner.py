@@ -490,15 +490,51 @@ def test_a_failed_verify_revokes_the_blob_for_list_rotation_and_the_local_copy(
     legacy = replace(remote, metadata={**blob, LEGACY_VERIFIED_KEY: "2026-11-23T02:30:00Z"})
     assert not legacy.is_verified(ledger.verified(), ledger.revoked())  # no "good" for rotation
 
-    # the next run: the revoked blob is not replaced (create-only) and fails the run, loudly,
-    # but the new backup still uploads and verifies
+    # the next run uploads the archive again as `.r1` (create-only: the revoked blob cannot be
+    # replaced), verifies it, and in rotation mode then deletes the revoked blob
     clock.advance(hours=1)
-    result = runner(site, clock).run(RequestedKind.DAILY)
-    assert not result.ok
-    assert [e for e in result.errors if f"blob {first} failed verification at" in e], result.errors
-    [second] = [n for n in remote_names(azurite, site.container) if n != first]
-    assert list_states(site)[second] == ("uploaded", "verified")
-    assert list_states(site)[first] == ("pending", "revoked")
+    result = runner(site, clock).run(RequestedKind.HOURLY)
+    assert result.ok, result.errors
+    replacement = first.replace(".tar", ".r1.tar")
+    remote = remote_names(azurite, site.container)
+    assert replacement in remote and first not in remote
+    states = list_states(site)
+    assert states[replacement] == ("uploaded", "verified")
+    assert all(state == ("uploaded", "verified") for state in states.values()), states
+
+    # the whole cycle ends in a restore from the replacement, every point back
+    expected = data.points(DB, "electricity")
+    assert len(expected) == 80 * 3  # 50 + 30 timestamps, 3 electricity series
+    data.drop_database(DB)
+    shutil.rmtree(site.state_dir / "archives")  # a rebuilt Pi: only the blobs are left
+    restored = site.cli("restore", "--at", "2026-11-23T03:45:00Z")
+    assert restored.exit_code == 0, restored.output
+    assert restored.stdout.split(": ")[1].split(", ")[0] == first  # the backup, from its .r1
+    assert data.points(DB, "electricity") == expected
+
+
+def test_a_revoked_blob_is_kept_in_lifecycle_mode_and_restore_uses_its_replacement(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    data.write(DB, sample_lines(int(T0.timestamp()) - 1800, 30, step=60))
+    site = make_site(tmp_path / "site", data, azurite, retention="lifecycle")
+    clock = Clock()
+    assert runner(site, clock).run(RequestedKind.DAILY).ok
+    [first] = remote_names(azurite, site.container)
+    corrupt_blob(azurite, site.container or "", first)
+    assert site.cli("verify", first).exit_code == 1
+    clock.advance(hours=1)
+    assert runner(site, clock).run(RequestedKind.HOURLY).ok
+    replacement = first.replace(".tar", ".r1.tar")
+    states = list_states(site)
+    assert states[first] == ("uploaded", "revoked")  # no delete right: it stays, ignored
+    assert states[replacement] == ("uploaded", "verified")
+    expected = data.points(DB, "electricity")
+    data.drop_database(DB)
+    shutil.rmtree(site.state_dir / "archives")
+    restored = site.cli("restore", first, "--target", DB)
+    assert restored.exit_code == 0, restored.output
+    assert data.points(DB, "electricity") == expected  # from the .r1 copy
 
 
 def test_restore_at_skips_a_revoked_blob(tmp_path: Path, data: InfluxDB1, azurite: Azurite) -> None:
@@ -662,14 +698,15 @@ def test_rotation_counts_a_full_as_good_only_through_the_ledger(
     assert [i.name for i in result.deleted_remote] == [unverified[0]]
 
     # a verify that found it corrupt revokes it (pruning its entry would not do: the local
-    # archive's `.uploaded` marker records it again, see Runner.reconcile)
+    # archive's `.uploaded` marker records it again, see Runner.reconcile), and with no local
+    # copy left to upload again, nothing protects it
     VerificationLedger(site.state_dir).revoke(first, "00" * 32, clock(), "found corrupt")
+    first_id = BackupId.parse(first)
+    assert first_id is not None
+    LocalArchives(site.state_dir).delete(first_id)
     clock.advance(hours=1)
     result = runner(site, clock).run(RequestedKind.HOURLY)
-    # its local archive cannot replace it (create-only): the run says so and fails
-    assert [e.split(" (")[0] for e in result.errors] == [
-        f"blob {first} failed verification at 2026-11-22T04:00:00Z"
-    ]
+    assert result.ok, result.errors
     assert first not in remote_blobs(azurite, site.container)
 
 

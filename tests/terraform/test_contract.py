@@ -61,8 +61,10 @@ def test_retention_values_and_sas_permissions_match(main: Module, contract: dict
 
 
 def test_blob_names_start_with_site_and_kind(contract: dict[str, Any]) -> None:
-    """The lifecycle rules filter on <container>/<site>/<kind>/ (test_lifecycle.py)."""
+    """The lifecycle rules filter on <container>/<site>/<kind>/ (test_lifecycle.py); a
+    re-upload's revision suffix comes after the timestamp, so it is filtered the same way."""
     assert contract["blob_name_pattern"].startswith("<site>/<kind>/")
+    assert contract["blob_name_pattern"].endswith("[.r<N>].<ext>")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
 from homewatt_backup.engines import DatabaseEngine, make_engine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, redact
 from homewatt_backup.ledger import VerificationLedger
-from homewatt_backup.models import BackupId, utc_now
+from homewatt_backup.models import BackupId, RemoteBackup, utc_now
 from homewatt_backup.restore import Reporter, Restorer
 from homewatt_backup.runner import RequestedKind, Runner
 from homewatt_backup.store import AzureBlobStore, BlobStore, inspect_sas
@@ -192,6 +192,15 @@ def _parse_name(name: str, site: str) -> BackupId:
     return backup_id
 
 
+def _parse_blob_name(name: str, site: str) -> str:
+    """A blob name as `list` shows it (any revision), the site optional."""
+    parsed = BackupId.parse_blob(name) or BackupId.parse_blob(f"{site}/{name}")
+    if parsed is None:
+        _parse_name(name, site)  # raises the one error for a name that is not a backup's
+        raise AssertionError(name)
+    return parsed[0].blob_name(parsed[1])
+
+
 class _RichReporter(Reporter):
     def __init__(self) -> None:
         # downloads count bytes, line protocol restores count lines, full restores shards
@@ -281,35 +290,40 @@ def list_backups(
         settings = _settings(ctx)
         local = {b.id: b for b in LocalArchives(settings.state_dir).list()}
         store = None if local_only else _store(settings)
-        remote = {b.id: b for b in store.list(f"{settings.config.site}/")} if store else {}
+        remote: dict[BackupId, list[RemoteBackup]] = {}
+        for blob in store.list(f"{settings.config.site}/") if store else []:
+            remote.setdefault(blob.id, []).append(blob)
         ledger = VerificationLedger(settings.state_dir)
         verified, revoked = (ledger.verified(), ledger.revoked()) if remote else ({}, {})
         now = utc_now()
         header = ("backup", "kind", "age", "size", "local", "remote")
         rows = []
         for backup_id in sorted(set(local) | set(remote)):
-            here, there = local.get(backup_id), remote.get(backup_id)
-            size = here.record.size if here else there.size if there else 0
+            here = local.get(backup_id)
             local_state = "-" if here is None else ("uploaded" if here.uploaded else "pending")
-            remote_state = (
-                "-"
-                if there is None
-                else "revoked"
-                if backup_id.name in revoked
-                else "verified"
-                if there.is_verified(verified)
-                else "unverified"
-            )
-            rows.append(
-                (
-                    backup_id.name,
-                    backup_id.kind.value,
-                    _age(backup_id.timestamp, now),
-                    _size(size),
-                    local_state,
-                    remote_state,
+            # one row per blob (a re-upload after a failed verification is `.r<N>.tar`)
+            blobs: list[RemoteBackup | None] = [*remote.get(backup_id, [])] or [None]
+            for there in blobs:
+                size = here.record.size if here else there.size if there else 0
+                remote_state = (
+                    "-"
+                    if there is None
+                    else "revoked"
+                    if there.name in revoked
+                    else "verified"
+                    if there.is_verified(verified)
+                    else "unverified"
                 )
-            )
+                rows.append(
+                    (
+                        backup_id.name if there is None else there.name,
+                        backup_id.kind.value,
+                        _age(backup_id.timestamp, now),
+                        _size(size),
+                        local_state,
+                        remote_state,
+                    )
+                )
         out = plain_console()
         if out.is_terminal:
             table = Table(*header)
@@ -344,23 +358,23 @@ def verify(
         if store is None:
             raise BackupError("verify needs the azure section in the configuration")
         if all_:
-            ids = [b.id for b in store.list(f"{settings.config.site}/")]
+            names = [b.name for b in store.list(f"{settings.config.site}/")]
         elif name is not None:
-            ids = [_parse_name(name, settings.config.site)]
+            names = [_parse_blob_name(name, settings.config.site)]
         else:
             raise option_problem("NAME", "name a backup or pass --all")
         restorer = Restorer(
             _engine(settings), store, LocalArchives(settings.state_dir), workdir, _RichReporter()
         )
         failed = []
-        for backup_id in ids:  # every one is checked, even after a failure
+        for blob_name in names:  # every one is checked, even after a failure
             try:
-                manifest = restorer.verify(backup_id)
+                manifest = restorer.verify(blob_name)
             except CorruptArchiveError as exc:
                 failed.append(str(exc))
                 continue
             typer.echo(
-                f"{backup_id.name}: OK ({len(manifest.files)} files, "
+                f"{blob_name}: OK ({len(manifest.files)} files, "
                 f"{manifest.engine.value} {manifest.engine_version})"
             )
         if len(failed) == 1:

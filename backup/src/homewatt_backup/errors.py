@@ -62,11 +62,6 @@ class BlobExistsError(StoreError):
     """The blob name is taken: archives are never overwritten."""
 
 
-class BlobRevokedError(StoreError):
-    """A blob failed verification (revoked in the ledger) and, uploads being create-only,
-    cannot be replaced under its name; its local archive is kept."""
-
-
 class UploadInterruptedError(StoreError):
     """The connection broke mid-transfer; nothing partial is left remotely."""
 

@@ -28,7 +28,7 @@ LEGACY_VERIFIED_KEY = "verified"
 
 _NAME = re.compile(
     r"^(?P<site>[a-z0-9]+(?:-[a-z0-9]+)*)/(?P<kind>hourly|daily)/"
-    rf"(?P<ts>\d{{8}}T\d{{6}}Z)\.{ARCHIVE_EXT}$"
+    rf"(?P<ts>\d{{8}}T\d{{6}}Z)(?:\.r(?P<rev>[1-9][0-9]{{0,3}}))?\.{ARCHIVE_EXT}$"
 )
 
 
@@ -80,15 +80,35 @@ class BackupId:
 
     @property
     def name(self) -> str:
-        return f"{self.site}/{self.kind.value}/{format_ts(self.timestamp)}.{ARCHIVE_EXT}"
+        return self.blob_name(0)
+
+    @property
+    def stem(self) -> str:
+        """`<site>/<kind>/<timestamp>`: the prefix every blob of this backup starts with."""
+        return f"{self.site}/{self.kind.value}/{format_ts(self.timestamp)}"
+
+    def blob_name(self, revision: int) -> str:
+        """The blob of this backup's upload `revision`: 0 is `<stem>.tar`; a re-upload after
+        the earlier blobs failed verification is `<stem>.r<N>.tar` (create-only uploads cannot
+        replace a blob; contracts/backup-azure.json)."""
+        suffix = f".r{revision}" if revision else ""
+        return f"{self.stem}{suffix}.{ARCHIVE_EXT}"
 
     @classmethod
     def parse(cls, name: str) -> BackupId | None:
-        """The id of a blob or relative path name, or None when the name is not a backup's."""
+        """The id of a blob or relative path name (any revision), or None when the name is
+        not a backup's."""
+        parsed = cls.parse_blob(name)
+        return None if parsed is None else parsed[0]
+
+    @classmethod
+    def parse_blob(cls, name: str) -> tuple[BackupId, int] | None:
+        """(id, revision) of a blob name, or None when the name is not a backup's."""
         match = _NAME.match(name)
         if match is None or not site_ok(match["site"]):
             return None
-        return cls(parse_ts(match["ts"]), Kind(match["kind"]), match["site"])
+        backup_id = cls(parse_ts(match["ts"]), Kind(match["kind"]), match["site"])
+        return backup_id, int(match["rev"] or 0)
 
 
 @dataclass(frozen=True)
@@ -313,10 +333,17 @@ class BackupRef:
 
 @dataclass(frozen=True)
 class RemoteBackup:
+    """One blob: a backup's upload `revision` (see BackupId.blob_name)."""
+
     id: BackupId
     size: int
     last_modified: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+    revision: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.id.blob_name(self.revision)
 
     @property
     def sha256(self) -> str | None:
@@ -326,11 +353,9 @@ class RemoteBackup:
         """Verified after upload: the local ledger (name -> SHA-256, ledger.py) holds this name
         with the blob's SHA-256, or the blob carries the legacy `verified` metadata key; never
         when the ledger's latest word on it is a revocation (`revoked`: those names)."""
-        if self.sha256 is None or self.id.name in revoked:
+        if self.sha256 is None or self.name in revoked:
             return False
-        return ledger.get(self.id.name) == self.sha256 or bool(
-            self.metadata.get(LEGACY_VERIFIED_KEY)
-        )
+        return ledger.get(self.name) == self.sha256 or bool(self.metadata.get(LEGACY_VERIFIED_KEY))
 
 
 @dataclass(frozen=True)

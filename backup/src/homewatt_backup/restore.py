@@ -25,6 +25,7 @@ from homewatt_backup.models import (
     Engine,
     Kind,
     Manifest,
+    RemoteBackup,
     utc_now,
 )
 from homewatt_backup.store import BlobStore
@@ -99,10 +100,25 @@ class Restorer:
         ids = {b.id for b in self.archives.list()}
         if self.store is not None:
             revoked = self.ledger.revoked()
-            ids |= {
-                b.id for b in self.store.list(f"{site}/") if b.sha256 and b.id.name not in revoked
-            }
+            ids |= {b.id for b in self.store.list(f"{site}/") if b.sha256 and b.name not in revoked}
         return sorted(ids)
+
+    def remote_copy(self, backup_id: BackupId) -> RemoteBackup:
+        """The blob to restore `backup_id` from: its newest revision the ledger has not
+        revoked. BackupError when there is none (CorruptArchiveError: all were revoked)."""
+        assert self.store is not None
+        copies = [b for b in self.store.list(backup_id.stem) if b.id == backup_id]
+        revoked = self.ledger.revoked()
+        usable = [b for b in copies if b.name not in revoked]
+        if usable:
+            return usable[-1]
+        if copies:
+            last = revoked[copies[-1].name]
+            raise CorruptArchiveError(
+                f"blob {copies[-1].name} failed verification at {last.when} "
+                f"({last.reason}): not restored from it"
+            )
+        raise BackupError(f"{backup_id.name} does not exist locally nor in the container")
 
     def fetch(self, backup_id: BackupId, work: Path) -> tuple[Path, Manifest]:
         """The verified archive in `work` (extracted) and its manifest."""
@@ -127,23 +143,14 @@ class Restorer:
             raise BackupError(
                 f"{backup_id.name} is not kept locally and no Azure store is configured"
             )
-        revocation = self.ledger.revoked().get(backup_id.name)
-        if revocation is not None:
-            raise CorruptArchiveError(
-                f"blob {backup_id.name} failed verification at {revocation.when} "
-                f"({revocation.reason}): not restored from it"
-            )
-        metadata = self.store.metadata(backup_id.name)
-        if metadata is None:
-            raise BackupError(f"{backup_id.name} does not exist locally nor in the container")
-        expected = metadata.get("sha256")
+        blob = self.remote_copy(backup_id)
+        expected = blob.sha256
         if not expected:
-            raise CorruptArchiveError(f"blob {backup_id.name} carries no SHA-256 metadata")
-        size = int(metadata.get("size", "0") or 0)
+            raise CorruptArchiveError(f"blob {blob.name} carries no SHA-256 metadata")
         download = work / "download.tar"
-        advance = self.reporter.task(f"download {backup_id.name}", size or None)
-        self.store.download(backup_id.name, download, advance)
-        manifest = check_archive(download, expected, extracted, f"blob {backup_id.name}")
+        advance = self.reporter.task(f"download {blob.name}", blob.size or None)
+        self.store.download(blob.name, download, advance)
+        manifest = check_archive(download, expected, extracted, f"blob {blob.name}")
         download.unlink()
         return extracted, manifest
 
@@ -207,12 +214,13 @@ class Restorer:
         self.reporter.done()
         return chain
 
-    def verify(self, backup_id: BackupId) -> Manifest:
+    def verify(self, name: str) -> Manifest:
         """Download a remote archive and check it against its SHA-256 and manifest; when it is
         intact, record that in the verification ledger (the blob itself is not touched)."""
         if self.store is None:
             raise BackupError("verify needs the azure section in the configuration")
-        name = backup_id.name
+        backup_id = BackupId.parse(name)
+        assert backup_id is not None, name
         metadata = self.store.metadata(name)
         if metadata is None:
             raise BackupError(f"blob {name} does not exist in the container")
@@ -231,7 +239,13 @@ class Restorer:
             # the verdict is revoked: no longer "verified" for list, rotation and restore,
             # and a local copy is no longer "uploaded"
             self.ledger.revoke(name, expected, utc_now(), str(exc))
-            self.archives.unmark_uploaded(backup_id)
+            others = [
+                e
+                for n, e in self.ledger.entries().items()
+                if BackupId.parse(n) == backup_id and not e.revoked
+            ]
+            if not others:  # no verified revision left: the local copy goes up again
+                self.archives.unmark_uploaded(backup_id)
             raise CorruptArchiveError(f"{exc}; revoked") from None
         self.reporter.done()
         self.ledger.record(backup_id.name, expected, utc_now())

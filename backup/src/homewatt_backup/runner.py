@@ -28,7 +28,6 @@ from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
     BackupError,
     BlobExistsError,
-    BlobRevokedError,
     ClockNotSyncedError,
     CorruptArchiveError,
     IncompleteDumpError,
@@ -36,7 +35,7 @@ from homewatt_backup.errors import (
     StoreError,
     from_oserror,
 )
-from homewatt_backup.ledger import VerificationLedger
+from homewatt_backup.ledger import LedgerEntry, VerificationLedger
 from homewatt_backup.lineprotocol import format_line
 from homewatt_backup.models import (
     BackupId,
@@ -264,16 +263,30 @@ class Runner:
     def upload_one(self, backup: LocalBackup) -> None:
         """Upload (create-only), download again and check the SHA-256 and every member, then
         record the verification locally (ledger, then the `.uploaded` marker). The blob is
-        never written to after its upload: no metadata update, no second version."""
+        never written to after its upload: no metadata update, no second version. A blob of
+        this backup that failed verification (revoked) cannot be replaced: the archive goes up
+        as the next revision, `<stem>.r<N>.tar`; in rotation mode the revoked blobs of this
+        backup are deleted once that replacement is verified."""
         assert self.store is not None
-        name = backup.id.name
         path = self.archives.path_for(backup.id)
         record = backup.record
         if sha256_file(path) != record.sha256:
             raise CorruptArchiveError(f"{path}: local archive no longer matches its SHA-256")
-        metadata = record.blob_metadata()
+        revoked = self.ledger.revoked()
+        copies = [b for b in self.store.list(backup.id.stem) if b.id == backup.id]
+        taken = {b.revision: b for b in copies}
+        revision = 0
+        while revision in taken and taken[revision].name in revoked:
+            revision += 1
+        name = backup.id.blob_name(revision)
+        if revision:
+            log.warning(
+                "%s failed verification (revoked): uploading the archive again as %s",
+                backup.id.blob_name(revision - 1),
+                name,
+            )
         try:
-            self.store.upload(name, path, metadata, record.md5_b64)
+            self.store.upload(name, path, record.blob_metadata(), record.md5_b64)
             log.info("uploaded %s (%d bytes)", name, record.size)
         except BlobExistsError:
             existing = self.store.metadata(name) or {}
@@ -281,13 +294,6 @@ class Runner:
                 raise StoreError(
                     f"upload {name}: a different blob of that name exists; "
                     "it is never overwritten: check the site name"
-                ) from None
-            revocation = self.ledger.revoked().get(name)
-            if revocation is not None:
-                raise BlobRevokedError(
-                    f"blob {name} failed verification at {revocation.when} "
-                    f"({revocation.reason}); uploads are create-only, so it is not replaced: "
-                    f"the local archive {path} is kept (restore uses it)"
                 ) from None
             log.info("%s was uploaded before; verifying it", name)
         with temporary_dir(self.archives.tmp, "verify-") as work:
@@ -301,23 +307,34 @@ class Runner:
         now = self.clock()
         self.ledger.record(name, record.sha256, now)
         self.archives.mark_uploaded(backup.id, iso(now) or "")
-        log.info("verified %s after upload (SHA-256 %s…)", name, record.sha256[:16])
+        log.info("verified %s after upload (SHA-256 %s)", name, record.sha256)
+        azure = self.config.azure
+        if azure is not None and azure.retention == "rotation":
+            for old in copies:
+                if old.name in revoked:
+                    self.store.delete(old.name)
+                    log.info("deleted the revoked %s: %s replaces it", old.name, name)
 
     def reconcile(self) -> None:
-        """One truth for "uploaded and verified": the ledger. A local `.uploaded` marker whose
-        blob the ledger revoked is removed (the archive is pending again); a marker the ledger
-        does not know (a ledger lost or set aside as damaged) is recorded in it again, with the
-        SHA-256 of the archive's record (the marker was only ever written after a verified
-        upload of exactly that archive)."""
-        entries = self.ledger.entries()
+        """One truth for "uploaded and verified": the ledger. A local `.uploaded` marker is
+        removed when the ledger's entries for that backup (any revision) are revocations only
+        (the archive is pending again, and goes up as the next revision); a marker the ledger
+        does not know at all (a ledger lost or set aside as damaged) is recorded in it again,
+        under the first blob name, with the SHA-256 of the archive's record (a marker was only
+        ever written after a verified upload of exactly that archive)."""
+        by_id: dict[BackupId, list[LedgerEntry]] = {}
+        for entry_name, entry in self.ledger.entries().items():
+            backup_id = BackupId.parse(entry_name)
+            if backup_id is not None:
+                by_id.setdefault(backup_id, []).append(entry)
         for backup in self.archives.list():
             if not backup.uploaded:
                 continue
-            entry = entries.get(backup.id.name)
-            if entry is None:
+            entries = by_id.get(backup.id, [])
+            if not entries:
                 self.ledger.record(backup.id.name, backup.record.sha256, self.clock())
                 log.info("verification ledger: %s re-recorded from its marker", backup.id.name)
-            elif entry.revoked:
+            elif all(e.revoked for e in entries):
                 self.archives.unmark_uploaded(backup.id)
 
     def upload_backlog(self, result: RunResult) -> None:
@@ -342,8 +359,6 @@ class Runner:
             except CorruptArchiveError as exc:
                 result.errors.append(str(exc))
                 self._quarantine(backup.id)
-            except BlobRevokedError as exc:
-                result.errors.append(str(exc))  # the run fails; the others still upload
             except BackupError as exc:
                 result.errors.append(str(exc))
                 break
@@ -363,7 +378,7 @@ class Runner:
             return
         try:
             remote = self.store.list(f"{self.config.site}/")
-            present = {b.id.name for b in remote}
+            present = {b.name for b in remote}
             if azure.retention == "rotation":
                 verified, revoked = self.ledger.verified(), self.ledger.revoked()
                 plan = plan_rotation(
@@ -371,11 +386,13 @@ class Runner:
                     self.config.keep.full,
                     self.clock(),
                 )
-                for ref in plan.delete:
-                    self.store.delete(ref.id.name)
-                    present.discard(ref.id.name)
-                    result.deleted_remote.append(ref.id)
-                    log.info("rotated out remote %s", ref.id.name)
+                dropped_ids = {ref.id for ref in plan.delete}
+                for blob in remote:  # every revision of a backup rotated out
+                    if blob.id in dropped_ids:
+                        self.store.delete(blob.name)
+                        present.discard(blob.name)
+                        log.info("rotated out remote %s", blob.name)
+                result.deleted_remote.extend(ref.id for ref in plan.delete)
             dropped = self.ledger.prune(present)
             if dropped:
                 log.info("verification ledger: dropped %d gone backups", len(dropped))

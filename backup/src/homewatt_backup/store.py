@@ -170,15 +170,20 @@ class AzureBlobStore:
         out = []
         with self._translated(f"list {self.container}/{prefix}"):
             for blob in self.client.list_blobs(name_starts_with=prefix, include=["metadata"]):
-                backup_id = BackupId.parse(blob.name)
-                if backup_id is None:
+                parsed = BackupId.parse_blob(blob.name)
+                if parsed is None:
                     continue
+                backup_id, revision = parsed
                 out.append(
                     RemoteBackup(
-                        backup_id, int(blob.size), blob.last_modified, dict(blob.metadata or {})
+                        backup_id,
+                        int(blob.size),
+                        blob.last_modified,
+                        dict(blob.metadata or {}),
+                        revision,
                     )
                 )
-        return sorted(out, key=lambda b: b.id)
+        return sorted(out, key=lambda b: (b.id, b.revision))
 
     def upload(
         self,
