@@ -60,6 +60,12 @@ def _json_type(value: FieldValue) -> str:
     return "float"
 
 
+# InfluxDB 1.x's tsdb.ErrEngineClosed: a query reached a shard while it was closed and reopened,
+# as `influxd restore` does to the shards it writes; asked again a moment later, it answers.
+ENGINE_CLOSED = "engine is closed"
+ENGINE_CLOSED_ATTEMPTS = 10
+
+
 class InfluxDB1Engine:
     """One InfluxDB 1.x database (`influxdb.database`), reached at `influxdb.url` (HTTP) and
     `influxdb.rpc_address` (the backup RPC)."""
@@ -92,14 +98,19 @@ class InfluxDB1Engine:
         params = {"q": q}
         if db is not None:
             params["db"] = db
-        if method == "GET":
-            response = self.http.request("GET", "/query", what, params=params)
-        else:
-            response = self.http.request("POST", "/query", what, data=params)
-        results = response.json().get("results", [])
-        for result in results:
-            if "error" in result:
-                raise InfluxError(f"{what}: {result['error']}")
+        for attempt in range(ENGINE_CLOSED_ATTEMPTS):
+            if method == "GET":
+                response = self.http.request("GET", "/query", what, params=params)
+            else:
+                response = self.http.request("POST", "/query", what, data=params)
+            results = response.json().get("results", [])
+            errors = [str(r["error"]) for r in results if "error" in r]
+            if errors == [ENGINE_CLOSED] and attempt + 1 < ENGINE_CLOSED_ATTEMPTS:
+                time.sleep(0.5)  # a shard reopening (right after `influxd restore`): transient
+                continue
+            if errors:
+                raise InfluxError(f"{what}: {errors[0]}")
+            break
         return list(results)
 
     @staticmethod
