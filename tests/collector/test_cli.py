@@ -159,6 +159,14 @@ def run_demo(cwd: Path, seconds: float, *args: str) -> subprocess.CompletedProce
         text=True,
         env={**os.environ, "COLUMNS": "160"},
     )
+    # Count the seconds from the outbox's creation, not from the fork: under load, importing
+    # the collector alone can take longer than the whole run was meant to last.
+    outbox = cwd / "homewatt-demo" / "outbox-local.sqlite"
+    try:
+        wait_until(lambda: outbox.exists() or process.poll() is not None, 60, "the demo's outbox")
+    except AssertionError:
+        process.kill()
+        raise
     time.sleep(seconds)
     process.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = process.communicate(timeout=30)

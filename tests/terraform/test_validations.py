@@ -292,7 +292,9 @@ def regex_validations(modules: dict[str, Module]) -> list[tuple[re.Pattern[str],
     ]
 
 
-@settings(max_examples=300, deadline=None)
+# derandomize: the same 300 cases every run, so its cost is fixed (random draws once took
+# over 300 s on a loaded CI host)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_regexes_agree_with_azures_rules(
     regex_validations: list[tuple[re.Pattern[str], Validation]], data: st.DataObject
