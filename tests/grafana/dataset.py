@@ -44,10 +44,10 @@ import yaml
 
 from homewatt_backup.models import Kind
 from homewatt_backup.runner import health_line
-from homewatt_collector import lineprotocol
 from homewatt_collector.models import Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_common.lineprotocol import encode_line
 from homewatt_grafana.contract import Contract
 from tests.collector.meters_data import sdm630_input_registers
 from tests.support.influxdb1 import InfluxDB1
@@ -352,7 +352,7 @@ def build(workdir: Path, contract: Contract) -> Dataset:
     finally:
         collector_lines = run.finish(cycles=12)
     other_lines = collector_lines + backup_lines(end)
-    lines = [lineprotocol.encode(sample) for sample in samples] + other_lines
+    lines = [encode_line(s.measurement, s.tags, s.fields, s.ts) for s in samples] + other_lines
     # The samples' own values are the expected side's input: no round trip through a parser.
     points = [Point(s.measurement, dict(s.tags), dict(s.fields), s.ts) for s in samples]
     points += [parse_line(line) for line in other_lines]

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from homewatt_collector import lineprotocol
 from homewatt_collector.errors import CollectorError, OutboxBusy
 from homewatt_collector.models import Sample
+from homewatt_common.lineprotocol import encode_line, series_key, series_of_line
 from homewatt_common.ownership import hand_over
 
 SCHEMA_VERSION = 1
@@ -143,11 +143,15 @@ class Outbox:
     # -- producer side -------------------------------------------------------------------------
 
     def put(self, samples: Iterable[Sample]) -> int:
-        """Commit samples (in order); returns how many were new. Duplicates are ignored."""
+        """Commit samples (in order); returns how many were new. Duplicates are ignored.
+
+        LineProtocolError (nothing stored) when a sample cannot be written as line protocol:
+        the caller checks samples first (homewatt_common.lineprotocol.point_problem)."""
         rows = []
         for sample in samples:
-            line = lineprotocol.encode(sample)
-            rows.append((identity(lineprotocol.series_key(sample), sample.ts), sample.ts, line))
+            line = encode_line(sample.measurement, sample.tags, sample.fields, sample.ts)
+            series = series_key(sample.measurement, sample.tags)
+            rows.append((identity(series, sample.ts), sample.ts, line))
         if not rows:
             return 0
         with self._lock, self._transaction():
@@ -246,7 +250,7 @@ class Outbox:
             for ts, line in rows:
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)",
-                    (identity(_series_of(line), ts), ts, line),
+                    (identity(series_of_line(line), ts), ts, line),
                 )
                 moved += cursor.rowcount
             self._db.execute("DELETE FROM quarantine")
@@ -322,19 +326,6 @@ class Outbox:
                         (to_drop - dropped,),
                     ).rowcount
                 self._bump("dropped", dropped)
-
-
-def _series_of(line: str) -> str:
-    """The series key of an encoded line: everything before the first unescaped space."""
-    escaped = False
-    for index, char in enumerate(line):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == " ":
-            return line[:index]
-    return line
 
 
 def _take_flock(path: Path) -> IO[bytes]:

@@ -27,6 +27,7 @@ from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
 from homewatt_common.clock import clock_synchronized
+from homewatt_common.lineprotocol import point_problem
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class Collector:
             self._problem(f"source {self.source.kind} failed unexpectedly", with_traceback=True)
             reading = Reading(errors=1)
         read_s = time.monotonic() - started
+        reading = self._writable(reading)
         samples = list(reading.samples)
         if self.health:
             samples.append(self._health_sample(slot, reading, read_s))
@@ -123,6 +125,19 @@ class Collector:
             notify.notify("WATCHDOG=1")
         if self.on_cycle is not None:
             self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
+
+    def _writable(self, reading: Reading) -> Reading:
+        """The reading without samples line protocol cannot carry (each one a read error)."""
+        samples = []
+        errors = reading.errors
+        for sample in reading.samples:
+            problem = point_problem(sample.measurement, sample.tags, sample.fields)
+            if problem is None:
+                samples.append(sample)
+            else:
+                errors += 1
+                self._problem(f"source {self.source.kind}: cannot store a sample: {problem}")
+        return Reading(samples, errors)
 
     def _problem(self, message: str, with_traceback: bool = False) -> None:
         if self._throttle.ready(message):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.registry import Registry
 from homewatt_common.configmodel import STRICT, validate
+from homewatt_common.lineprotocol import name_problem
 from homewatt_common.problems import ProblemsError
 from homewatt_common.yamlfile import parse_yaml
 
@@ -67,6 +68,14 @@ class RegisterSpec(BaseModel):
     note: str | None = None
     min: float | None = Field(None, description="smallest plausible value (default by field)")
     max: float | None = Field(None, description="largest plausible value (default by field)")
+
+    @field_validator("field")
+    @classmethod
+    def _writable(cls, value: str) -> str:
+        problem = name_problem(value, "field key")
+        if problem is not None:
+            raise ValueError(f"{value!r} {problem}")
+        return value
 
     @field_validator("scale")
     @classmethod

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from homewatt_collector.meters import (
     CHANNEL,
@@ -38,6 +38,7 @@ from homewatt_collector.modbus.plan import (
 from homewatt_collector.models import ELECTRICITY, Reading, Sample
 from homewatt_collector.throttle import LogThrottle
 from homewatt_common.configmodel import ConfigModel
+from homewatt_common.lineprotocol import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,15 @@ class ModbusSourceConfig(ConfigModel):
     templates: dict[str, MeterTemplate] = Field(
         default_factory=dict, description="custom meter models, by name (data, not code)"
     )
+
+    @field_validator("templates")
+    @classmethod
+    def _writable_names(cls, templates: dict[str, MeterTemplate]) -> dict[str, MeterTemplate]:
+        for name in templates:
+            problem = name_problem(name, "tag value")
+            if problem is not None or name == "":
+                raise ValueError(f"template name {name!r} (the model tag) {problem or 'is empty'}")
+        return templates
 
     @model_validator(mode="after")
     def _consistent(self) -> ModbusSourceConfig:

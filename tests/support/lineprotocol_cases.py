@@ -1,0 +1,73 @@
+"""contracts/line-protocol.json as typed cases: what both apps' encoders must write and refuse.
+
+Field values in the file are `[type, value]`; here they become the Python values the encoder
+takes (float, int, bool, str, homewatt_common.lineprotocol.Unsigned).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from homewatt_common.lineprotocol import FieldValue, Unsigned
+from tests.support.contracts import REPO
+
+CONTRACT = REPO / "contracts" / "line-protocol.json"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    ts: int
+    line: str = ""  # the encoded line (accepted cases)
+    stored_fields: tuple[str, ...] = ()  # the fields a server keeps (finite ones)
+    skip: Mapping[str, str] = field(default_factory=dict)  # server -> why not round-tripped
+    error: str = ""  # part of the refusal's message (refused cases)
+    naive_line: str = ""  # what an encoder that does not refuse writes
+    answers: Mapping[str, str] = field(default_factory=dict)  # server -> what it does with it
+
+
+def _value(kind: str, raw: Any) -> FieldValue:
+    if kind == "float":
+        return float(raw)
+    if kind == "unsigned":
+        return Unsigned(raw)
+    if kind == "integer":
+        assert isinstance(raw, int) and not isinstance(raw, bool)
+        return raw
+    if kind == "boolean":
+        assert isinstance(raw, bool)
+        return raw
+    assert kind == "string" and isinstance(raw, str), kind
+    return raw
+
+
+def _case(entry: dict[str, Any], ts: int) -> Case:
+    fields = {key: _value(*typed) for key, typed in entry["fields"].items()}
+    return Case(
+        name=entry["name"],
+        measurement=entry["measurement"],
+        tags=entry["tags"],
+        fields=fields,
+        ts=ts,
+        line=entry.get("line", ""),
+        stored_fields=tuple(entry.get("stored_fields", sorted(fields))),
+        skip=entry.get("skip", {}),
+        error=entry.get("error", ""),
+        naive_line=entry.get("naive_line", ""),
+        answers=entry.get("answers", {}),
+    )
+
+
+def _load() -> tuple[list[Case], list[Case]]:
+    data = json.loads(CONTRACT.read_text(encoding="utf-8"))
+    ts = int(data["timestamp"])
+    return [_case(e, ts) for e in data["cases"]], [_case(e, ts) for e in data["refused"]]
+
+
+CASES, REFUSED = _load()
