@@ -16,7 +16,7 @@ import pytest
 from homewatt_collector import __version__
 from tests.collector.conftest import COLLECTOR_BIN, REPO, wait_for_samples, write_config
 from tests.support.faultproxy import FaultProxy
-from tests.support.processes import ServerProcess, wait_until
+from tests.support.processes import ServerProcess, free_port, wait_until
 from tests.support.victoria import VictoriaMetrics
 
 
@@ -259,3 +259,41 @@ def test_systemd_hears_ready_watchdog_and_stopping(
     assert messages[0] == "READY=1"
     assert "STOPPING=1" in messages
     assert any(m.startswith("STATUS=collecting every 1 s") for m in messages)
+
+
+def test_a_password_in_a_sink_url_is_never_shown_and_check_config_says_why_it_does_nothing(
+    tmp_path: Path,
+) -> None:
+    url = "http://homewatt:s3cret@127.0.0.1:9"
+    config = write_config(tmp_path / "main.yaml", url, tmp_path / "state")
+    result = cli("check-config", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "  sink local: http://homewatt:***@127.0.0.1:9 org=homewatt bucket=homewatt" in (
+        result.stdout
+    )
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith(f"homewatt-collector: warning: {config}:")
+    assert "sinks[0].url: holds a password, which is never sent" in warning
+    assert result.stdout.splitlines()[-1] == "ok (1 warning)"
+    assert "s3cret" not in result.stdout + result.stderr
+
+    wrong = write_config(tmp_path / "wrong.yaml", "ftp://homewatt:s3cret@host", tmp_path / "state")
+    refused = cli("check-config", "-c", str(wrong))
+    assert refused.returncode == 1
+    assert "'ftp://homewatt:***@host' is not an http:// or https:// URL" in refused.stderr
+    assert "s3cret" not in refused.stdout + refused.stderr
+
+
+def test_a_password_in_a_sink_url_never_reaches_the_log_of_a_running_collector(
+    tmp_path: Path, collector_process: Callable[..., ServerProcess]
+) -> None:
+    port = free_port()  # nothing listens there: connection refused
+    config = write_config(
+        tmp_path / "main.yaml", f"http://homewatt:s3cret@127.0.0.1:{port}", tmp_path / "state"
+    )
+    collector = collector_process(config)
+    wait_until(lambda: "retrying" in collector.log_tail(), 20, "a failed write in the log")
+    collector.stop()
+    log = collector.log_tail(100)
+    assert "http://homewatt:***@127.0.0.1" in log
+    assert "s3cret" not in log

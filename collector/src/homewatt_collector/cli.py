@@ -311,7 +311,9 @@ def check_config(
             )
         )
     for index, sink in enumerate(config.sinks):
-        report.say(f"  sink {sink.name}: {sink.url} org={sink.org} bucket={sink.bucket}")
+        report.say(f"  sink {sink.name}: {sink.display_url} org={sink.org} bucket={sink.bucket}")
+        if (problem := sink.url_problem()) is not None:
+            report.warn(config.problem(problem, "sinks", index, "url"))
         try:
             location, warnings = token_location(config, index)
         except ConfigError as exc:

@@ -36,6 +36,7 @@ from homewatt_common.credentials import (
     read_located,
 )
 from homewatt_common.problems import Loc, Problem, ProblemsError, format_loc
+from homewatt_common.redact import redact_url
 from homewatt_common.secrets_contract import load_contract
 from homewatt_common.yamlfile import YamlDocument, load_yaml
 
@@ -89,8 +90,23 @@ class SinkConfig(ConfigModel):
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+            raise ValueError(f"{redact_url(value)!r} is not an http:// or https:// URL")
         return value.rstrip("/")
+
+    @property
+    def display_url(self) -> str:
+        """The URL as logs and reports show it: a password in it replaced by ***."""
+        return redact_url(self.url)
+
+    def url_problem(self) -> str | None:
+        """Why a user name and password in the URL do not do what they seem to."""
+        if urlsplit(self.url).password is None:
+            return None
+        return (
+            "holds a password, which is never sent (influxdb-client ignores a URL's user and"
+            " password) and which anyone who can read this file can read: remove it and give"
+            " the sink a token (token_credential)"
+        )
 
     @model_validator(mode="after")
     def _one_token_source(self) -> SinkConfig:

@@ -17,6 +17,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from homewatt_collector.errors import SinkRejected, SinkUnauthorized, SinkUnavailable
+from homewatt_common.redact import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class InfluxDBSink:
         verify_tls: bool = True,
     ) -> None:
         self.name = name
-        self.url = url
+        self.url = redact_url(url)  # for messages; the client gets the URL as given
         self._org = org
         self._bucket = bucket
         self._client = InfluxDBClient(
@@ -83,13 +84,13 @@ class InfluxDBSink:
             )
         except ApiException as exc:
             if not exc.status:  # status 0: TLS or request construction failure
-                raise SinkUnavailable(f"{self.url}: {exc.reason}") from exc
-            message = str(getattr(exc, "message", "") or exc.reason or "").strip()
+                raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc.reason))}") from exc
+            message = redact_urls(str(getattr(exc, "message", "") or exc.reason or "").strip())
             raise classify(int(exc.status), message, exc.retry_after) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise SinkUnavailable(f"{self.url}: {_reason(exc)}") from exc
+            raise SinkUnavailable(f"{self.url}: {redact_urls(_reason(exc))}") from exc
         except OSError as exc:
-            raise SinkUnavailable(f"{self.url}: {exc}") from exc
+            raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc))}") from exc
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
