@@ -8,6 +8,7 @@ answers and slow responses from a proxy on the wire.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -265,3 +266,66 @@ def test_sigterm_sends_pending_samples_and_exits_cleanly(rig: Rig) -> None:
     assert collector.process.wait(timeout=20) == 0
     assert rig.pending() == 0, "the final flush delivered what was pending"
     assert "Traceback" not in collector.log_tail(100)
+
+
+FAULT_INJECTION = Path(__file__).resolve().parents[1] / "support" / "faultinject"
+
+
+def test_an_unexpected_exception_in_each_worker_is_survived_counted_and_delivery_goes_on(
+    rig: Rig,
+) -> None:
+    """Exceptions no code path expects, injected into the real process: the forwarder's write
+    fails as http.client does for a token it cannot encode (3 times), the source's open (once),
+    the source loop's outbox put (cycles 2 and 3: their samples are lost, nothing can keep
+    them; their health counts come with the next cycle) and the source's read (cycle 12).
+    Every worker goes on; each kind is logged once, without a traceback; every one is counted
+    in homewatt_health.worker_restarts, and everything else arrives."""
+    faults = [
+        {
+            "target": "homewatt_collector.sources.demo:DemoSource.open",
+            "raise": "OSError",
+            "message": "not today",
+        },
+        {
+            "target": "homewatt_collector.outbox:Outbox.put",
+            "raise": "RuntimeError",
+            "message": "disk says no",
+            "after": 1,
+            "times": 2,
+        },
+        {
+            "target": "homewatt_collector.sinks.influxdb:InfluxDBSink.write",
+            "raise": "UnicodeEncodeError",
+            "message": "Token t\u00f8ken",
+            "after": 6,
+            "times": 3,
+        },
+        {
+            "target": "homewatt_collector.sources.demo:DemoSource.read",
+            "raise": "KeyError",
+            "message": "a bug",
+            "after": 11,
+            "times": 1,
+        },
+    ]
+    env = {"PYTHONPATH": str(FAULT_INJECTION), "HOMEWATT_TEST_FAULTS": json.dumps(faults)}
+    collector = rig.start_process(rig.config(), env=env)
+    rig.wait_for_samples(30)
+    wait_until(lambda: rig.pending() <= 2, 20, "the backlog to drain")
+    assert collector.running(), collector.log_tail()
+    log = collector.log_tail(200)
+    audit = rig.audit(collector)
+    assert_exactly_once(audit)
+    assert_no_gaps(audit, allowed_gap_s=3)  # cycles 2 and 3 (not stored), 12 (not read)
+    restarts = sum(int(v) for _, v, _ in rig.vm.samples("homewatt_health_worker_restarts"))
+    sink_errors = sum(int(v) for _, v, _ in rig.vm.samples("homewatt_health_sink_errors"))
+    read_errors = sum(int(v) for _, v, _ in rig.vm.samples("homewatt_health_read_errors"))
+    assert (restarts, sink_errors, read_errors) == (1 + 2 + 3 + 1, 3, 1)
+    for line in (
+        "source loop: unexpected OSError: not today; going on in 1 s",
+        "source loop: unexpected RuntimeError: disk says no; going on at the next cycle",
+        "sink local forwarder: unexpected UnicodeEncodeError: 'latin-1' codec can't encode",
+        "source loop: unexpected KeyError: 'a bug'; going on at the next cycle",
+    ):
+        assert log.count(line) == 1, log
+    assert "Traceback" not in log

@@ -1,4 +1,6 @@
-"""The collector loop keeps going when a source fails, and counts it."""
+"""No worker of the collector ends on an unexpected exception: the source loop and each sink's
+forwarder survive one (logged once, traceback at debug level), count it in
+homewatt_health.worker_restarts, and go on."""
 
 from __future__ import annotations
 
@@ -63,6 +65,32 @@ def test_a_source_that_raises_is_counted_and_the_loop_goes_on(
     health = [ln for ln in lines if ln.startswith("homewatt_health")]
     assert len(health) == 4
     assert sum("read_errors=1i" in ln for ln in health) == 2
+    assert sum("worker_restarts=1i" in ln for ln in health) == 2
     assert sum(ln.startswith("electricity") for ln in lines) == 2
-    assert caplog.text.count("source flaky failed unexpectedly") == 1, "logged once a minute"
-    assert "RuntimeError: a bug" in caplog.text
+    message = "source loop: unexpected RuntimeError: a bug; going on at the next cycle"
+    assert caplog.text.count(message) == 1, "logged once a minute"
+    assert "Traceback" not in caplog.text, "the traceback only at debug level"
+
+
+def test_the_traceback_of_a_survived_exception_is_logged_at_debug_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = threading.Event()
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
+    source = FlakySource()
+    collector = Collector(
+        site="s",
+        unit="u",
+        interval_s=1,
+        source=source,
+        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
+        stop=stop,
+        wait_for_clock_sync=False,
+        on_cycle=lambda cycle: stop.set() if source.reads >= 2 else None,
+    )
+    with caplog.at_level(logging.DEBUG, logger="homewatt_collector"):
+        collector.run()
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "Traceback" in r.message]
+    assert len(debug) == 1 and "RuntimeError: a bug" in debug[0].message
+    assert "in read" in debug[0].message, "the frame that raised"

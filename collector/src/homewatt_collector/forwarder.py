@@ -4,7 +4,8 @@ A batch leaves the outbox only after the sink acknowledged it. Transient failure
 timeout, 429, 5xx) are retried forever with jittered exponential backoff (honouring Retry-After);
 a wrong token/org/bucket is retried at the longest backoff, data kept. A batch the server refuses
 (another 4xx) is split in halves until the refused point is alone; that point is quarantined and
-everything else delivered.
+everything else delivered. An unexpected exception never ends the thread (workers.py): it is
+counted as a sink error and a worker restart, and delivery goes on after a backoff.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from homewatt_collector.errors import SinkError, SinkRejected, SinkUnauthorized, SinkUnavailable
+from homewatt_collector.errors import SinkRejected, SinkUnauthorized, SinkUnavailable
 from homewatt_collector.outbox import Entry, Outbox
 from homewatt_collector.sinks import Sink
+from homewatt_collector.workers import Restarts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Forwarder:
             multiplier=backoff.min_s, min=backoff.min_s, max=backoff.max_s
         )
         self._thread: threading.Thread | None = None
+        self.restarts = Restarts(f"sink {sink.name} forwarder")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -81,7 +84,12 @@ class Forwarder:
             errors, self._errors = self._errors, 0
         return errors
 
+    def take_restarts(self) -> int:
+        """Unexpected exceptions this forwarder survived since the last call."""
+        return self.restarts.take()
+
     def _run(self) -> None:
+        unexpected = 0  # consecutive unexpected failures: the backoff grows with them
         while not self._stop.is_set():
             try:
                 sent = self.deliver_batch(retry=True)
@@ -100,6 +108,16 @@ class Forwarder:
                 if self._stop.wait(self.backoff.max_s):
                     break
                 continue
+            except Exception as exc:  # noqa: BLE001 (survived: logged, counted, backed off)
+                self.outbox.release_inflight()
+                unexpected += 1
+                pause = min(self.backoff.min_s * 2 ** (unexpected - 1), self.backoff.max_s)
+                self.state = f"unexpected {type(exc).__name__}; going on in {pause:g} s"
+                self.restarts.survived(exc, f"in {pause:g} s")
+                if self._stop.wait(pause):
+                    break
+                continue
+            unexpected = 0
             if sent == 0:
                 self.wake.wait(self.idle_poll_s)
                 self.wake.clear()
@@ -159,7 +177,7 @@ class Forwarder:
     def _write_once(self, lines: list[str]) -> None:
         try:
             self.sink.write(lines)
-        except SinkError:
+        except Exception:  # a SinkError or a surprise (survived): a failed write either way
             self._count_error()
             raise
         self._recovered()

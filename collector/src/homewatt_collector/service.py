@@ -8,7 +8,6 @@ and closes the outboxes with a checkpoint, so nothing is lost either way.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ from homewatt_collector.outbox import Outbox
 from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
+from homewatt_collector.workers import Restarts
 from homewatt_common.clock import clock_synchronized
 from homewatt_common.lineprotocol import point_problem
 
@@ -83,6 +83,8 @@ class Collector:
         self._watchdog_s = notify.watchdog_interval_s()
         self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
         self._throttle = LogThrottle()
+        self.restarts = Restarts("source loop")
+        self._unreported: dict[str, int] = {}  # health events not stored yet (a failed cycle)
 
     def run(self) -> None:
         for delivery in self.deliveries:
@@ -90,16 +92,38 @@ class Collector:
         try:
             if self.wait_for_clock_sync and not self._wait_for_clock():
                 return
-            self.source.open()
+            if not self._open_source():
+                return
             notify.notify("READY=1")
             notify.notify(f"STATUS=collecting every {self.interval_s} s")
             log.info("collecting from %s every %d s", self.source.kind, self.interval_s)
             scheduler = Scheduler(self.interval_s, sleep=self._sleep)
             for slot in scheduler.slots():
-                self._cycle(slot)
+                try:
+                    self._cycle(slot)
+                except Exception as exc:  # noqa: BLE001 (survived: logged, counted, next slot)
+                    self.restarts.survived(exc, "at the next cycle")
+                if self._watchdog_s is not None:
+                    notify.notify("WATCHDOG=1")  # the loop is alive, even when a cycle failed
         finally:
             notify.notify("STOPPING=1")
             self._shutdown()
+
+    def _open_source(self) -> bool:
+        """Open the source, surviving any surprise (retried with a growing pause); False if
+        stopped meanwhile. (A missing serial adapter is not an error: reads wait for it.)"""
+        failures = 0
+        while True:
+            try:
+                self.source.open()
+            except Exception as exc:  # noqa: BLE001 (survived: logged, counted, retried)
+                failures += 1
+                pause = min(2.0 ** (failures - 1), 60.0)
+                self.restarts.survived(exc, f"in {pause:g} s")
+                if self._sleep(pause):
+                    return False
+                continue
+            return True
 
     def _cycle(self, slot: Slot) -> None:
         started = time.monotonic()
@@ -108,8 +132,8 @@ class Collector:
         except SourceError as exc:
             self._problem(f"source {self.source.kind}: {exc}")
             reading = Reading(errors=1)
-        except Exception:  # noqa: BLE001 (a bug in a source must not stop the loop: counted, logged)
-            self._problem(f"source {self.source.kind} failed unexpectedly", with_traceback=True)
+        except Exception as exc:  # noqa: BLE001 (a bug in a source: a read error, and survived)
+            self.restarts.survived(exc, "at the next cycle")
             reading = Reading(errors=1)
         read_s = time.monotonic() - started
         reading = self._writable(reading)
@@ -121,8 +145,7 @@ class Collector:
                 delivery.outbox.put(samples)
             except sqlite3.Error as exc:  # disk full or failing: nothing else can keep them
                 self._problem(f"outbox {delivery.outbox.path}: cannot store samples: {exc}")
-        if self._watchdog_s is not None:
-            notify.notify("WATCHDOG=1")
+        self._unreported = {}
         if self.on_cycle is not None:
             self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
 
@@ -139,9 +162,9 @@ class Collector:
                 self._problem(f"source {self.source.kind}: cannot store a sample: {problem}")
         return Reading(samples, errors)
 
-    def _problem(self, message: str, with_traceback: bool = False) -> None:
+    def _problem(self, message: str) -> None:
         if self._throttle.ready(message):
-            log.error("%s", message, exc_info=with_traceback)
+            log.error("%s", message)
 
     def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:
         dropped = 0
@@ -149,14 +172,23 @@ class Collector:
             now = delivery.outbox.counter("dropped")
             dropped += now - self._dropped_seen[id(delivery)]
             self._dropped_seen[id(delivery)] = now
-        fields: dict[str, float | int] = {
-            "cycle_lateness_ms": round(slot.lateness_s * 1000, 3),
+        events = {
             "skipped_slots": slot.skipped,
             "read_errors": reading.errors,
-            "read_duration_ms": round(read_s * 1000, 3),
-            "outbox_backlog": sum(d.outbox.backlog for d in self.deliveries),
             "outbox_dropped": dropped,
             "sink_errors": sum(d.forwarder.take_errors() for d in self.deliveries),
+            "worker_restarts": self.restarts.take()
+            + sum(d.forwarder.take_restarts() for d in self.deliveries),
+        }
+        # Counts of a cycle whose samples could not be stored come with this one.
+        for name, count in self._unreported.items():
+            events[name] += count
+        self._unreported = dict(events)  # until this cycle's samples are stored
+        fields: dict[str, float | int] = {
+            "cycle_lateness_ms": round(slot.lateness_s * 1000, 3),
+            "read_duration_ms": round(read_s * 1000, 3),
+            "outbox_backlog": sum(d.outbox.backlog for d in self.deliveries),
+            **events,
         }
         tags = {"site": self.site, "unit": self.unit, "source": self.source.kind}
         return Sample(HEALTH, tags, fields, slot.ts)
@@ -192,33 +224,46 @@ class Collector:
         return True
 
     def _shutdown(self) -> None:
+        """Stop the forwarders, give the sinks FINAL_FLUSH_S to take what is pending, close the
+        outboxes. Every step runs whatever the one before met (a full disk, a sink error, a
+        surprise): one line each, never a traceback, and the outboxes are always closed."""
         self.stop.set()
-        with contextlib.suppress(SourceError):
+        try:
             self.source.close()
+        except Exception as exc:  # noqa: BLE001 (stopping anyway: logged, counted)
+            self.restarts.survived(exc, "with the shutdown")
         for delivery in self.deliveries:
             delivery.forwarder.wake.set()  # out of its idle wait
             delivery.forwarder.join()
         deadline = time.monotonic() + FINAL_FLUSH_S
         for delivery in self.deliveries:
-            pending = delivery.outbox.backlog
-            if pending:
-                try:
+            name = delivery.forwarder.sink.name
+            try:
+                if delivery.outbox.backlog:
                     delivery.forwarder.drain(deadline=deadline)
-                except SinkError as exc:
-                    log.info(
-                        "sink %s: %s; %d samples stay in the outbox for the next start",
-                        delivery.forwarder.sink.name,
-                        exc,
-                        delivery.outbox.backlog,
-                    )
+            except SinkError as exc:
+                log.info("sink %s: %s; the rest stays in the outbox for the next start", name, exc)
+            except sqlite3.Error as exc:
+                log.error(
+                    "sink %s: outbox %s: %s; the final delivery stopped, what is pending stays"
+                    " in the outbox for the next start",
+                    name,
+                    delivery.outbox.path,
+                    exc,
+                )
+            except Exception as exc:  # noqa: BLE001 (stopping anyway: logged, counted)
+                self.restarts.survived(exc, "with the shutdown")
         for delivery in self.deliveries:
             log.info(
                 "stopped; sink %s: %d samples pending in the outbox",
                 delivery.forwarder.sink.name,
                 delivery.outbox.backlog,
             )
-            delivery.forwarder.sink.close()
-            delivery.outbox.close()
+            for close in (delivery.forwarder.sink.close, delivery.outbox.close):
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001 (stopping anyway: logged, counted)
+                    self.restarts.survived(exc, "with the shutdown")
 
 
 def build_collector(
@@ -230,6 +275,9 @@ def build_collector(
 ) -> Collector:
     """Wire a collector from its config; reads secrets, opens outboxes (ConfigError/OutboxBusy)."""
     tokens = {sink.name: read_token(config, index) for index, sink in enumerate(config.sinks)}
+    for sink in config.sinks:
+        if (problem := sink.url_problem()) is not None:
+            log.warning("sink %s: url %s %s", sink.name, sink.display_url, problem)
     directory = outbox_directory or outbox_dir(config).path
     deliveries: list[Delivery] = []
     try:
