@@ -130,8 +130,8 @@ def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
     assert code == 1
     assert stderr == (
         f"homewatt-collector: error: serial port {port}: permission denied: this user is not"
-        " in group dialout (sudo usermod -aG dialout $USER, then log in again; the systemd unit"
-        " has the group)\n"
+        " in group dialout (sudo usermod -aG dialout $USER, then log in again; the unit gets the"
+        " group from its serial drop-in)\n"
     )
 
 

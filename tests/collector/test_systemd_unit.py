@@ -1,8 +1,8 @@
-"""The collector's systemd unit: valid for systemd, sandboxed, wired to the app's conventions.
+"""The collector's systemd unit and its per-instance drop-ins: valid for systemd, sandboxed,
+wired to the app's conventions.
 
 Checked with systemd's own tools (`systemd-analyze verify` and `security --offline`); the unit
-is not booted under a systemd PID 1 here. The notify protocol it relies on (READY, WATCHDOG,
-STOPPING) is exercised against a real socket in test_cli.py.
+is started under a real systemd in test_unit_under_systemd.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tests.support.contracts import config_key_values, secrets_contract, unit_cr
 from tests.support.systemd_units import security_exposure, verify_unit
 
 UNIT = REPO / "systemd" / "homewatt-collector@.service"
+DROP_INS = REPO / "systemd" / "collector-instance"
 
 
 def directives(path: Path) -> dict[str, list[str]]:
@@ -35,20 +36,36 @@ def test_the_units_exposure_is_at_most_2() -> None:
     assert security_exposure(UNIT) <= 2.0
 
 
+def test_systemd_accepts_each_instance_drop_in_and_the_exposure_stays_at_most_2(
+    tmp_path: Path,
+) -> None:
+    """The unit with a drop-in applied, as systemd would merge it (a drop-in only adds)."""
+    for drop_in in sorted(DROP_INS.glob("*.conf")):
+        merged = tmp_path / drop_in.stem / "homewatt-collector@.service"
+        merged.parent.mkdir()
+        body = drop_in.read_text().split("[Service]\n", 1)[1]
+        merged.write_text(UNIT.read_text().replace("[Install]", f"{body}\n[Install]"))
+        verify_unit(merged)
+        assert security_exposure(merged) <= 2.0, drop_in.name
+
+
 def test_the_service_notifies_systemd_and_is_watched() -> None:
     unit = directives(UNIT)
     assert unit["Type"] == ["notify"]
     assert unit["WatchdogSec"] == ["30s"]
     assert unit["Restart"] == ["on-failure"]
     assert "time-sync.target" in unit["After"][0]
+    assert "time-sync.target" not in unit["Wants"][0], "ordered after, never pulled in"
 
 
-def test_serial_access_is_by_device_allow_list_not_private_devices() -> None:
+def test_serial_access_is_by_a_drop_ins_device_allow_list_not_private_devices() -> None:
     unit = directives(UNIT)
     assert unit["DevicePolicy"] == ["closed"]
-    assert "char-ttyUSB rw" in unit["DeviceAllow"]
     assert "PrivateDevices" not in unit
-    assert unit["SupplementaryGroups"] == ["dialout"]
+    assert "DeviceAllow" not in unit and "SupplementaryGroups" not in unit, "per instance"
+    serial = directives(DROP_INS / "serial.conf")
+    assert serial["DeviceAllow"] == ["char-ttyACM rw", "char-ttyUSB rw"]
+    assert serial["SupplementaryGroups"] == ["dialout"]
 
 
 def test_each_instance_has_its_own_config_user_and_outbox() -> None:
@@ -59,8 +76,16 @@ def test_each_instance_has_its_own_config_user_and_outbox() -> None:
 
 
 def test_the_token_arrives_as_the_credential_the_contract_and_the_example_config_name() -> None:
-    loaded = set(directives(UNIT)["LoadCredential"])
-    assert loaded == unit_credentials("homewatt-collector@.service")
+    assert "LoadCredential" not in directives(UNIT), "a drop-in's: a missing file fails a start"
+    assert unit_credentials("homewatt-collector@.service") == set()
+    loaded = set(directives(DROP_INS / "influxdb-write-token.conf")["LoadCredential"])
+    assert loaded == {
+        f"{entry['credential']}:{secret['path']}"
+        for secret in secrets_contract()["secrets"].values()
+        for entry in secret["loaded_by"]
+        if entry["unit"] == "homewatt-collector@.service"
+        and "collector-instance/" in entry["where"]
+    }
     example = yaml.safe_load((REPO / "collector" / "collector.example.yaml").read_text())
     names = {sink["token_credential"] for sink in example["sinks"]}
     assert names <= config_key_values("homewatt-collector")["sinks[].token_credential"]

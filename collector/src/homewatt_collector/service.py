@@ -26,13 +26,14 @@ from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
 from homewatt_collector.workers import Restarts
-from homewatt_common.clock import clock_synchronized
+from homewatt_common.clock import ClockSync, clock_synchronized
 from homewatt_common.lineprotocol import point_problem
 
 log = logging.getLogger(__name__)
 
 # How long a stopping collector lets the sinks take what is pending (the rest stays on disk).
 FINAL_FLUSH_S = 5.0
+CLOCK_POLL_S = 2.0  # how often a collector waiting for NTP asks again
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,14 @@ class Collector:
         for delivery in self.deliveries:
             delivery.forwarder.start()
         try:
+            # READY first: the outboxes are open and the forwarders deliver any backlog, so
+            # waiting for the clock (or for a source that cannot open yet) never trips the
+            # unit's TimeoutStartSec=; STATUS= says what it waits for, WATCHDOG= goes on.
+            notify.notify("READY=1")
             if self.wait_for_clock_sync and not self._wait_for_clock():
                 return
             if not self._open_source():
                 return
-            notify.notify("READY=1")
             notify.notify(f"STATUS=collecting every {self.interval_s} s")
             log.info("collecting from %s every %d s", self.source.kind, self.interval_s)
             scheduler = Scheduler(self.interval_s, sleep=self._sleep)
@@ -205,23 +209,40 @@ class Collector:
         return self.stop.is_set()
 
     def _wait_for_clock(self) -> bool:
-        """Block until NTP has synchronised the clock; False if stopped meanwhile."""
-        if clock_synchronized() is not False:
+        """Block until NTP has synchronised the clock (homewatt_common.clock: timedated, else
+        systemd-timesyncd's flag); go on at once when nothing can tell, saying so. False if
+        stopped meanwhile."""
+        state = clock_synchronized()
+        if state.synchronized is not False:
+            self._clock_answer(state)
             return True
         notify.notify("STATUS=waiting for the system clock to be synchronised (NTP)")
         log.warning(
-            "waiting for the system clock to be synchronised (NTP) before taking samples;"
-            " for a site without network time set clock.wait_for_sync: false"
+            "waiting for the system clock to be synchronised (NTP), says %s, before taking"
+            " samples; for a site without network time set clock.wait_for_sync: false",
+            state.how,
         )
-        waited = 0.0
-        while clock_synchronized() is False:
-            if self._sleep(1.0):
+        started = time.monotonic()
+        reported = started
+        while state.synchronized is False:
+            if self._sleep(CLOCK_POLL_S):
                 return False
-            waited += 1.0
-            if waited % 300 == 0:
-                log.warning("still waiting for clock synchronisation (%.0f s)", waited)
-        log.info("system clock synchronised")
+            state = clock_synchronized()
+            if time.monotonic() - reported >= 300:
+                reported = time.monotonic()
+                log.warning("still waiting for clock synchronisation (%.0f s)", reported - started)
+        self._clock_answer(state)
         return True
+
+    @staticmethod
+    def _clock_answer(state: ClockSync) -> None:
+        if state.synchronized is None:
+            log.warning(
+                "cannot tell whether the system clock is synchronised (%s); taking samples anyway",
+                state.how,
+            )
+        else:
+            log.info("system clock synchronised (%s)", state.how)
 
     def _shutdown(self) -> None:
         """Stop the forwarders, give the sinks FINAL_FLUSH_S to take what is pending, close the

@@ -65,7 +65,8 @@ def port_problem(port: str) -> str | None:
     except PermissionError:
         return (
             f"serial port {port}: permission denied: this user is not in group dialout"
-            " (sudo usermod -aG dialout $USER, then log in again; the systemd unit has the group)"
+            " (sudo usermod -aG dialout $USER, then log in again; the unit gets the group from"
+            " its serial drop-in)"
         )
     except OSError as exc:
         if exc.errno == errno.EBUSY:
