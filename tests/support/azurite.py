@@ -23,17 +23,19 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 
 
 class Azurite:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+        """Listen on `host`: loopback, or the systemd rig's bridge address for its containers."""
         if not AZURITE_BIN.exists():
             pytest.fail(f"{AZURITE_BIN} is missing: run scripts/bootstrap (the test command does)")
         workdir.mkdir(parents=True, exist_ok=True)
+        self.host = host
         self.port = free_port()
         self.server = ServerProcess(
             "azurite-blob",
             [
                 str(AZURITE_BIN),
                 "--blobHost",
-                "127.0.0.1",
+                host,
                 "--blobPort",
                 str(self.port),
                 "--inMemoryPersistence",
@@ -47,7 +49,7 @@ class Azurite:
 
     @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+        return f"http://{self.host}:{self.port}/{DEV_ACCOUNT}"
 
     def account_url_via(self, port: int) -> str:
         """The account URL through another port (a fault proxy in front of Azurite)."""
@@ -55,7 +57,7 @@ class Azurite:
 
     def start(self) -> Azurite:
         self.server.start()
-        self.server.wait_ready(lambda: port_open(self.port), timeout=60)
+        self.server.wait_ready(lambda: port_open(self.port, self.host), timeout=60)
         return self
 
     def stop(self) -> None:
