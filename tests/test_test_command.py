@@ -54,6 +54,7 @@ EVERYTHING = [
     "socat",
     "shellcheck",
     "systemd",
+    "sqlite3",
     "python3-venv",
     "git",
     "faketime",  # the backup clock tests (a process 400 days ahead)

@@ -9,6 +9,10 @@
 - Bounded: when the file holds more than `max_bytes`, the oldest samples not in flight are
   dropped (and counted) to make room. Points a server refused are kept in `quarantine`.
 - Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
+- A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB: what a power cut can do to an SD card) is
+  moved aside at open and a fresh outbox started (`moved_aside` names the copy; one log line);
+  `salvage()` then puts back what can still be read (salvage.py). At most 3 copies are kept,
+  and they count against the bound.
 - One process at a time: an exclusive flock on `<path>.lock` (the service holds it while it runs).
 - Opened by root in a directory that belongs to the service's user (`sudo homewatt-collector
   outbox replay`), every file it creates there is handed to that user, so the service can open
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import math
 import os
 import sqlite3
@@ -33,11 +38,20 @@ from typing import IO
 
 from homewatt_collector.errors import CollectorError, OutboxBusy
 from homewatt_collector.models import Sample
+from homewatt_collector.salvage import (
+    damaged_bytes,
+    is_damage,
+    move_aside,
+    prune_damaged,
+    read_damaged,
+)
 from homewatt_common.lineprotocol import encode_line, series_key, series_of_line
 from homewatt_common.ownership import hand_over
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
-COUNTERS = ("enqueued", "duplicates", "delivered", "dropped", "quarantined")
+COUNTERS = ("enqueued", "duplicates", "delivered", "dropped", "quarantined", "salvaged")
 # When full, drop down to this fraction of the bound, so drops come in batches, not per sample.
 REFILL_FRACTION = 0.9
 
@@ -114,12 +128,47 @@ class Outbox:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except OSError as exc:
             raise CollectorError(f"outbox {path}: {exc.strerror or exc}") from exc
+        self.moved_aside: Path | None = None  # the damaged file this one replaced
+        self._salvaged = False
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self._db.close()
+            self.moved_aside = move_aside(path)
+            log.error(
+                "outbox %s is damaged (%s): moved aside to %s; collecting into a fresh outbox,"
+                " what can still be read is salvaged into it",
+                path,
+                exc,
+                self.moved_aside.name,
+            )
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._open()
+        # Moved-aside copies count against the bound, the one waiting for salvage() not yet.
+        self._damaged_bytes = damaged_bytes(path)
+        if self.moved_aside is not None:
+            self._damaged_bytes = max(0, self._damaged_bytes - _size(self.moved_aside))
+        self._inflight_upto = 0  # ids <= this are being sent: never dropped to make room
+        self._last_checkpoint = clock()
+
+    def _open(self) -> None:
+        """Settings, schema, counters; a damaged file shows here (sqlite3.DatabaseError), not
+        in the middle of a run: `PRAGMA quick_check` reads every page (on a Pi's SD card
+        about a second per 25 MB, once per start)."""
+        path = self.path
         path.chmod(0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints (the fsyncs) happen on our schedule, not every 1000 pages.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute("PRAGMA busy_timeout=10000")
+        problem = str(self._db.execute("PRAGMA quick_check(1)").fetchone()[0])
+        if problem != "ok":
+            damaged = sqlite3.DatabaseError(f"database disk image is malformed: {problem}")
+            damaged.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+            raise damaged
         self._db.executescript(_SCHEMA)
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -133,12 +182,11 @@ class Outbox:
         )
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._backlog = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+        self._db.execute("SELECT count(*) FROM quarantine").fetchone()
         self._counters = {
             str(name): int(value)
             for name, value in self._db.execute("SELECT name, value FROM counters").fetchall()
         }
-        self._inflight_upto = 0  # ids <= this are being sent: never dropped to make room
-        self._last_checkpoint = clock()
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -205,6 +253,39 @@ class Outbox:
                 self._bump("quarantined", 1)
                 self._backlog_delta -= 1
 
+    def salvage(self) -> int:
+        """Put what can still be read from the damaged file this outbox replaced back into
+        the queue (counted as `salvaged`); one log line. Returns how many samples."""
+        if self.moved_aside is None or self._salvaged:
+            return 0
+        self._salvaged = True
+        rows, how = read_damaged(self.moved_aside)
+        with self._lock, self._transaction():
+            added = 0
+            for ts, line in rows:
+                added += self._db.execute(
+                    "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)",
+                    (identity(series_of_line(line), ts), ts, line),
+                ).rowcount
+            self._bump("salvaged", added)
+            self._backlog_delta += added
+        log.info(
+            "outbox %s: salvaged %d samples from %s (%s)",
+            self.path,
+            added,
+            self.moved_aside.name,
+            how,
+        )
+        for deleted in prune_damaged(self.path, self.max_bytes // 2):
+            log.warning(
+                "outbox %s: deleted %s (damaged copies past half the bound)",
+                self.path,
+                deleted.name,
+            )
+        self._damaged_bytes = damaged_bytes(self.path)
+        self._enforce_bound()
+        return added
+
     def release_inflight(self) -> None:
         with self._lock:
             self._inflight_upto = 0
@@ -216,7 +297,7 @@ class Outbox:
         return self._backlog
 
     def counter(self, name: str) -> int:
-        """A lifetime counter (enqueued, duplicates, delivered, dropped, quarantined)."""
+        """A lifetime counter (enqueued, duplicates, delivered, dropped, quarantined, salvaged)."""
         return self._counters[name]
 
     def stats(self) -> OutboxStats:
@@ -300,7 +381,7 @@ class Outbox:
     def _used_bytes(self) -> int:
         pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
         free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        return (pages - free) * self._page_size
+        return (pages - free) * self._page_size + self._damaged_bytes
 
     def _enforce_bound(self) -> None:
         """Over the bound: drop the oldest pending samples not in flight (then quarantined ones)."""
@@ -326,6 +407,15 @@ class Outbox:
                         (to_drop - dropped,),
                     ).rowcount
                 self._bump("dropped", dropped)
+
+
+def _size(path: Path) -> int:
+    """Bytes of a database file with its -wal and -shm (0 for what is not there)."""
+    total = 0
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            total += file.stat().st_size
+    return total
 
 
 def _take_flock(path: Path) -> IO[bytes]:

@@ -83,6 +83,7 @@ class Collector:
         self.on_cycle = on_cycle
         self._watchdog_s = notify.watchdog_interval_s()
         self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
+        self._salvaged_seen = {id(d): d.outbox.counter("salvaged") for d in deliveries}
         self._throttle = LogThrottle()
         self.restarts = Restarts("source loop")
         self._unreported: dict[str, int] = {}  # health events not stored yet (a failed cycle)
@@ -95,6 +96,7 @@ class Collector:
             # waiting for the clock (or for a source that cannot open yet) never trips the
             # unit's TimeoutStartSec=; STATUS= says what it waits for, WATCHDOG= goes on.
             notify.notify("READY=1")
+            self._salvage_damaged_outboxes()
             if self.wait_for_clock_sync and not self._wait_for_clock():
                 return
             if not self._open_source():
@@ -112,6 +114,22 @@ class Collector:
         finally:
             notify.notify("STOPPING=1")
             self._shutdown()
+
+    def _salvage_damaged_outboxes(self) -> None:
+        """In the background, put what can be read from a damaged outbox that was moved aside
+        at open back into its fresh one (the loop collects meanwhile)."""
+        for delivery in self.deliveries:
+            if delivery.outbox.moved_aside is not None:
+                threading.Thread(
+                    target=self._salvage, args=(delivery,), name="outbox-salvage", daemon=True
+                ).start()
+
+    def _salvage(self, delivery: Delivery) -> None:
+        try:
+            delivery.outbox.salvage()
+        except Exception as exc:  # noqa: BLE001 (survived: logged, counted)
+            self.restarts.survived(exc, "without the salvage")
+        delivery.forwarder.wake.set()  # deliver the salvaged samples now
 
     def _open_source(self) -> bool:
         """Open the source, surviving any surprise (retried with a growing pause); False if
@@ -171,15 +189,19 @@ class Collector:
             log.error("%s", message)
 
     def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:
-        dropped = 0
+        dropped = salvaged = 0
         for delivery in self.deliveries:
             now = delivery.outbox.counter("dropped")
             dropped += now - self._dropped_seen[id(delivery)]
             self._dropped_seen[id(delivery)] = now
+            now = delivery.outbox.counter("salvaged")
+            salvaged += now - self._salvaged_seen[id(delivery)]
+            self._salvaged_seen[id(delivery)] = now
         events = {
             "skipped_slots": slot.skipped,
             "read_errors": reading.errors,
             "outbox_dropped": dropped,
+            "outbox_salvaged": salvaged,
             "sink_errors": sum(d.forwarder.take_errors() for d in self.deliveries),
             "worker_restarts": self.restarts.take()
             + sum(d.forwarder.take_restarts() for d in self.deliveries),
