@@ -148,6 +148,36 @@ def test_a_database_outage_loses_nothing_and_the_backlog_drains_after(rig: Rig) 
     assert "delivering again" in collector.log_tail(50)
 
 
+def test_delivery_resumes_within_10_s_of_the_database_coming_back_during_a_long_backoff(
+    rig: Rig,
+) -> None:
+    """Backoff 20-60 s (retry_min_s: 20): without the probe the first retry after the
+    outage would come 20-40 s after it began; the probe (GET /ping every 4 s) ends it."""
+    sink = {
+        "name": "local",
+        "url": rig.proxy.url,
+        "org": "homewatt",
+        "bucket": "homewatt",
+        "anonymous": True,
+        "timeout_s": 2,
+        "retry_min_s": 20,
+        "retry_max_s": 60,
+    }
+    collector = rig.start(sinks=[sink])
+    rig.wait_for_samples(3)
+    wait_until(lambda: rig.pending() <= 2, 20, "delivery before the outage")
+    rig.proxy.down()
+    wait_until(lambda: "retrying" in collector.log_tail(50), 20, "a failed write")
+    time.sleep(2)
+    rig.proxy.up()
+    back = time.monotonic()
+    wait_until(lambda: "delivering again" in collector.log_tail(50), 10, "delivery to resume")
+    assert time.monotonic() - back < 10
+    wait_until(lambda: rig.pending() <= 2, 10, "the backlog to drain")
+    audit = rig.audit(collector)
+    assert_exactly_once(audit)
+
+
 def test_a_collector_killed_mid_outage_delivers_its_backlog_after_restart(rig: Rig) -> None:
     first = rig.start()
     rig.wait_for_samples(4)

@@ -42,5 +42,14 @@ class SinkRejected(SinkError):
         self.status = status
 
 
+class SinkPartialWrite(SinkError):
+    """422 "partial write: ... dropped=N": the server stored the batch but N points (older
+    than the bucket's retention, a field type conflict). Acknowledge the batch, count N."""
+
+    def __init__(self, message: str, dropped: int) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
 class OutboxBusy(CollectorError):
     """Another process (the running service) holds the outbox."""

@@ -4,8 +4,11 @@ A batch leaves the outbox only after the sink acknowledged it. Transient failure
 timeout, 429, 5xx) are retried forever with jittered exponential backoff (honouring Retry-After);
 a wrong token/org/bucket is retried at the longest backoff, data kept. A batch the server refuses
 (another 4xx) is split in halves until the refused point is alone; that point is quarantined and
-everything else delivered. An unexpected exception never ends the thread (workers.py): it is
-counted as a sink error and a worker restart, and delivery goes on after a backoff.
+everything else delivered. A 422 partial write (InfluxDB stored all but N points: older than
+the bucket's retention, a field type conflict) acknowledges the batch, logs the server's
+message once and counts N in `sink_rejected`: no bisection. An unexpected exception never
+ends the thread (workers.py): it is counted as a sink error and a worker restart, and delivery
+goes on after a backoff.
 """
 
 from __future__ import annotations
@@ -19,12 +22,19 @@ from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from homewatt_collector.errors import SinkRejected, SinkUnauthorized, SinkUnavailable
+from homewatt_collector.errors import (
+    SinkPartialWrite,
+    SinkRejected,
+    SinkUnauthorized,
+    SinkUnavailable,
+)
 from homewatt_collector.outbox import Entry, Outbox
 from homewatt_collector.sinks import Sink
 from homewatt_collector.workers import Restarts
 
 log = logging.getLogger(__name__)
+
+PROBE_EVERY_S = 4.0  # during a backoff after a connection error: is the server back?
 
 
 class Stopped(Exception):
@@ -58,6 +68,8 @@ class Forwarder:
         self._stop = stop
         self._errors = 0
         self._errors_lock = threading.Lock()
+        self._rejected = 0  # points dropped by partial writes (422), since the last take
+        self._probe = False  # probe the server during this backoff (see _sleep)
         self._failing_since: float | None = None
         self._failures = 0
         self._jitter = wait_random_exponential(
@@ -83,6 +95,12 @@ class Forwarder:
         with self._errors_lock:
             errors, self._errors = self._errors, 0
         return errors
+
+    def take_rejected(self) -> int:
+        """Points the server dropped from partial writes since the last call."""
+        with self._errors_lock:
+            rejected, self._rejected = self._rejected, 0
+        return rejected
 
     def take_restarts(self) -> int:
         """Unexpected exceptions this forwarder survived since the last call."""
@@ -158,6 +176,17 @@ class Forwarder:
                 self._write_retrying(lines)
             else:
                 self._write_once(lines)
+        except SinkPartialWrite as exc:
+            with self._errors_lock:
+                self._rejected += exc.dropped
+            log.error(
+                "sink %s stored %d of %d points, dropped %d: %s",
+                self.sink.name,
+                len(entries) - exc.dropped,
+                len(entries),
+                exc.dropped,
+                str(exc)[:500],
+            )
         except SinkRejected as exc:
             if len(entries) == 1:
                 self.outbox.quarantine(entries[0], exc.status, str(exc))
@@ -177,6 +206,9 @@ class Forwarder:
     def _write_once(self, lines: list[str]) -> None:
         try:
             self.sink.write(lines)
+        except SinkPartialWrite:  # written, but for the dropped points: not a failed write
+            self._recovered()
+            raise
         except Exception:  # a SinkError or a surprise (survived): a failed write either way
             self._count_error()
             raise
@@ -199,13 +231,24 @@ class Forwarder:
         if isinstance(exc, SinkUnauthorized):
             return self.backoff.max_s
         wait = float(self._jitter(retry_state))
+        # A server that said when to come back is not probed; one that did not answer is.
+        self._probe = isinstance(exc, SinkUnavailable) and exc.retry_after_s is None
         if isinstance(exc, SinkUnavailable) and exc.retry_after_s is not None:
             wait = max(wait, exc.retry_after_s)
         return min(wait, self.backoff.max_s)
 
     def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise Stopped
+        """Back off for `seconds`; after a connection error or a 5xx without Retry-After, a
+        cheap probe (GET /ping) every PROBE_EVERY_S ends the wait once the server answers, so
+        delivery resumes within seconds of it coming back, not at the end of a 60 s backoff."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            step = min(remaining, PROBE_EVERY_S) if self._probe else remaining
+            if self._stop.wait(step):
+                raise Stopped
+            if self._probe and deadline - time.monotonic() > 0 and self.sink.ready():
+                log.debug("sink %s answers again: retrying now", self.sink.name)
+                return
 
     def _count_error(self) -> None:
         with self._errors_lock:

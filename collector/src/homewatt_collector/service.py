@@ -203,6 +203,7 @@ class Collector:
             "outbox_dropped": dropped,
             "outbox_salvaged": salvaged,
             "sink_errors": sum(d.forwarder.take_errors() for d in self.deliveries),
+            "sink_rejected": sum(d.forwarder.take_rejected() for d in self.deliveries),
             "worker_restarts": self.restarts.take()
             + sum(d.forwarder.take_restarts() for d in self.deliveries),
         }

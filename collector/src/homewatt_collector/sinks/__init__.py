@@ -12,4 +12,7 @@ class Sink(Protocol):
     def write(self, lines: Sequence[str]) -> None:
         """Deliver the lines or raise a SinkError subclass saying what went wrong."""
 
+    def ready(self) -> bool:
+        """A cheap check that the server answers again (during a long backoff); never raises."""
+
     def close(self) -> None: ...

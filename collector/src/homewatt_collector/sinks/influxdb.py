@@ -1,13 +1,15 @@
 """The InfluxDB v2 write API via influxdb-client: synchronous, gzip, second precision.
 
-Library and network exceptions are translated here, in one place, into the three kinds of
-SinkError the forwarder acts on (unavailable -> back off and retry; unauthorized -> keep the data
-and retry slowly; rejected -> split the batch and quarantine the refused point).
+Library and network exceptions are translated here, in one place, into the kinds of SinkError
+the forwarder acts on (unavailable -> back off and retry; unauthorized -> keep the data and
+retry slowly; rejected -> split the batch and quarantine the refused point; partial write ->
+the rest was stored: acknowledge, count what was dropped).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import urllib3
@@ -16,7 +18,12 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from homewatt_collector.errors import SinkRejected, SinkUnauthorized, SinkUnavailable
+from homewatt_collector.errors import (
+    SinkPartialWrite,
+    SinkRejected,
+    SinkUnauthorized,
+    SinkUnavailable,
+)
 from homewatt_common.redact import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,8 @@ log = logging.getLogger(__name__)
 _TRANSIENT = {408, 425, 429}
 # Codes that mean "wrong token, org or bucket": retrying later may work once fixed.
 _UNAUTHORIZED = {401, 403, 404}
+# 422 "failure writing points to database: partial write: ... dropped=N": the rest is stored.
+_PARTIAL = re.compile(r"partial write\b.*\bdropped=(\d+)", re.DOTALL)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -38,7 +47,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def classify(status: int, message: str, retry_after: str | None = None) -> Exception:
-    """The SinkError for an HTTP status the server answered a write with."""
+    """The SinkError for an HTTP status the server answered a write with (the table, with
+    InfluxDB's answers and their sources: contracts/influxdb-write-answers.json)."""
+    if status == 422 and (partial := _PARTIAL.search(message)):
+        return SinkPartialWrite(f"HTTP {status}: {message}", int(partial.group(1)))
     if status in _TRANSIENT or status >= 500:
         return SinkUnavailable(f"HTTP {status}: {message}", parse_retry_after(retry_after))
     if status in _UNAUTHORIZED:
@@ -91,6 +103,13 @@ class InfluxDBSink:
             raise SinkUnavailable(f"{self.url}: {redact_urls(_reason(exc))}") from exc
         except OSError as exc:
             raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc))}") from exc
+
+    def ready(self) -> bool:
+        """GET /ping answered (InfluxDB 2 and 1.x, VictoriaMetrics): the server is back."""
+        try:
+            return bool(self._client.ping())
+        except Exception:  # noqa: BLE001 (a probe: any failure means "not yet")
+            return False
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
