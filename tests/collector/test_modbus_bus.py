@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from homewatt_collector.models import Reading
+from homewatt_collector.models import DeviceStatus, Reading
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 from tests.collector.conftest import MeterBus
 from tests.collector.meters_data import (
@@ -120,6 +120,10 @@ def test_a_silent_meter_is_counted_and_skipped_while_the_others_are_read(
     assert reading.errors == 1
     assert set(by_device_channel(reading)) == {("main", "total")}
     assert took < 1.0, "the silent meter cost one timeout, not one per request"
+    assert reading.devices == [  # for homewatt_device_health
+        DeviceStatus("absent", "orno-we515", errors=1, timeouts=1, ok=False),
+        DeviceStatus("main", "orno-we515", errors=0, timeouts=0, ok=True),
+    ]
     source.close()
 
 

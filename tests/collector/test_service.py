@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from homewatt_collector.forwarder import Backoff, Forwarder
-from homewatt_collector.models import Reading, Sample
+from homewatt_collector.models import DeviceStatus, Reading, Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Collector, Delivery
 from homewatt_collector.sinks.influxdb import InfluxDBSink
@@ -94,3 +94,75 @@ def test_the_traceback_of_a_survived_exception_is_logged_at_debug_level(
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "Traceback" in r.message]
     assert len(debug) == 1 and "RuntimeError: a bug" in debug[0].message
     assert "in read" in debug[0].message, "the frame that raised"
+
+
+class TwoMeterSource:
+    """Two meters: `main` always read, `garage` silent in cycles 2 and 3 (a timeout each)."""
+
+    kind = "modbus"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, ts: int) -> Reading:
+        self.reads += 1
+        silent = self.reads in (2, 3)
+        samples = [Sample("electricity", {"device": "main"}, {"power_w": 1.0}, ts)]
+        if not silent:
+            samples.append(Sample("electricity", {"device": "garage"}, {"power_w": 2.0}, ts))
+        devices = [
+            DeviceStatus("main", "orno-we515"),
+            DeviceStatus(
+                "garage", "sdm120", errors=int(silent), timeouts=int(silent), ok=not silent
+            ),
+        ]
+        return Reading(samples, int(silent), devices)
+
+
+def test_each_device_gets_a_health_point_per_cycle_beside_the_one_per_cycle_health_point(
+    tmp_path: Path,
+) -> None:
+    stop = threading.Event()
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
+    source = TwoMeterSource()
+    collector = Collector(
+        site="s",
+        unit="u",
+        interval_s=1,
+        source=source,
+        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
+        stop=stop,
+        wait_for_clock_sync=False,
+        on_cycle=lambda cycle: stop.set() if source.reads >= 4 else None,
+    )
+    collector.run()
+    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    lines = [e.line for e in reopened.peek(100)]
+    reopened.close()
+    assert sum(ln.startswith("homewatt_health,") for ln in lines) == 4, "one per cycle, still"
+    assert sum("read_errors=1i" in ln for ln in lines if ln.startswith("homewatt_health,")) == 2
+    device = [ln for ln in lines if ln.startswith("homewatt_device_health,")]
+    garage = [ln for ln in device if "device=garage" in ln]
+    main = [ln for ln in device if "device=main" in ln]
+    assert len(garage) == len(main) == 4
+    assert all(
+        ln.startswith("homewatt_device_health,device=main,model=orno-we515,site=s,source=modbus ")
+        for ln in main
+    )
+    assert all("read_errors=0i" in ln and "timeouts=0i" in ln for ln in main)
+    assert ["read_errors=1i" in ln and "timeouts=1i" in ln for ln in garage] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    ages = [float(ln.split("last_ok_age_s=")[1].split(",")[0].split(" ")[0]) for ln in garage]
+    assert ages[0] == 0 and ages[3] == 0
+    assert 0.5 < ages[1] < ages[2], "the age of its last good read grows while it is silent"

@@ -9,6 +9,7 @@ FieldValue = float | int | bool | str
 
 ELECTRICITY = "electricity"
 HEALTH = "homewatt_health"
+DEVICE_HEALTH = "homewatt_device_health"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +27,22 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """How one device fared in one cycle: its tags (`device`, `model`), failed or rejected
+    reads, requests it left unanswered, and whether any value was read (a good read)."""
+
+    device: str
+    model: str
+    errors: int = 0
+    timeouts: int = 0
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
-    """What a source returns for one cycle: the samples it read and the faults it counted."""
+    """What a source returns for one cycle: the samples it read and the faults it counted
+    (`errors` in all; `devices`, per device, for homewatt_device_health)."""
 
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
+    devices: list[DeviceStatus] = field(default_factory=list)

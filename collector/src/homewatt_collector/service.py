@@ -20,7 +20,7 @@ from homewatt_collector import notify
 from homewatt_collector.config import CollectorConfig, SinkConfig, outbox_dir, read_token
 from homewatt_collector.errors import SinkError, SourceError
 from homewatt_collector.forwarder import Backoff, Forwarder
-from homewatt_collector.models import HEALTH, Reading, Sample
+from homewatt_collector.models import DEVICE_HEALTH, HEALTH, Reading, Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sources import Source, create_source
@@ -87,6 +87,7 @@ class Collector:
         self._throttle = LogThrottle()
         self.restarts = Restarts("source loop")
         self._unreported: dict[str, int] = {}  # health events not stored yet (a failed cycle)
+        self._last_ok: dict[str, float] = {}  # device -> monotonic time of its last good read
 
     def run(self) -> None:
         for delivery in self.deliveries:
@@ -162,6 +163,7 @@ class Collector:
         samples = list(reading.samples)
         if self.health:
             samples.append(self._health_sample(slot, reading, read_s))
+            samples.extend(self._device_health_samples(slot, reading))
         for delivery in self.deliveries:
             try:
                 delivery.outbox.put(samples)
@@ -182,11 +184,35 @@ class Collector:
             else:
                 errors += 1
                 self._problem(f"source {self.source.kind}: cannot store a sample: {problem}")
-        return Reading(samples, errors)
+        return Reading(samples, errors, reading.devices)
 
     def _problem(self, message: str) -> None:
         if self._throttle.ready(message):
             log.error("%s", message)
+
+    def _device_health_samples(self, slot: Slot, reading: Reading) -> list[Sample]:
+        """One homewatt_device_health point per device the source reported this cycle:
+        read_errors, timeouts, and last_ok_age_s (seconds since its last good read; absent
+        until the first)."""
+        now = time.monotonic()
+        points = []
+        for status in reading.devices:
+            if status.ok:
+                self._last_ok[status.device] = now
+            fields: dict[str, float | int] = {
+                "read_errors": status.errors,
+                "timeouts": status.timeouts,
+            }
+            if (last_ok := self._last_ok.get(status.device)) is not None:
+                fields["last_ok_age_s"] = round(now - last_ok, 3)
+            tags = {
+                "site": self.site,
+                "source": self.source.kind,
+                "device": status.device,
+                "model": status.model,
+            }
+            points.append(Sample(DEVICE_HEALTH, tags, fields, slot.ts))
+        return points
 
     def _health_sample(self, slot: Slot, reading: Reading, read_s: float) -> Sample:
         dropped = salvaged = 0

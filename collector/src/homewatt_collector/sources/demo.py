@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from homewatt_collector.models import ELECTRICITY, Reading, Sample
+from homewatt_collector.models import ELECTRICITY, DeviceStatus, Reading, Sample
 from homewatt_common.configmodel import ConfigModel
 
 # Mean power of the load below is about 420 W (3,700 kWh a year): a two-person household.
@@ -167,4 +167,7 @@ class DemoSource:
             "channel": "total",
             "model": self.model,
         }
-        return Reading(samples=[Sample(ELECTRICITY, tags, fields, ts)])
+        return Reading(
+            samples=[Sample(ELECTRICITY, tags, fields, ts)],
+            devices=[DeviceStatus(self.config.device, self.model)],
+        )

@@ -35,7 +35,7 @@ from homewatt_collector.modbus.plan import (
     plan_blocks,
     split_contiguous,
 )
-from homewatt_collector.models import ELECTRICITY, Reading, Sample
+from homewatt_collector.models import ELECTRICITY, DeviceStatus, Reading, Sample
 from homewatt_collector.throttle import LogThrottle
 from homewatt_common.configmodel import ConfigModel
 from homewatt_common.lineprotocol import name_problem
@@ -140,6 +140,7 @@ class MeterPlan:
     throttle: LogThrottle = field(default_factory=LogThrottle)
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     lower_readings: dict[tuple[str, str], int] = field(default_factory=dict)
+    timeouts: int = 0  # requests it left unanswered, since the start
 
 
 def plan_meter(config: MeterConfig, template: MeterTemplate) -> MeterPlan:
@@ -178,14 +179,28 @@ class ModbusSource:
     def read(self, ts: int) -> Reading:
         samples: list[Sample] = []
         errors = 0
+        devices: list[DeviceStatus] = []
         for index, meter in enumerate(self.meters):
             try:
-                values, meter_errors = self._read_meter(meter)
+                values, meter_errors, timeouts = self._read_meter_counted(meter)
             except PortUnavailable:
-                return Reading(samples, errors + len(self.meters) - index)
+                devices.extend(
+                    DeviceStatus(m.config.name, m.model, errors=1, ok=False)
+                    for m in self.meters[index:]
+                )
+                return Reading(samples, errors + len(self.meters) - index, devices)
             errors += meter_errors
+            devices.append(
+                DeviceStatus(meter.config.name, meter.model, meter_errors, timeouts, bool(values))
+            )
             samples.extend(self._samples(meter, values, ts))
-        return Reading(samples, errors)
+        return Reading(samples, errors, devices)
+
+    def _read_meter_counted(self, meter: MeterPlan) -> tuple[dict[RegisterSpec, float], int, int]:
+        """_read_meter, and how many of its errors were timeouts (a silent meter)."""
+        before = meter.timeouts
+        values, errors = self._read_meter(meter)
+        return values, errors, meter.timeouts - before
 
     def read_meter(self, name: str) -> tuple[dict[RegisterSpec, float], int]:
         """One meter's values by register (for `homewatt-collector read`)."""
@@ -211,6 +226,7 @@ class ModbusSource:
                 continue
             except NoResponse as exc:
                 # a silent meter would cost a timeout per block: give it up for this cycle
+                meter.timeouts += 1
                 self._note(meter, False, str(exc))
                 return values, errors + 1
             decoded, decode_errors = decode_block(block, registers, meter.template.word_order)
