@@ -131,21 +131,28 @@ class Outbox:
         self.moved_aside: Path | None = None  # the damaged file this one replaced
         self._salvaged = False
         try:
-            self._open()
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            self._db.close()
-            self.moved_aside = move_aside(path)
-            log.error(
-                "outbox %s is damaged (%s): moved aside to %s; collecting into a fresh outbox,"
-                " what can still be read is salvaged into it",
-                path,
-                exc,
-                self.moved_aside.name,
-            )
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._open()
+            try:
+                self._open()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                self._db.close()
+                self.moved_aside = move_aside(path)
+                log.error(
+                    "outbox %s is damaged (%s): moved aside to %s; collecting into a fresh"
+                    " outbox, what can still be read is salvaged into it",
+                    path,
+                    exc,
+                    self.moved_aside.name,
+                )
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._open()
+        except (sqlite3.Error, OSError) as exc:  # a full or read-only disk: one clear line
+            self.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise CollectorError(
+                f"outbox {path}: cannot open it: {reason} (free space in {path.parent}?)"
+            ) from exc
         # Moved-aside copies count against the bound, the one waiting for salvage() not yet.
         self._damaged_bytes = damaged_bytes(path)
         if self.moved_aside is not None:
