@@ -94,6 +94,10 @@ class RegisterSpec(BaseModel):
         return self.address + self.size
 
 
+# 3 phases x 100 A x 253 V (230 V + 10 %): more than any meter homewatt knows can measure.
+DEFAULT_MAX_POWER_W = 3 * 100 * 253.0
+
+
 class MeterTemplate(BaseModel):
     model_config = ConfigDict(**STRICT, frozen=True)
 
@@ -110,6 +114,12 @@ class MeterTemplate(BaseModel):
     )
     max_block_registers: int = Field(100, ge=1, le=MODBUS_MAX_READ)
     word_order: WordOrder = "big"
+    max_power_w: float = Field(
+        DEFAULT_MAX_POWER_W,
+        gt=0,
+        description="the most power the meter can measure (max current x 253 V x phases): an"
+        " energy counter rising faster is a misread (default: 3 x 100 A x 253 V)",
+    )
     registers: list[RegisterSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

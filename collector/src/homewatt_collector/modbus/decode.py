@@ -1,4 +1,6 @@
-"""From raw register values to SI values (pure), and what counts as an impossible value."""
+"""From raw register values to SI values (pure), and what counts as an impossible value:
+outside the field's plausible range, NaN or infinite, or an unsigned register that is all ones
+(FFFF FFFF: what a garbled answer with a valid CRC gives, 42,949,672.95 kWh at scale 0.01)."""
 
 from __future__ import annotations
 
@@ -90,8 +92,13 @@ def decode_block(
     errors: list[DecodeError] = []
     for spec in block.registers:
         offset = spec.address - block.start
+        words = registers[offset : offset + spec.size]
+        if spec.type in ("u16", "u32") and all(word == 0xFFFF for word in words):
+            where = f"{spec.field} ({spec.channel}) at {spec.address:#06x}"
+            errors.append(DecodeError(f"{where} is all ones (a garbled read)", spec.field))
+            continue
         try:
-            value = decode_value(registers[offset : offset + spec.size], spec, word_order)
+            value = decode_value(words, spec, word_order)
             check_plausible(spec, value)
         except DecodeError as exc:
             errors.append(exc)

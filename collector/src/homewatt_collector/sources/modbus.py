@@ -9,6 +9,8 @@ closed and reopened on a later cycle, when it is back.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -141,6 +143,7 @@ class MeterPlan:
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     lower_readings: dict[tuple[str, str], int] = field(default_factory=dict)
     timeouts: int = 0  # requests it left unanswered, since the start
+    counter_times: dict[tuple[str, str], float] = field(default_factory=dict)  # last good, mono
 
 
 def plan_meter(config: MeterConfig, template: MeterTemplate) -> MeterPlan:
@@ -158,7 +161,14 @@ def plan_meter(config: MeterConfig, template: MeterTemplate) -> MeterPlan:
 class ModbusSource:
     kind = "modbus"
 
-    def __init__(self, config: ModbusSourceConfig, site: str, bus: ModbusBus | None = None) -> None:
+    def __init__(
+        self,
+        config: ModbusSourceConfig,
+        site: str,
+        bus: ModbusBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self.config = config
         self.site = site
         self.serial = config.line_serial()
@@ -253,12 +263,31 @@ class ModbusSource:
         return runs
 
     def _check_counters(self, meter: MeterPlan, values: dict[RegisterSpec, float]) -> int:
-        """Energy counters never go back: a lower reading is a misread (until it persists)."""
+        """Energy counters never go back and never rise faster than the meter can count
+        (max_power_w x the time since the last good read): either is a misread, counted and
+        left out (a lower value that persists is a reset, taken)."""
         errors = 0
         for spec in [s for s in values if "energy" in s.field]:
             key = (spec.field, spec.channel)
             value = values[spec]
             previous = meter.counters.get(key)
+            now = self._clock()
+            if previous is not None and value > previous:
+                elapsed = now - meter.counter_times.get(key, now)
+                # kWh (kvarh) the meter could have counted since: max power x time, plus one
+                # least count of the register
+                most = meter.template.max_power_w * elapsed / 3_600_000 + abs(spec.scale)
+                if value - previous > most:
+                    del values[spec]
+                    errors += 1
+                    self._note(
+                        meter,
+                        True,
+                        f"{spec.field} rose from {previous} to {value} in {elapsed:.0f} s, more"
+                        f" than {meter.template.max_power_w:g} W (max_power_w) can count",
+                        kind=f"counter jump {spec.field}",
+                    )
+                    continue
             if previous is not None and value < previous:
                 seen = meter.lower_readings.get(key, 0) + 1
                 meter.lower_readings[key] = seen
@@ -280,6 +309,7 @@ class ModbusSource:
                 )
             meter.lower_readings.pop(key, None)
             meter.counters[key] = value
+            meter.counter_times[key] = now
         return errors
 
     def _samples(
