@@ -214,6 +214,7 @@ def test_the_outbox_fills_while_no_database_listens_and_replay_drains_it(
         lambda: (
             len(victoria.samples("electricity_power_w"))
             + len(victoria.samples("homewatt_health_read_errors"))
+            + len(victoria.samples("homewatt_device_health_read_errors"))
             == backlog
         ),
         15,

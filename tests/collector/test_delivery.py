@@ -33,6 +33,7 @@ StartCollector = Callable[..., ServerProcess]
 class Audit:
     electricity: list[int]  # timestamps of delivered electricity samples (duplicates kept)
     health: list[int]
+    device_health: list[int]
     skipped_slots: int
     counters: dict[str, int]
     backlog: int
@@ -47,8 +48,10 @@ def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) 
     delivered = stats.counters["delivered"]
 
     def everything_arrived() -> bool:
-        got = len(vm.samples("electricity_power_w")) + len(
-            vm.samples("homewatt_health_read_errors")
+        got = (
+            len(vm.samples("electricity_power_w"))
+            + len(vm.samples("homewatt_health_read_errors"))
+            + len(vm.samples("homewatt_device_health_read_errors"))
         )
         return got >= delivered
 
@@ -56,15 +59,18 @@ def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) 
     time.sleep(1.5)  # anything extra (a duplicate) would show up by now too
     electricity = [ts for ts, _, _ in vm.samples("electricity_power_w")]
     health = [ts for ts, _, _ in vm.samples("homewatt_health_read_errors")]
+    device_health = [ts for ts, _, _ in vm.samples("homewatt_device_health_read_errors")]
     skipped = sum(int(v) for _, v, _ in vm.samples("homewatt_health_skipped_slots"))
-    return Audit(electricity, health, skipped, stats.counters, stats.backlog)
+    return Audit(electricity, health, device_health, skipped, stats.counters, stats.backlog)
 
 
 def assert_exactly_once(audit: Audit) -> None:
     assert audit.backlog == 0, "nothing left behind in the outbox"
     assert len(audit.electricity) == len(set(audit.electricity)), "no duplicate electricity sample"
     assert len(audit.health) == len(set(audit.health)), "no duplicate health sample"
-    assert len(audit.electricity) + len(audit.health) == audit.counters["delivered"]
+    assert len(audit.device_health) == len(set(audit.device_health)), "one device, once a cycle"
+    delivered = len(audit.electricity) + len(audit.health) + len(audit.device_health)
+    assert delivered == audit.counters["delivered"]
     assert audit.counters["enqueued"] == audit.counters["delivered"] + audit.counters["quarantined"]
     assert audit.counters["dropped"] == 0
 
