@@ -123,7 +123,7 @@ def rig(
 
 def test_samples_reach_the_database_exactly_once_every_second(rig: Rig) -> None:
     collector = rig.start()
-    rig.wait_for_samples(12)
+    rig.wait_for_samples(18)  # 6 cycles of electricity, homewatt_health, homewatt_device_health
     audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert_no_gaps(audit)
@@ -272,6 +272,7 @@ def test_a_write_that_times_out_is_retried_and_a_repeat_is_the_identical_point(r
         lambda: (
             len({ts for ts, _, _ in rig.vm.samples("electricity_power_w")})
             + len({ts for ts, _, _ in rig.vm.samples("homewatt_health_read_errors")})
+            + len({ts for ts, _, _ in rig.vm.samples("homewatt_device_health_read_errors")})
             == stats.counters["delivered"]
         ),
         30,

@@ -68,7 +68,10 @@ def test_sigterm_while_the_disk_is_full_stops_cleanly(
         pid=$!
         sleep 4
         dd if=/dev/zero of={state}/filler bs=4k count=64 2>/dev/null
-        sleep 4
+        for i in $(seq 120); do  # until the collector meets the full disk (60 s at most)
+            grep -q "cannot store samples" {tmp_path}/log && break
+            sleep 0.5
+        done
         kill -TERM $pid
         wait $pid
         echo "exit=$?"
