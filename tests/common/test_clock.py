@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from homewatt_common.clock import ClockSync, clock_synchronized
+from homewatt_common.clock import ClockSync, clock_state, clock_synchronized
 
 
 def fake_timedatectl(tmp_path: Path, stdout: str, code: int = 0) -> str:
@@ -21,9 +21,10 @@ def fake_timedatectl(tmp_path: Path, stdout: str, code: int = 0) -> str:
 
 
 def test_the_kernel_answers_first() -> None:
-    state = clock_synchronized("/nonexistent/timedatectl", Path("/nonexistent"))
+    state = clock_state("/nonexistent/timedatectl", Path("/nonexistent"))
     assert state.how == "the kernel (adjtimex)"
     assert isinstance(state.synchronized, bool)
+    assert clock_synchronized() is state.synchronized, "the backup's bool | None answer"
 
 
 @pytest.mark.parametrize(("value", "synced"), [("yes\n", True), ("no\n", False)])
@@ -33,7 +34,7 @@ def test_timedated_answers_first_whatever_timesyncd_left(
     timesync = tmp_path / "timesync"
     timesync.mkdir()
     (timesync / "synchronized").touch()  # stale: timedated asks the kernel, which knows better
-    state = clock_synchronized(fake_timedatectl(tmp_path, value), timesync, ask_kernel=False)
+    state = clock_state(fake_timedatectl(tmp_path, value), timesync, ask_kernel=False)
     assert state == ClockSync(synced, "timedated (NTPSynchronized)")
 
 
@@ -53,15 +54,15 @@ def test_without_timedated_systemd_timesyncds_flag_file_answers(
     elif timedatectl == "ODD":
         timedatectl = fake_timedatectl(tmp_path, "maybe\n")
     timesync = tmp_path / "timesync"
-    state = clock_synchronized(timedatectl, timesync, ask_kernel=False)
+    state = clock_state(timedatectl, timesync, ask_kernel=False)
     assert state == ClockSync(
         None, "timedated does not answer and systemd-timesyncd does not run"
     ), "cannot tell"
     timesync.mkdir()  # timesyncd runs (its RuntimeDirectory=), not synchronised yet
-    assert clock_synchronized(timedatectl, timesync, ask_kernel=False) == ClockSync(
+    assert clock_state(timedatectl, timesync, ask_kernel=False) == ClockSync(
         False, f"systemd-timesyncd (no {timesync}/synchronized yet)"
     )
     (timesync / "synchronized").touch()
-    assert clock_synchronized(timedatectl, timesync, ask_kernel=False) == ClockSync(
+    assert clock_state(timedatectl, timesync, ask_kernel=False) == ClockSync(
         True, f"systemd-timesyncd ({timesync}/synchronized)"
     )

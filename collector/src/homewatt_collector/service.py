@@ -26,7 +26,7 @@ from homewatt_collector.scheduler import Scheduler, Slot
 from homewatt_collector.sources import Source, create_source
 from homewatt_collector.throttle import LogThrottle
 from homewatt_collector.workers import Restarts
-from homewatt_common.clock import ClockSync, clock_synchronized
+from homewatt_common.clock import ClockSync, clock_state
 from homewatt_common.lineprotocol import point_problem
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class Collector:
         """Block until NTP has synchronised the clock (homewatt_common.clock: timedated, else
         systemd-timesyncd's flag); go on at once when nothing can tell, saying so. False if
         stopped meanwhile."""
-        state = clock_synchronized()
+        state = clock_state()
         if state.synchronized is not False:
             self._clock_answer(state)
             return True
@@ -276,7 +276,7 @@ class Collector:
         while state.synchronized is False:
             if self._sleep(CLOCK_POLL_S):
                 return False
-            state = clock_synchronized()
+            state = clock_state()
             if time.monotonic() - reported >= 300:
                 reported = time.monotonic()
                 log.warning("still waiting for clock synchronisation (%.0f s)", reported - started)

@@ -73,7 +73,12 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def clock_synchronized(
+def clock_synchronized() -> bool | None:
+    """True synchronised, False not, None cannot tell (clock_state() says who answered)."""
+    return clock_state().synchronized
+
+
+def clock_state(
     timedatectl: str = "timedatectl",
     timesync_dir: Path = TIMESYNC_DIR,
     *,
