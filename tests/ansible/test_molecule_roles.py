@@ -1,0 +1,22 @@
+"""Each role's Molecule scenario, run whole (`molecule test`): create a systemd container,
+converge, converge again changing nothing (idempotence), testinfra verifiers, destroy.
+
+The docker, influxdb and grafana scenarios run Docker-in-Docker inside the instance. The
+official InfluxDB 2 and Grafana images are not run here (no registry can be reached): their
+scenarios use locally built stand-in images, and say so in their names.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ansible.conftest import Molecule, MoleculeRun
+
+
+def assert_passed(run_: MoleculeRun) -> None:
+    assert run_.returncode == 0, f"molecule test -s {run_.scenario} failed:\n{run_.output[-6000:]}"
+
+
+@pytest.mark.timeout(600)
+def test_docker_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
+    assert_passed(molecule.run("docker", "test", timeout=540))
