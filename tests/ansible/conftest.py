@@ -33,12 +33,14 @@ class Molecule:
     env: dict[str, str]
     log_dir: Path
 
-    def run(self, scenario: str, *args: str, timeout: float) -> MoleculeRun:
+    def run(
+        self, scenario: str, *args: str, timeout: float, env: dict[str, str] | None = None
+    ) -> MoleculeRun:
         started = time.monotonic()
         done = subprocess.run(
             ["molecule", *args, "-s", scenario],
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -71,7 +73,6 @@ def molecule(private_docker: rig.PrivateDocker, tmp_path_factory: pytest.TempPat
         **private_docker.env,
         "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
         "HOMEWATT_MOLECULE_IMAGE_BOOKWORM": rig.prepared_image(private_docker, "bookworm"),
-        "HOMEWATT_MOLECULE_IMAGE_TRIXIE": rig.systemd_image(private_docker, "trixie"),
         "ANSIBLE_FORCE_COLOR": "0",
         "PY_COLORS": "0",
         "NO_COLOR": "1",

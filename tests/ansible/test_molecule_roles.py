@@ -20,3 +20,8 @@ def assert_passed(run_: MoleculeRun) -> None:
 @pytest.mark.timeout(600)
 def test_docker_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
     assert_passed(molecule.run("docker", "test", timeout=540))
+
+
+@pytest.mark.timeout(600)
+def test_base_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
+    assert_passed(molecule.run("base", "test", timeout=540))
