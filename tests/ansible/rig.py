@@ -141,12 +141,20 @@ def systemd_image(docker: PrivateDocker, release: str) -> str:
     ref = f"homewatt-test/{release}:{_tag(release, SYSTEMD_PACKAGES, MIRROR)}"
     if docker.has_image(ref):
         return ref
-    with tempfile.TemporaryDirectory(prefix=f"hw-ansible-{release}-", dir="/var/tmp") as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=f"hw-ansible-{release}-", dir="/var/tmp", ignore_cleanup_errors=True
+    ) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run(
-            "debootstrap", "--variant=minbase", f"--include={SYSTEMD_PACKAGES}",
-            release, str(rootfs), MIRROR, timeout=1200,
-        )  # fmt: skip
+        try:
+            _run(
+                "debootstrap", "--variant=minbase", f"--include={SYSTEMD_PACKAGES}",
+                release, str(rootfs), MIRROR, timeout=1200,
+            )  # fmt: skip
+        except BaseException:
+            # An interrupted debootstrap leaves /proc and /sys mounted in the root file system.
+            for mount in ("proc", "sys"):
+                subprocess.run(["umount", "-R", str(rootfs / mount)], capture_output=True, check=False)
+            raise
         (rootfs / "etc/machine-id").write_text("")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(

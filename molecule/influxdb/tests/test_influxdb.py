@@ -1,0 +1,139 @@
+"""The influxdb role inside its Molecule instance, against the InfluxDB 2 stand-in image.
+
+Not run against a real InfluxDB 2 (no registry is reachable here): the container runs
+`homewatt-test/influxdb-standin`, which serves InfluxDB 2's HTTP API with its status codes,
+bodies and token permissions (tests/support/influxdb2). What is proven here is the role's
+orchestration and its use of the API: image reference, restart policy, memory limit,
+healthcheck, published ports, volumes, onboarding once, each token's permissions, secret files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import testinfra.host
+
+CONTAINER = "homewatt-influxdb"
+CREDENTIALS = "/etc/homewatt/credentials"
+URL = "http://127.0.0.1:8086"
+
+
+def inspect(host: testinfra.host.Host) -> dict:
+    return json.loads(host.check_output(f"docker inspect {CONTAINER}"))[0]
+
+
+def curl(method: str, path: str, token: str, *args: str) -> str:
+    """A curl command run in the instance with the token read there from its credential file
+    (no secret passes through the test, so none can reach its output)."""
+    auth = f'-H "Authorization: Token $(cat {CREDENTIALS}/{token})"'
+    return f"curl -sS -X {method} {auth} {' '.join(args)} '{URL}{path}'"
+
+
+def status(host: testinfra.host.Host, method: str, path: str, token: str, data: str = "") -> int:
+    """The HTTP status InfluxDB answers to `method path` with the token named `token`."""
+    body = f"--data-binary '{data}'" if data else ""
+    return int(host.check_output(curl(method, path, token, "-o /dev/null -w '%{http_code}'", body)))
+
+
+def test_container_runs_the_pinned_image_and_restarts_unless_stopped(
+    host: testinfra.host.Host,
+) -> None:
+    container = inspect(host)
+    assert container["State"]["Running"]
+    assert container["Config"]["Image"].startswith("homewatt-test/influxdb-standin:")
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_memory_is_limited_for_a_1gb_pi(host: testinfra.host.Host) -> None:
+    container = inspect(host)
+    assert container["HostConfig"]["Memory"] == 320 * 1024 * 1024
+    assert container["HostConfig"]["MemorySwap"] == 320 * 1024 * 1024
+    env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+    assert env["INFLUXD_STORAGE_CACHE_MAX_MEMORY_SIZE"] == "64MiB"
+    assert env["INFLUXD_STORAGE_MAX_CONCURRENT_COMPACTIONS"] == "1"
+    assert env["INFLUXD_QUERY_CONCURRENCY"] == "4"
+    assert env["INFLUXD_QUERY_MAX_MEMORY_BYTES"] == str(128 * 1024 * 1024)
+    assert env["INFLUXD_STORAGE_WAL_FSYNC_DELAY"] == "1000ms"
+    assert env["INFLUXD_REPORTING_DISABLED"] == "true"
+
+
+def test_healthcheck_on_health_turns_healthy(host: testinfra.host.Host) -> None:
+    health = inspect(host)["Config"]["Healthcheck"]
+    assert health["Test"] == ["CMD", "curl", "-fsS", "http://127.0.0.1:8086/health"]
+    deadline = time.monotonic() + 120
+    while inspect(host)["State"]["Health"]["Status"] != "healthy":
+        assert time.monotonic() < deadline, "the container never turned healthy"
+        time.sleep(2)
+
+
+def test_api_is_published_on_localhost_only(host: testinfra.host.Host) -> None:
+    bindings = inspect(host)["HostConfig"]["PortBindings"]["8086/tcp"]
+    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": "8086"}]
+    assert host.socket("tcp://127.0.0.1:8086").is_listening
+    assert not host.socket("tcp://0.0.0.0:8086").is_listening
+
+
+def test_secret_files_are_root_only(host: testinfra.host.Host) -> None:
+    for name in (
+        "influxdb-admin-password",
+        "influxdb-operator-token",
+        "influxdb-write-token",
+        "influxdb-grafana-token",
+    ):
+        file = host.file(f"{CREDENTIALS}/{name}")
+        assert (file.user, file.group, file.mode) == ("root", "root", 0o600), name
+        assert len(file.content_string.strip()) >= 16, name
+
+
+def test_onboarding_made_one_token_of_each_kind(host: testinfra.host.Host) -> None:
+    auths = json.loads(
+        host.check_output(curl("GET", "/api/v2/authorizations", "influxdb-operator-token", "-f"))
+    )
+    descriptions = [a["description"] for a in auths["authorizations"]]
+    assert descriptions.count("homewatt collector: write homewatt") == 1
+    assert descriptions.count("homewatt grafana: read homewatt and homewatt_longterm") == 1
+
+
+def test_write_token_writes_the_raw_bucket_and_reads_nothing(host: testinfra.host.Host) -> None:
+    write = "influxdb-write-token"
+    line = "electricity,device=main power_w=230.5"
+    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt&precision=s", write, line) == 204
+    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt_longterm", write, line) in (401, 403, 404)
+    assert status(host, "GET", "/query?db=homewatt&q=SHOW+MEASUREMENTS", write) in (401, 403)
+
+
+def test_grafana_token_reads_both_buckets_and_cannot_write(host: testinfra.host.Host) -> None:
+    grafana = "influxdb-grafana-token"
+    assert status(host, "GET", "/query?db=homewatt&q=SHOW+MEASUREMENTS", grafana) == 200
+    assert status(host, "GET", "/query?db=homewatt&rp=longterm&q=SHOW+MEASUREMENTS", grafana) == 200
+    line = "electricity,device=main power_w=1"
+    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt", grafana, line) in (401, 403)
+
+
+def test_data_survives_a_recreated_container(host: testinfra.host.Host) -> None:
+    mounts = {m["Destination"]: m for m in inspect(host)["Mounts"]}
+    assert mounts["/var/lib/influxdb2"]["Source"] == "/var/lib/homewatt/influxdb/data"
+    assert mounts["/etc/influxdb2"]["Source"] == "/var/lib/homewatt/influxdb/config"
+    operator = "influxdb-operator-token"
+    image = inspect(host)["Config"]["Image"]
+    run_args = host.check_output(
+        "docker inspect -f '{{range .Config.Env}}-e {{.}} {{end}}' " + CONTAINER
+    )
+    host.check_output(f"docker rm -f {CONTAINER}")
+    host.check_output(
+        f"docker run -d --name {CONTAINER} --network homewatt -p 127.0.0.1:8086:8086 {run_args}"
+        " -v /var/lib/homewatt/influxdb/data:/var/lib/influxdb2"
+        f" -v /var/lib/homewatt/influxdb/config:/etc/influxdb2 {image}"
+    )
+    deadline = time.monotonic() + 60
+    while status(host, "GET", "/api/v2/buckets?name=homewatt_longterm", operator) != 200:
+        assert time.monotonic() < deadline, "the recreated container lost its buckets or token"
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("setting", ["setup"])
+def test_setup_is_no_longer_allowed(host: testinfra.host.Host, setting: str) -> None:
+    answer = json.loads(host.check_output(f"curl -fsS {URL}/api/v2/{setting}"))
+    assert answer == {"allowed": False}
