@@ -1,0 +1,63 @@
+"""The Grafana stand-in image, `homewatt-test/grafana-standin:<hash>` (NOT Grafana).
+
+The official grafana/grafana image cannot be pulled here, and no Grafana server runs here at
+all. The grafana role's Molecule tests need only a container that behaves like Grafana's for
+orchestration: the stand-in (`grafana-server` beside this file) runs as the official image's
+user (uid 472, group 0) with its paths (/var/lib/grafana, /usr/share/grafana, GF_PATHS_*),
+port 3000, curl for the role's healthcheck, and `grafana cli` for the admin password reset.
+It checks mounts, environment and readable secrets, and answers /api/health; nothing else of
+Grafana is there. Built FROM the suite's bookworm image, once per content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+HERE = Path(__file__).resolve().parent
+IMAGE = "homewatt-test/grafana-standin"
+
+
+class Docker(Protocol):
+    def docker(self, *args: str, timeout: float = ...) -> str: ...
+    def has_image(self, ref: str) -> bool: ...
+
+
+def dockerfile(base: str) -> str:
+    return f"""\
+# The homewatt Grafana stand-in (NOT Grafana): tests/ansible/grafana_standin/ says what it is.
+FROM {base}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && useradd --system --uid 472 --gid 0 --home-dir /usr/share/grafana --no-create-home grafana \\
+ && mkdir -p /usr/share/grafana/bin /var/lib/grafana /etc/grafana/provisioning /var/log/grafana \\
+ && chown -R 472:0 /var/lib/grafana /var/log/grafana
+COPY grafana-server /usr/share/grafana/bin/grafana
+RUN chmod 0755 /usr/share/grafana/bin/grafana && ln -s /usr/share/grafana/bin/grafana /usr/local/bin/grafana
+ENV GF_PATHS_CONFIG=/etc/grafana/grafana.ini GF_PATHS_DATA=/var/lib/grafana \\
+    GF_PATHS_HOME=/usr/share/grafana GF_PATHS_LOGS=/var/log/grafana \\
+    GF_PATHS_PLUGINS=/var/lib/grafana/plugins GF_PATHS_PROVISIONING=/etc/grafana/provisioning
+WORKDIR /usr/share/grafana
+USER 472
+EXPOSE 3000
+ENTRYPOINT ["/usr/share/grafana/bin/grafana", "server"]
+LABEL org.opencontainers.image.title="homewatt Grafana stand-in (not Grafana)"
+"""
+
+
+def tag_for(base: str) -> str:
+    digest = hashlib.sha256(dockerfile(base).encode() + (HERE / "grafana-server").read_bytes())
+    return f"{IMAGE}:{digest.hexdigest()[:16]}"
+
+
+def build_image(docker: Docker, base: str) -> str:
+    tag = tag_for(base)
+    if not docker.has_image(tag):
+        with tempfile.TemporaryDirectory(prefix="grafana-standin-") as tmp:
+            (Path(tmp) / "Dockerfile").write_text(dockerfile(base))
+            (Path(tmp) / "grafana-server").write_bytes((HERE / "grafana-server").read_bytes())
+            docker.docker("build", "-q", "-t", tag, tmp, timeout=900)
+    return tag
