@@ -1,0 +1,196 @@
+"""The roles without a container: argument specs against defaults, generated READMEs, lint,
+preflight refusals with faked facts, the RS485 udev rule, the Flux text and the contracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.ansible import rig
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES_DIR = REPO / "ansible" / "roles"
+ROLES = ["base", "docker", "influxdb", "grafana"]
+
+
+def tool(name: str) -> str:
+    path = rig.tools_bin() / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run scripts/bootstrap (the test command does)")
+    return str(path)
+
+
+def run(*argv: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_specs_name_every_default_with_the_same_value(role: str) -> None:
+    defaults = load(ROLES_DIR / role / "defaults" / "main.yml")
+    options = load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults), "argument_specs and defaults/main.yml name different variables"
+    for name, value in defaults.items():
+        assert options[name].get("default") == value, f"{role}: {name}'s default differs"
+        assert options[name].get("description"), f"{role}: {name} has no description"
+        assert name.startswith(f"{role}_"), f"{name} lacks the role prefix {role}_"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_readme_is_generated_from_argument_specs(role: str, tmp_path: Path) -> None:
+    copy = tmp_path / role
+    shutil.copytree(ROLES_DIR / role, copy)
+    done = run(tool("aar-doc"), str(copy), "markdown", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (copy / "README.md").read_text() == (ROLES_DIR / role / "README.md").read_text(), (
+        f"ansible/roles/{role}/README.md is out of date: .tools/ansible/bin/aar-doc ansible/roles/{role} markdown"
+    )
+
+
+def test_ansible_lint_production_profile_passes_offline() -> None:
+    env = {**os.environ, "PATH": f"{rig.tools_bin()}{os.pathsep}{os.environ['PATH']}"}
+    done = run(tool("ansible-lint"), "--offline", "--profile", "production", "ansible/", "molecule/", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_yamllint_passes_on_ansible_molecule_and_grafana() -> None:
+    targets = [p for p in ("ansible", "molecule", ".config/molecule", "grafana") if (REPO / p).exists()]
+    done = run(tool("yamllint"), "--strict", *targets)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- preflight refusals, with facts faked through a fact cache (no container needed) ---
+
+FACTS = {
+    "ansible_architecture": "aarch64",
+    "ansible_os_family": "Debian",
+    "ansible_distribution": "Debian",
+    "ansible_distribution_release": "bookworm",
+    "ansible_virtualization_role": "host",
+    "ansible_virtualization_type": "",
+    "ansible_mounts": [{"mount": "/", "size_available": 20 * 1024**3}],
+}
+
+
+def preflight(role: str, tmp_path: Path, facts: dict, **variables: object) -> subprocess.CompletedProcess[str]:
+    """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
+    cache = tmp_path / "facts"
+    cache.mkdir()
+    (cache / "pi").write_text(json.dumps({**FACTS, **facts}))
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Preflight",
+                    "hosts": "pi",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Preflight only",
+                            "ansible.builtin.include_role": {"name": role, "tasks_from": "preflight"},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{rig.tools_bin()}{os.pathsep}{os.environ['PATH']}",
+        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
+        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    return run(
+        tool("ansible-playbook"), "-i", "pi,", "-c", "local", "-e", json.dumps(variables),
+        str(playbook), env=env,
+    )  # fmt: skip
+
+
+ARMHF = (
+    "InfluxDB 2 needs a 64-bit OS: install Raspberry Pi OS (64-bit), or point the collector's"
+    " sinks at an existing InfluxDB"
+)
+
+
+@pytest.mark.parametrize("role", ["base", "influxdb"])
+@pytest.mark.parametrize("arch", ["armv7l", "armv6l"])
+def test_preflight_refuses_a_32bit_pi_with_one_line(role: str, arch: str, tmp_path: Path) -> None:
+    done = preflight(role, tmp_path, {"ansible_architecture": arch})
+    assert done.returncode != 0
+    assert ARMHF in " ".join(done.stdout.split()), done.stdout
+
+
+@pytest.mark.parametrize(
+    ("facts", "words"),
+    [
+        ({"ansible_distribution_release": "bullseye"}, "Debian bullseye on aarch64"),
+        ({"ansible_os_family": "RedHat", "ansible_distribution": "Fedora"}, "Fedora bookworm"),
+        ({"ansible_architecture": "riscv64"}, "on riscv64"),
+    ],
+)
+def test_base_preflight_refuses_other_systems(facts: dict, words: str, tmp_path: Path) -> None:
+    done = preflight("base", tmp_path, facts)
+    assert done.returncode != 0
+    assert "homewatt supports Raspberry Pi OS / Debian 64-bit (arm64, amd64), bookworm or trixie" in " ".join(done.stdout.split())
+    assert words in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
+def test_base_preflight_accepts_bookworm_and_trixie(release: str, tmp_path: Path) -> None:
+    done = preflight("base", tmp_path, {"ansible_distribution_release": release})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_influxdb_preflight_refuses_a_raw_bucket_larger_than_the_disk(tmp_path: Path) -> None:
+    small = {"ansible_mounts": [{"mount": "/", "size_available": 200 * 1024**2}]}
+    done = preflight(
+        "influxdb", tmp_path, small, influxdb_data_dir=str(tmp_path / "influxdb"),
+        influxdb_raw_retention_days=365, collector_meters=[{}, {}, {}],
+    )  # fmt: skip
+    text = " ".join(done.stdout.split())
+    assert done.returncode != 0
+    assert "InfluxDB's raw bucket needs about" in text
+    assert "/ has 200 MiB free" in text
+
+
+def test_influxdb_preflight_accepts_the_default_retention_on_a_16gb_card(tmp_path: Path) -> None:
+    card = {"ansible_mounts": [{"mount": "/", "size_available": 12 * 1024**3}]}
+    done = preflight("influxdb", tmp_path, card, influxdb_data_dir=str(tmp_path / "influxdb"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("image", ["influxdb:latest", "influxdb:2", "influxdb:2.7", "influxdb"])
+def test_influxdb_preflight_refuses_a_moving_image_tag(image: str, tmp_path: Path) -> None:
+    done = preflight("influxdb", tmp_path, {}, influxdb_image=image)
+    assert done.returncode != 0
+    assert "must name an exact release" in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "adapter",
+    [
+        {"name": "Main", "vendor_id": "0403", "product_id": "6001", "serial": "A1"},
+        {"name": "main", "vendor_id": "403", "product_id": "6001", "serial": "A1"},
+        {"name": "main", "vendor_id": "0403", "product_id": "6001", "serial": 'A1", RUN+="/bin/x'},
+    ],
+)
+def test_base_preflight_refuses_an_rs485_adapter_udev_cannot_match(adapter: dict, tmp_path: Path) -> None:
+    done = preflight("base", tmp_path, {}, base_rs485_adapters=[adapter])
+    assert done.returncode != 0
+    assert "base_rs485_adapters[0] needs name" in " ".join(done.stdout.split())
