@@ -79,7 +79,9 @@ class PrivateDocker:
     def start(self) -> PrivateDocker:
         if self.alive():
             return self
-        if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True, check=False).returncode:
+        if subprocess.run(
+            ["ip", "link", "show", BRIDGE], capture_output=True, check=False
+        ).returncode:
             _run("ip", "link", "add", BRIDGE, "type", "bridge")
             _run("ip", "addr", "add", BRIDGE_CIDR, "dev", BRIDGE)
             _run("ip", "link", "set", BRIDGE, "up")
@@ -153,7 +155,9 @@ def systemd_image(docker: PrivateDocker, release: str) -> str:
         except BaseException:
             # An interrupted debootstrap leaves /proc and /sys mounted in the root file system.
             for mount in ("proc", "sys"):
-                subprocess.run(["umount", "-R", str(rootfs / mount)], capture_output=True, check=False)
+                subprocess.run(
+                    ["umount", "-R", str(rootfs / mount)], capture_output=True, check=False
+                )
             raise
         (rootfs / "etc/machine-id").write_text("")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
@@ -192,3 +196,33 @@ def require_docker_tools() -> None:
     for tool in ("dockerd", "docker", "debootstrap", "iptables-save"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed: run scripts/bootstrap")
+
+
+@dataclass(frozen=True)
+class DockerResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class ResultDocker:
+    """`PrivateDocker` with the result-returning `docker()` the stand-in's image builder uses."""
+
+    daemon: PrivateDocker
+
+    def docker(
+        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 900
+    ) -> DockerResult:
+        done = subprocess.run(
+            ["docker", *args], input=input, capture_output=True, env=self.daemon.env,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        result = DockerResult(
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args[:3])} failed: {result.stderr}")
+        return result

@@ -28,3 +28,17 @@ def test_docker_role_converges_idempotently_and_passes_its_verifier(molecule: Mo
 @pytest.mark.timeout(1800)
 def test_base_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
     assert_passed(molecule.run("base", "test", timeout=540))
+
+
+@pytest.mark.timeout(1800)
+def test_influxdb_role_against_the_standin_not_a_real_influxdb2(
+    molecule: Molecule, standin_images: dict[str, str]
+) -> None:
+    assert_passed(molecule.run("influxdb", "test", timeout=600, env=standin_images))
+
+
+@pytest.mark.timeout(1800)
+def test_grafana_role_against_the_standin_not_a_real_grafana(
+    molecule: Molecule, standin_images: dict[str, str]
+) -> None:
+    assert_passed(molecule.run("grafana", "test", timeout=600, env=standin_images))

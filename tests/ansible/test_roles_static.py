@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,7 +26,9 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def run(*argv: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *argv: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
     )
@@ -40,8 +41,12 @@ def load(path: Path) -> dict:
 @pytest.mark.parametrize("role", ROLES)
 def test_argument_specs_name_every_default_with_the_same_value(role: str) -> None:
     defaults = load(ROLES_DIR / role / "defaults" / "main.yml")
-    options = load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert set(options) == set(defaults), "argument_specs and defaults/main.yml name different variables"
+    options = load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]["main"][
+        "options"
+    ]
+    assert set(options) == set(defaults), (
+        "argument_specs and defaults/main.yml name different variables"
+    )
     for name, value in defaults.items():
         assert options[name].get("default") == value, f"{role}: {name}'s default differs"
         assert options[name].get("description"), f"{role}: {name} has no description"
@@ -55,18 +60,29 @@ def test_role_readme_is_generated_from_argument_specs(role: str, tmp_path: Path)
     done = run(tool("aar-doc"), str(copy), "markdown", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (copy / "README.md").read_text() == (ROLES_DIR / role / "README.md").read_text(), (
-        f"ansible/roles/{role}/README.md is out of date: .tools/ansible/bin/aar-doc ansible/roles/{role} markdown"
+        f"ansible/roles/{role}/README.md is out of date: "
+        f".tools/ansible/bin/aar-doc ansible/roles/{role} markdown"
     )
 
 
 def test_ansible_lint_production_profile_passes_offline() -> None:
     env = {**os.environ, "PATH": f"{rig.tools_bin()}{os.pathsep}{os.environ['PATH']}"}
-    done = run(tool("ansible-lint"), "--offline", "--profile", "production", "ansible/", "molecule/", env=env)
+    done = run(
+        tool("ansible-lint"),
+        "--offline",
+        "--profile",
+        "production",
+        "ansible/",
+        "molecule/",
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_yamllint_passes_on_ansible_molecule_and_grafana() -> None:
-    targets = [p for p in ("ansible", "molecule", ".config/molecule", "grafana") if (REPO / p).exists()]
+    targets = [
+        p for p in ("ansible", "molecule", ".config/molecule", "grafana") if (REPO / p).exists()
+    ]
     done = run(tool("yamllint"), "--strict", *targets)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -84,7 +100,9 @@ FACTS = {
 }
 
 
-def preflight(role: str, tmp_path: Path, facts: dict, **variables: object) -> subprocess.CompletedProcess[str]:
+def preflight(
+    role: str, tmp_path: Path, facts: dict, **variables: object
+) -> subprocess.CompletedProcess[str]:
     """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
     cache = tmp_path / "facts"
     cache.mkdir()
@@ -100,7 +118,10 @@ def preflight(role: str, tmp_path: Path, facts: dict, **variables: object) -> su
                     "tasks": [
                         {
                             "name": "Preflight only",
-                            "ansible.builtin.include_role": {"name": role, "tasks_from": "preflight"},
+                            "ansible.builtin.include_role": {
+                                "name": role,
+                                "tasks_from": "preflight",
+                            },
                         }
                     ],
                 }
@@ -147,7 +168,10 @@ def test_preflight_refuses_a_32bit_pi_with_one_line(role: str, arch: str, tmp_pa
 def test_base_preflight_refuses_other_systems(facts: dict, words: str, tmp_path: Path) -> None:
     done = preflight("base", tmp_path, facts)
     assert done.returncode != 0
-    assert "homewatt supports Raspberry Pi OS / Debian 64-bit (arm64, amd64), bookworm or trixie" in " ".join(done.stdout.split())
+    assert (
+        "homewatt supports Raspberry Pi OS / Debian 64-bit (arm64, amd64), bookworm or trixie"
+        in " ".join(done.stdout.split())
+    )
     assert words in " ".join(done.stdout.split())
 
 
@@ -190,7 +214,9 @@ def test_influxdb_preflight_refuses_a_moving_image_tag(image: str, tmp_path: Pat
         {"name": "main", "vendor_id": "0403", "product_id": "6001", "serial": 'A1", RUN+="/bin/x'},
     ],
 )
-def test_base_preflight_refuses_an_rs485_adapter_udev_cannot_match(adapter: dict, tmp_path: Path) -> None:
+def test_base_preflight_refuses_an_rs485_adapter_udev_cannot_match(
+    adapter: dict, tmp_path: Path
+) -> None:
     done = preflight("base", tmp_path, {}, base_rs485_adapters=[adapter])
     assert done.returncode != 0
     assert "base_rs485_adapters[0] needs name" in " ".join(done.stdout.split())

@@ -25,9 +25,7 @@ def tiny_container(host: testinfra.host.Host):
     )
     host.check_output(f"tar -C / -chf - usr/bin/sleep {libs} | docker import - {TINY_IMAGE}")
     host.run("docker rm -f hw-tiny")
-    host.check_output(
-        f"docker run -d --name hw-tiny -p 18080:80 {TINY_IMAGE} /usr/bin/sleep 3600"
-    )
+    host.check_output(f"docker run -d --name hw-tiny -p 18080:80 {TINY_IMAGE} /usr/bin/sleep 3600")
     yield "hw-tiny"
     host.run("docker rm -f hw-tiny")
 
@@ -60,7 +58,9 @@ def test_a_port_published_without_an_address_listens_on_localhost_only(
     host: testinfra.host.Host, tiny_container: str
 ) -> None:
     bindings = json.loads(
-        host.check_output(f"docker inspect -f '{{{{json .NetworkSettings.Ports}}}}' {tiny_container}")
+        host.check_output(
+            f"docker inspect -f '{{{{json .NetworkSettings.Ports}}}}' {tiny_container}"
+        )
     )
     assert {b["HostIp"] for b in bindings["80/tcp"]} == {"127.0.0.1"}
     assert host.socket("tcp://127.0.0.1:18080").is_listening
@@ -76,5 +76,10 @@ def test_containers_keep_running_while_dockerd_restarts(
         if host.run("docker info").rc == 0:
             break
         time.sleep(0.5)
-    assert host.check_output(f"docker inspect -f '{{{{.State.Running}}}}' {tiny_container}") == "true"
-    assert host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {tiny_container}") == started
+    assert (
+        host.check_output(f"docker inspect -f '{{{{.State.Running}}}}' {tiny_container}") == "true"
+    )
+    assert (
+        host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {tiny_container}")
+        == started
+    )

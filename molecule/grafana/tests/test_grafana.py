@@ -41,7 +41,8 @@ def test_no_anonymous_access_no_sign_up_no_analytics_and_the_site_time_zone(
     assert env["GF_DATE_FORMATS_DEFAULT_TIMEZONE"] == "Europe/Berlin"
     assert env["GF_PATHS_PROVISIONING"] == f"{CONFIG}/provisioning"
     assert env["HOMEWATT_INFLUXDB_URL"] == "http://homewatt-influxdb:8086"
-    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/homewatt/grafana-admin-password"
+    password_file = "/run/secrets/homewatt/grafana-admin-password"  # noqa: S105 (a path)
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == password_file
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env
 
 

@@ -99,8 +99,13 @@ def test_onboarding_made_one_token_of_each_kind(host: testinfra.host.Host) -> No
 def test_write_token_writes_the_raw_bucket_and_reads_nothing(host: testinfra.host.Host) -> None:
     write = "influxdb-write-token"
     line = "electricity,device=main power_w=230.5"
-    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt&precision=s", write, line) == 204
-    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt_longterm", write, line) in (401, 403, 404)
+    assert (
+        status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt&precision=s", write, line)
+        == 204
+    )
+    assert status(
+        host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt_longterm", write, line
+    ) in (401, 403, 404)
     assert status(host, "GET", "/query?db=homewatt&q=SHOW+MEASUREMENTS", write) in (401, 403)
 
 
@@ -109,7 +114,10 @@ def test_grafana_token_reads_both_buckets_and_cannot_write(host: testinfra.host.
     assert status(host, "GET", "/query?db=homewatt&q=SHOW+MEASUREMENTS", grafana) == 200
     assert status(host, "GET", "/query?db=homewatt&rp=longterm&q=SHOW+MEASUREMENTS", grafana) == 200
     line = "electricity,device=main power_w=1"
-    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt", grafana, line) in (401, 403)
+    assert status(host, "POST", "/api/v2/write?org=homewatt&bucket=homewatt", grafana, line) in (
+        401,
+        403,
+    )
 
 
 def test_data_survives_a_recreated_container(host: testinfra.host.Host) -> None:

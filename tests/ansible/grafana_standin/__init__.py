@@ -36,7 +36,8 @@ RUN apt-get update \\
  && mkdir -p /usr/share/grafana/bin /var/lib/grafana /etc/grafana/provisioning /var/log/grafana \\
  && chown -R 472:0 /var/lib/grafana /var/log/grafana
 COPY grafana-server /usr/share/grafana/bin/grafana
-RUN chmod 0755 /usr/share/grafana/bin/grafana && ln -s /usr/share/grafana/bin/grafana /usr/local/bin/grafana
+RUN chmod 0755 /usr/share/grafana/bin/grafana \\
+ && ln -s /usr/share/grafana/bin/grafana /usr/local/bin/grafana
 ENV GF_PATHS_CONFIG=/etc/grafana/grafana.ini GF_PATHS_DATA=/var/lib/grafana \\
     GF_PATHS_HOME=/usr/share/grafana GF_PATHS_LOGS=/var/log/grafana \\
     GF_PATHS_PLUGINS=/var/lib/grafana/plugins GF_PATHS_PROVISIONING=/etc/grafana/provisioning
