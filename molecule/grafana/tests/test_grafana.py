@@ -29,6 +29,7 @@ def test_container_runs_the_pinned_image_and_restarts_unless_stopped(
     assert container["Config"]["Image"].startswith("homewatt-test/grafana-standin:")
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert container["HostConfig"]["Memory"] == 192 * 1024 * 1024
+    assert container["HostConfig"]["OomScoreAdj"] == 500
 
 
 def test_no_anonymous_access_no_sign_up_no_analytics_and_the_site_time_zone(
