@@ -187,6 +187,18 @@ def prepared_image(docker: PrivateDocker, release: str) -> str:
     return ref
 
 
+CAP_SYS_PTRACE = 19  # linux/capability.h
+
+
+def can_grant_sys_ptrace() -> bool:
+    """Whether this process may give containers CAP_SYS_PTRACE (it is in our bounding set): a
+    Docker-in-Docker test container, like fresh-run's, may lack it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    return False
+
+
 def tools_bin() -> Path:
     """The bin folder of .tools/ansible (scripts/bootstrap builds it)."""
     return Path(__file__).resolve().parents[2] / ".tools" / "ansible" / "bin"
