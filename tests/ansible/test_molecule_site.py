@@ -79,6 +79,7 @@ def test_site_converges_on_bookworm_and_trixie_rotates_secrets_and_never_prints_
     try:
         step("destroy")
         step("create")
+        step("prepare")
         step("converge")
         step("idempotence")
         step("verify")
