@@ -40,6 +40,8 @@ ROLE_PACKAGES = (
     "docker.io python3-docker tzdata systemd-timesyncd curl ca-certificates "
     "unattended-upgrades apt-listchanges"
 )
+# Per release: trixie's docker client is a package of its own (the docker role installs it).
+RELEASE_PACKAGES = {"trixie": "docker-cli"}
 
 
 def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
@@ -172,7 +174,8 @@ def systemd_image(docker: PrivateDocker, release: str) -> str:
 def prepared_image(docker: PrivateDocker, release: str) -> str:
     """`systemd_image` plus the packages the base and docker roles install."""
     base = systemd_image(docker, release)
-    ref = f"homewatt-test/molecule-{release}:{_tag(base, ROLE_PACKAGES)}"
+    packages = f"{ROLE_PACKAGES} {RELEASE_PACKAGES.get(release, '')}".strip()
+    ref = f"homewatt-test/molecule-{release}:{_tag(base, packages)}"
     if docker.has_image(ref):
         return ref
     with tempfile.TemporaryDirectory(prefix="hw-ansible-prep-") as tmp:
@@ -180,7 +183,7 @@ def prepared_image(docker: PrivateDocker, release: str) -> str:
         dockerfile.write_text(
             f"FROM {base}\n"
             "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-            f"--no-install-recommends {ROLE_PACKAGES} && rm -rf /var/lib/apt/lists/*\n"
+            f"--no-install-recommends {packages} && rm -rf /var/lib/apt/lists/*\n"
             'CMD ["/lib/systemd/systemd"]\n'
         )
         docker.docker("build", "-q", "-t", ref, tmp, timeout=1200)
