@@ -38,7 +38,7 @@ class Molecule:
     ) -> MoleculeRun:
         started = time.monotonic()
         done = subprocess.run(
-            ["molecule", *args, "-s", scenario],
+            ["molecule", args[0], "-s", scenario, *args[1:]],
             cwd=REPO,
             env={**self.env, **(env or {})},
             capture_output=True,
