@@ -1,19 +1,47 @@
-"""Fixtures for the Ansible suite: the private docker daemon, the images, a Molecule runner."""
+"""Fixtures for the Ansible suite: Molecule against the systemd test rig's daemon and images.
+
+Molecule's docker driver talks to the rig's private dockerd (DOCKER_HOST is its socket, from
+`SystemdRig.daemon.env()`); its instances run `images.role_image(...)`, the rig's systemd
+image plus the roles' packages; the role scenarios that need the stand-ins get
+`images.standin_archives(...)` in their environment.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.ansible import rig
+from tests.ansible import images
+from tests.support.systemd_rig import SystemdRig
 
 REPO = Path(__file__).resolve().parents[2]
+TOOLS_BIN = REPO / ".tools" / "ansible" / "bin"  # scripts/bootstrap builds it
+CAP_SYS_PTRACE = 19  # linux/capability.h
+
+
+def can_grant_sys_ptrace() -> bool:
+    """Whether this process may give containers CAP_SYS_PTRACE (it is in our bounding set):
+    a test container, like fresh-run's, may lack it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_PTRACE & 1)
+    return False
+
+
+# Where that is missing the stand-in scenarios still run; the verifiers skip (molecule/conftest.py)
+# and the site test leaves out only what needs `docker exec` into a nested container.
+NO_PTRACE_REASON = (
+    "this test process lacks CAP_SYS_PTRACE in its bounding set (a container without it, like "
+    "fresh-run's), so no Molecule instance can have it: the instance's runc then cannot open "
+    "/proc/<pid>/ns/* of a nested container whose process runs as another uid (influxd 1000, "
+    "Grafana 472; the kernel's ptrace access check), so `docker exec` and Docker's "
+    "health checks fail in them with 'setns process: exit status 1'"
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +56,7 @@ class MoleculeRun:
 
 @dataclass
 class Molecule:
-    """Runs Molecule from the repository root against the private daemon and images."""
+    """Runs Molecule from the repository root against the rig's daemon and images."""
 
     env: dict[str, str]
     log_dir: Path
@@ -36,6 +64,7 @@ class Molecule:
     def run(
         self, scenario: str, *args: str, timeout: float, env: dict[str, str] | None = None
     ) -> MoleculeRun:
+        """`molecule ARGS[0] -s scenario ARGS[1:]` (put ansible-playbook's after a "--")."""
         started = time.monotonic()
         done = subprocess.run(
             ["molecule", args[0], "-s", scenario, *args[1:]],
@@ -48,7 +77,10 @@ class Molecule:
         )
         seconds = time.monotonic() - started
         output = done.stdout + done.stderr
-        log = self.log_dir / f"molecule-{scenario}-{args[0]}.log"
+        log = (
+            self.log_dir
+            / f"molecule-{scenario}-{len(list(self.log_dir.iterdir())):02}-{args[0]}.log"
+        )
         log.write_text(output)
         print(
             f"molecule {' '.join(args)} -s {scenario}: "
@@ -58,73 +90,27 @@ class Molecule:
 
 
 @pytest.fixture(scope="session")
-def private_docker() -> Iterator[rig.PrivateDocker]:
-    rig.require_docker_tools()
-    docker = rig.PrivateDocker().start()
-    try:
-        yield docker
-    finally:
-        docker.stop()
-
-
-IMAGES_DIR = Path("/var/tmp/hw-ansible-images")
-
-
-def _saved(docker: rig.PrivateDocker, tag: str, name: str) -> None:
-    """`docker save` of `tag` as IMAGES_DIR/name, redone only when the tag changed."""
-    IMAGES_DIR.mkdir(parents=True, exist_ok=True)
-    archive, stamp = IMAGES_DIR / name, IMAGES_DIR / f"{name}.tag"
-    if archive.exists() and stamp.exists() and stamp.read_text() == tag:
-        return
-    docker.docker("save", "-o", str(archive), tag, timeout=600)
-    stamp.write_text(tag)
+def standin_images(systemd_rig: SystemdRig) -> dict[str, str]:
+    """The InfluxDB 2 and Grafana stand-in images, saved as the tars the roles load; their tags
+    and folder as Molecule's environment."""
+    return images.standin_archives(systemd_rig)
 
 
 @pytest.fixture(scope="session")
-def standin_images(private_docker: rig.PrivateDocker) -> dict[str, str]:
-    """The InfluxDB 2 and Grafana stand-in images, built FROM the bookworm image and saved as
-    the tars the roles load (*_image_archive); their tags and folder as Molecule's env."""
-    try:
-        from tests.support.influxdb2 import image as influxdb_standin  # noqa: PLC0415
-    except ImportError:
-        pytest.skip(
-            "the InfluxDB 2 stand-in (tests/support/influxdb2, the stand-in issue) "
-            "is not in this checkout yet"
+def molecule(systemd_rig: SystemdRig, tmp_path_factory: pytest.TempPathFactory) -> Molecule:
+    """Molecule from .tools/ansible, its driver on the rig's dockerd, bookworm instances."""
+    if not (TOOLS_BIN / "molecule").exists():
+        pytest.fail(
+            f"{TOOLS_BIN}/molecule is missing: run scripts/bootstrap (the test command does)"
         )
-    from tests.ansible import grafana_standin  # noqa: PLC0415
-
-    if not rig.can_grant_sys_ptrace():
-        pytest.skip(
-            "no CAP_SYS_PTRACE to give the instances (a test container without it, like "
-            "fresh-run's): docker exec and the health checks of containers running as another "
-            "uid fail in them, so the influxdb, grafana and site scenarios cannot run here"
-        )
-
-    base = rig.systemd_image(private_docker, "bookworm")
-    influxdb = influxdb_standin.build_image(rig.ResultDocker(private_docker), base)
-    grafana = grafana_standin.build_image(private_docker, base)
-    _saved(private_docker, influxdb, "influxdb-standin.tar")
-    _saved(private_docker, grafana, "grafana-standin.tar")
-    return {
-        "HOMEWATT_MOLECULE_IMAGES_DIR": str(IMAGES_DIR),
-        "HOMEWATT_INFLUXDB_STANDIN_IMAGE": influxdb,
-        "HOMEWATT_GRAFANA_STANDIN_IMAGE": grafana,
-    }
-
-
-@pytest.fixture(scope="session")
-def molecule(
-    private_docker: rig.PrivateDocker, tmp_path_factory: pytest.TempPathFactory
-) -> Molecule:
-    tools = rig.tools_bin()
-    if not (tools / "molecule").exists():
-        pytest.fail(f"{tools}/molecule is missing: run scripts/bootstrap (the test command does)")
     env = {
-        **private_docker.env,
-        "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
-        "HOMEWATT_MOLECULE_IMAGE_BOOKWORM": rig.prepared_image(private_docker, "bookworm"),
+        **systemd_rig.daemon.env(),
+        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOMEWATT_MOLECULE_IMAGE_BOOKWORM": images.role_image(systemd_rig, "bookworm"),
         # A capability the instance gets in place of SYS_PTRACE where we cannot grant that.
-        "HOMEWATT_MOLECULE_PTRACE_CAP": "SYS_PTRACE" if rig.can_grant_sys_ptrace() else "NET_ADMIN",
+        "HOMEWATT_MOLECULE_PTRACE_CAP": "SYS_PTRACE" if can_grant_sys_ptrace() else "NET_ADMIN",
+        # Each task's duration in the logs (where a scenario's time goes).
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         "ANSIBLE_FORCE_COLOR": "0",
         "PY_COLORS": "0",
         "NO_COLOR": "1",

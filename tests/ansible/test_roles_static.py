@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible import rig
+from tests.ansible.conftest import TOOLS_BIN
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES_DIR = REPO / "ansible" / "roles"
@@ -21,7 +21,7 @@ ROLES = ["base", "docker", "influxdb", "grafana"]
 
 
 def tool(name: str) -> str:
-    path = rig.tools_bin() / name
+    path = TOOLS_BIN / name
     if not path.exists():
         pytest.fail(f"{path} is missing: run scripts/bootstrap (the test command does)")
     return str(path)
@@ -67,7 +67,7 @@ def test_role_readme_is_generated_from_argument_specs(role: str, tmp_path: Path)
 
 
 def test_ansible_lint_production_profile_passes_offline() -> None:
-    env = {**os.environ, "PATH": f"{rig.tools_bin()}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}"}
     done = run(
         tool("ansible-lint"),
         "--offline",
@@ -132,7 +132,7 @@ def preflight(
     )
     env = {
         **os.environ,
-        "PATH": f"{rig.tools_bin()}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
         "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
         "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),

@@ -6,7 +6,7 @@ orchestration: the stand-in (`grafana-server` beside this file) runs as the offi
 user (uid 472, group 0) with its paths (/var/lib/grafana, /usr/share/grafana, GF_PATHS_*),
 port 3000, curl for the role's healthcheck, and `grafana cli` for the admin password reset.
 It checks mounts, environment and readable secrets, and answers /api/health; nothing else of
-Grafana is there. Built FROM the suite's bookworm image, once per content hash.
+Grafana is there. Built FROM the rig's bookworm image, once per content hash.
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ HERE = Path(__file__).resolve().parent
 IMAGE = "homewatt-test/grafana-standin"
 
 
+class DockerResult(Protocol):
+    @property
+    def exit_code(self) -> int: ...
+
+
 class Docker(Protocol):
-    def docker(self, *args: str, timeout: float = ...) -> str: ...
-    def has_image(self, ref: str) -> bool: ...
+    """The rig's PrivateDockerd (tests/support/dockerd.py): `docker ARGS` against its daemon."""
+
+    def docker(self, *args: str, check: bool = ..., timeout: float = ...) -> DockerResult: ...
 
 
 def dockerfile(base: str) -> str:
@@ -56,7 +62,7 @@ def tag_for(base: str) -> str:
 
 def build_image(docker: Docker, base: str) -> str:
     tag = tag_for(base)
-    if not docker.has_image(tag):
+    if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
         with tempfile.TemporaryDirectory(prefix="grafana-standin-") as tmp:
             (Path(tmp) / "Dockerfile").write_text(dockerfile(base))
             (Path(tmp) / "grafana-server").write_bytes((HERE / "grafana-server").read_bytes())
