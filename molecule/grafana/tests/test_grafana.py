@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import testinfra.host
 
 CONTAINER = "homewatt-grafana"
@@ -83,6 +84,13 @@ def test_web_ui_on_localhost_only_and_healthy(host: testinfra.host.Host) -> None
     assert not host.socket("tcp://0.0.0.0:3000").is_listening
     health = json.loads(host.check_output("curl -fsS http://127.0.0.1:3000/api/health"))
     assert health["database"] == "ok"
+    assert inspect(host)["Config"]["Healthcheck"]["Test"] == [
+        "CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/health"
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("nested_docker_exec")
+def test_healthcheck_turns_healthy(host: testinfra.host.Host) -> None:
     deadline = time.monotonic() + 120
     while inspect(host)["State"]["Health"]["Status"] != "healthy":
         assert time.monotonic() < deadline, "the container never turned healthy"
