@@ -9,6 +9,7 @@ image plus the roles' packages; the role scenarios that need the stand-ins get
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def standin_images(systemd_rig: SystemdRig) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def molecule(systemd_rig: SystemdRig, tmp_path_factory: pytest.TempPathFactory) -> Molecule:
+def molecule(systemd_rig: SystemdRig) -> Molecule:
     """Molecule from .tools/ansible, its driver on the rig's dockerd, bookworm instances."""
     if not (TOOLS_BIN / "molecule").exists():
         pytest.fail(
@@ -115,4 +116,8 @@ def molecule(systemd_rig: SystemdRig, tmp_path_factory: pytest.TempPathFactory) 
         "PY_COLORS": "0",
         "NO_COLOR": "1",
     }
-    return Molecule(env=env, log_dir=tmp_path_factory.mktemp("molecule"))
+    # Beside the rig's own logs, not in pytest's temp dirs (which other sessions clean up).
+    log_dir = systemd_rig.daemon.log_dir / "molecule"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    return Molecule(env=env, log_dir=log_dir)

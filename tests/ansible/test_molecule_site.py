@@ -1,9 +1,10 @@
 """The `site` scenario: site.yml (base, docker, influxdb, grafana) on a fresh bookworm and a
 fresh trixie instance from the example inventory's group_vars. Then, on bookworm, secrets are
 rotated with `-e homewatt_rotate_secrets=[...]` (old tokens refused, new ones work, Grafana
-restarted with its new token); a second run on both instances changes nothing (idempotence);
-the testinfra verifier checks the stack on both; the whole Molecule output is searched for
-every secret the run generated or rotated.
+restarted with its new token) and a second run changes nothing (idempotence; trixie: converge
+only, to keep the suite's time); the testinfra verifier checks the stack on both; Molecule's
+whole output and the instances' journal and container logs are searched for every secret the
+run generated or rotated.
 
 The official InfluxDB 2 and Grafana images are not run here: the stand-ins are (see
 test_molecule_roles.py).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -56,6 +58,13 @@ def http_status(docker: PrivateDockerd, host: str, token: str, path: str) -> int
         input=f"Authorization: Token {token}\n".encode(), check=False, timeout=60,
     )  # fmt: skip
     return int(done.stdout or 0)
+
+
+def recap(output: str, host: str) -> tuple[int, int]:
+    """`changed` and `failed` of `host` in ansible-playbook's PLAY RECAP."""
+    found = re.search(rf"^{re.escape(host)}\s*:.*\bchanged=(\d+).*\bfailed=(\d+)", output, re.M)
+    assert found, f"no PLAY RECAP line for {host}"
+    return int(found[1]), int(found[2])
 
 
 def grafana_started_at(docker: PrivateDockerd, host: str) -> str:
@@ -130,7 +139,10 @@ def test_site_converges_on_bookworm_and_trixie_rotates_secrets_and_never_prints_
         assert stored == hashlib.sha256(new["grafana-admin-password"].encode()).hexdigest()
         if rotated != ROTATED:
             print(f"grafana-admin-password not rotated: {NO_PTRACE_REASON}")
-        step("idempotence")
+        # Idempotence on bookworm (Molecule's own step cannot be limited to one host, and a
+        # second trixie run would double its cost): a re-run after rotation changes nothing.
+        again = step("converge", "--", "--limit", ROTATING)
+        assert recap(again.output, ROTATING) == (0, 0), "a second run changed something"
         step("verify")
         logs = [instance_logs(docker, host) for host in HOSTS]
     finally:
