@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -65,17 +66,27 @@ class Molecule:
     def run(
         self, scenario: str, *args: str, timeout: float, env: dict[str, str] | None = None
     ) -> MoleculeRun:
-        """`molecule ARGS[0] -s scenario ARGS[1:]` (put ansible-playbook's after a "--")."""
+        """`molecule ARGS[0] -s scenario ARGS[1:]` (put ansible-playbook's after a "--").
+
+        Past `timeout` (s) Molecule and everything it started (ansible-playbook, its workers)
+        are killed as one process group, then TimeoutExpired is raised."""
         started = time.monotonic()
-        done = subprocess.run(
+        with subprocess.Popen(
             ["molecule", args[0], "-s", scenario, *args[1:]],
             cwd=REPO,
             env={**self.env, **(env or {})},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
-        )
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         seconds = time.monotonic() - started
         output = done.stdout + done.stderr
         log = (
