@@ -20,7 +20,13 @@ import re
 import pytest
 
 from tests.ansible import images
-from tests.ansible.conftest import NO_PTRACE_REASON, Molecule, MoleculeRun, can_grant_sys_ptrace
+from tests.ansible.conftest import (
+    NO_PTRACE_REASON,
+    Molecule,
+    MoleculeRun,
+    can_grant_sys_ptrace,
+    long_scenario,
+)
 from tests.support.dockerd import PrivateDockerd
 from tests.support.systemd_rig import SystemdRig
 
@@ -93,6 +99,7 @@ def site_env(systemd_rig: SystemdRig, standin_images: dict[str, str]) -> dict[st
 
 # Hang guards: one step took 450 s at a load average of 6-11 and passed 900 s at 12-17 on the
 # shared 2-core VM.
+@long_scenario
 @pytest.mark.timeout(4800)
 def test_site_converges_on_bookworm_and_trixie_rotates_secrets_and_never_prints_one(
     molecule: Molecule, systemd_rig: SystemdRig, site_env: dict[str, str]
