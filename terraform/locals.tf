@@ -11,6 +11,12 @@ locals {
     lifecycle = "rcwl"
   }
 
+  # auth_mode -> the backup app's azure.auth (contracts/backup-azure.json auth_modes)
+  backup_auth_by_mode = {
+    sas   = "sas"
+    entra = "service_principal"
+  }
+
   containers = { for site in keys(var.sites) : site => "${var.container_name_prefix}${site}" }
 
   # Sites that get a SAS (all of them in "sas" mode, none in "entra" mode), with its permissions.

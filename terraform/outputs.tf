@@ -2,12 +2,13 @@
 # (contracts/backup-azure.json): names and object keys are tested against that file.
 
 output "backup_azure_config" {
-  description = "Per site, the `azure:` section of that site's backup.yaml: account_url (primary blob endpoint, no trailing slash), container (the site's private container) and retention (rotation | lifecycle). Not secret."
+  description = "Per site, the `azure:` section of that site's backup.yaml: account_url (primary blob endpoint, no trailing slash), container (the site's private container), retention (rotation | lifecycle) and auth (sas | service_principal, from auth_mode; with service_principal add tenant_id, client_id and the client certificate or secret of the site's principal). Not secret."
   value = {
     for site, container in azurerm_storage_container.this : site => {
       account_url = trimsuffix(azurerm_storage_account.this.primary_blob_endpoint, "/")
       container   = container.name
       retention   = var.sites[site].retention
+      auth        = local.backup_auth_by_mode[var.auth_mode]
     }
   }
 }

@@ -4,6 +4,8 @@ only from private files or systemd credentials."""
 from __future__ import annotations
 
 import json
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -46,14 +48,27 @@ def base_config(**azure: object) -> dict[str, object]:
     return data
 
 
-def test_azure_section_accepts_exactly_the_contract_keys_plus_the_sas_source() -> None:
+def test_azure_section_accepts_exactly_the_contract_keys_plus_the_credential_sources() -> None:
     contract_keys = set(CONTRACT["backup_config_keys"])
     sas_keys = {
         CONTRACT["terraform_outputs"]["backup_sas_tokens"]["backup_config_key"].split(".")[1],
         "sas_credential",
     }
-    assert set(AzureConfig.model_fields) == contract_keys | sas_keys
+    principal_keys = set(CONTRACT["service_principal_keys"]) | {
+        f"client_{what}_{source}"
+        for what in ("certificate", "secret")
+        for source in ("file", "credential")
+    }
+    assert set(AzureConfig.model_fields) == contract_keys | sas_keys | principal_keys | {
+        "authority_host"
+    }
     assert CONTRACT["terraform_outputs"]["backup_azure_config"]["backup_config_section"] == "azure"
+
+
+def test_the_auth_values_are_the_contracts_auth_modes() -> None:
+    annotation = AzureConfig.model_fields["auth"].annotation
+    assert set(typing.get_args(annotation)) == set(CONTRACT["auth_modes"].values())
+    assert AzureConfig.model_fields["auth"].default == CONTRACT["auth_modes"]["sas"]
 
 
 def test_the_sas_permissions_checked_per_retention_mode_are_the_contracts() -> None:
@@ -71,6 +86,7 @@ def test_a_config_built_from_the_contracts_terraform_output_loads(
         "container": "homewatt-home",
         "retention": retention,
     }
+    output["auth"] = CONTRACT["auth_modes"]["sas"]
     assert set(output) == set(CONTRACT["backup_config_keys"])
     creds = tmp_path / "creds"
     write_secret(creds / "influxdb-operator-token", "t0ken")
@@ -311,3 +327,112 @@ def test_site_names_terraform_refuses_are_refused_with_the_rule(tmp_path: Path, 
         " groups joined by single hyphens (e.g. home, cabin-2): the site's key in Terraform's"
         " `sites`"
     )
+
+
+# --- azure.auth: service_principal (Entra ID; tests/backup/test_entra_azurite.py signs in) ---
+
+TENANT = "4f1c2b7e-0d39-4a8e-9c1e-5b2a7d9e3f10"
+CLIENT = "0b7a1e52-9c3d-4f6e-8a21-d5c4b3a29e87"
+PRINCIPAL = {
+    "account_url": "https://homewattbackups.blob.core.windows.net",
+    "container": "homewatt-home",
+    "retention": "lifecycle",
+    "auth": "service_principal",
+    "tenant_id": TENANT,
+    "client_id": CLIENT,
+}
+
+
+def test_a_service_principal_config_reads_its_certificate_from_the_credential_it_names(
+    tmp_path: Path,
+) -> None:
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-operator-token", "t0ken")
+    pem = (
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----"
+    )
+    write_secret(creds / "azure-client-certificate", pem + "\n")
+    path = config_file(
+        tmp_path,
+        base_config(**PRINCIPAL, client_certificate_credential="azure-client-certificate"),
+    )
+    settings = load_settings(path, creds, tmp_path / "state")
+    assert settings.secrets.client_certificate == pem + "\n"
+    assert settings.secrets.sas is None and settings.secrets.client_secret is None
+    assert settings.config.azure is not None
+    assert settings.config.azure.credential_source == (
+        f"the service principal {CLIENT} of tenant {TENANT} (the systemd credential"
+        " 'azure-client-certificate', azure.client_certificate_credential)"
+    )
+
+
+def test_a_service_principal_config_reads_a_client_secret_file(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-operator-token", "t0ken")
+    secret = write_secret(tmp_path / "client-secret", "Ab8Q~x.y_z-1\n")
+    path = config_file(tmp_path, base_config(**PRINCIPAL, client_secret_file=str(secret)))
+    assert load_settings(path, creds, tmp_path / "state").secrets.client_secret == "Ab8Q~x.y_z-1"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, "needs exactly one of client_certificate_credential"),
+        (
+            {"client_secret_credential": "a", "client_certificate_credential": "b"},
+            "(given: client_certificate_credential, client_secret_credential)",
+        ),
+        ({"tenant_id": None, "client_secret_credential": "a"}, "needs tenant_id"),
+        ({"client_id": "not-a-guid", "client_secret_credential": "a"}, "client_id"),
+        (
+            {"sas_credential": "azure-sas", "client_secret_credential": "a"},
+            "drop the sas_* key",
+        ),
+        ({"auth": "sas", "sas_credential": "azure-sas"}, "tenant_id, client_id only apply"),
+        (
+            {"client_secret_credential": "a", "authority_host": "http://login.example"},
+            "must be an https:// host",
+        ),
+        ({"auth": "managed_identity"}, "'sas' or 'service_principal'"),
+    ],
+)
+def test_a_service_principal_config_with_a_missing_or_extra_key_is_one_clear_error(
+    tmp_path: Path, change: dict[str, object], expected: str
+) -> None:
+    azure = {k: v for k, v in {**PRINCIPAL, **change}.items() if v is not None}
+    path = config_file(tmp_path, base_config(**azure))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, tmp_path, tmp_path / "state", read_secrets=False)
+    assert expected in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_the_examples_commented_service_principal_keys_load(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    block = text.split("# How the site signs in")[1]
+    keys = yaml.safe_load(
+        "\n".join(
+            line.strip()[2:]
+            for line in block.splitlines()
+            if line.strip().startswith("# ")
+            and not line.strip().startswith("# #")
+            and re.match(r"^[a-z_]+: ", line.strip()[2:])
+        )
+    )
+    assert set(keys) == {
+        "auth",
+        "tenant_id",
+        "client_id",
+        "client_certificate_credential",
+        "authority_host",
+    }
+    data = yaml.safe_load(text)
+    del data["azure"]["sas_credential"]
+    data["azure"].update(keys)
+    creds = tmp_path / "creds"
+    write_secret(creds / "influxdb-operator-token", "t0ken")
+    settings = load_settings(config_file(tmp_path, data), creds, tmp_path, read_secrets=False)
+    assert settings.config.azure is not None
+    assert settings.config.azure.auth == "service_principal"
+    assert settings.secret_locations["certificate"].path == creds / "azure-client-certificate"

@@ -180,3 +180,38 @@ def test_a_sas_whose_parameters_do_not_parse_says_which(sas: str, problem: str) 
 
 def test_a_sas_of_a_stored_access_policy_needs_no_permissions_or_expiry() -> None:
     assert parse_sas("si=backup-policy&sr=c&sig=x").permissions == ""
+
+
+PEM = (
+    b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
+    b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG\n-----END PRIVATE KEY-----\n"
+)
+
+
+def test_a_certificate_is_a_pem_bundle_with_its_key_kept_line_for_line(tmp_path: Path) -> None:
+    assert read_secret(secret(tmp_path, PEM + b"\n\n"), "certificate", ORIGIN) == PEM.decode()
+    crlf = PEM.replace(b"\n", b"\r\n")
+    assert (
+        read_secret(secret(tmp_path, crlf), "certificate", ORIGIN)
+        == crlf.decode().rstrip("\r\n") + "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (PEM.split(b"-----BEGIN PRIVATE")[0], "holds no PEM private key"),
+        (PEM.split(b"-----END CERTIFICATE-----\n")[1], "holds no PEM certificate"),
+        (
+            PEM.replace(b"BEGIN PRIVATE KEY", b"BEGIN ENCRYPTED PRIVATE KEY"),
+            "holds an encrypted private key",
+        ),
+        (PEM.replace(b"MIIE", b"MI\tE"), "byte 0x09 at offset"),
+    ],
+)
+def test_a_certificate_file_without_its_key_or_with_a_locked_key_is_refused(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    message = refused(secret(tmp_path, content), "certificate")
+    assert message.startswith(WHERE) and expected in message
+    assert "MIIE" not in message and "MIIB" not in message

@@ -23,7 +23,7 @@ def test_every_secret_lives_root_only_in_the_credentials_directory_under_its_own
     for name, secret in contract["secrets"].items():
         assert Path(secret["path"]) == directory / name
         assert (secret["mode"], secret["owner"]) == ("0600", "root")
-        assert secret["kind"] in ("token", "sas", "password")
+        assert secret["kind"] in ("token", "sas", "password", "certificate")
         for entry in secret["loaded_by"]:
             if entry.get("credential"):
                 assert entry["credential"] == name, "one name per secret, credential included"

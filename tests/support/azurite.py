@@ -23,13 +23,25 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 
 
 class Azurite:
-    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+    """`tls` (certificate and key files): HTTPS; `oauth`: also accept Entra ID bearer tokens
+    (`--oauth basic`, which needs HTTPS: Azurite checks a token's issuer, audience and
+    lifetime, not its signature)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        *,
+        tls: tuple[Path, Path] | None = None,
+        oauth: bool = False,
+    ) -> None:
         """Listen on `host`: loopback, or the systemd rig's bridge address for its containers."""
         if not AZURITE_BIN.exists():
             pytest.fail(f"{AZURITE_BIN} is missing: run scripts/bootstrap (the test command does)")
         workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = free_port()
+        self.scheme = "https" if tls else "http"
         self.server = ServerProcess(
             "azurite-blob",
             [
@@ -42,6 +54,8 @@ class Azurite:
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--loose",
+                *(["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []),
+                *(["--oauth", "basic"] if oauth else []),
             ],
             workdir / "azurite.log",
             cwd=workdir,
@@ -49,7 +63,7 @@ class Azurite:
 
     @property
     def account_url(self) -> str:
-        return f"http://{self.host}:{self.port}/{DEV_ACCOUNT}"
+        return f"{self.scheme}://{self.host}:{self.port}/{DEV_ACCOUNT}"
 
     def account_url_via(self, port: int) -> str:
         """The account URL through another port (a fault proxy in front of Azurite)."""

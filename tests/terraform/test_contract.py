@@ -85,6 +85,28 @@ def test_terraform_output_gives_each_site_its_azure_section(
         assert section["container"] == f"homewatt-{site}"
         assert section["retention"] == SITES[site].get("retention", "lifecycle")
         assert section["retention"] in contract["retention_values"]
+        assert section["auth"] == contract["auth_modes"]["sas"], "auth_mode defaults to sas"
+
+
+def test_the_auth_mode_maps_to_the_apps_azure_auth_as_the_contract_says(
+    main: Module, contract: dict[str, Any]
+) -> None:
+    local_values = main.files["locals.tf"]["locals"][0]
+    assert local_values["backup_auth_by_mode"] == contract["auth_modes"]
+    assert 'contains(["sas", "entra"], var.auth_mode)' in str(main.variables["auth_mode"])
+
+
+def test_terraform_output_in_entra_mode_tells_each_site_to_use_its_service_principal(
+    harness: Harness, contract: dict[str, Any]
+) -> None:
+    sites = {"home": {"principal_id": "4f1c2b7e-0d39-4a8e-9c1e-5b2a7d9e3f10"}}
+    planned = harness.outputs(
+        inputs(sites=sites, storage_account_name="homewattbackup1", auth_mode="entra"),
+        "contract-entra",
+    )
+    [section] = planned["backup_azure_config"]["value"].values()
+    assert section["auth"] == contract["auth_modes"]["entra"] == "service_principal"
+    assert planned["backup_sas_tokens"]["value"] == {}, "no SAS in entra mode"
 
 
 def test_terraform_output_gives_each_site_its_sas(

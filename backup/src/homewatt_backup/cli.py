@@ -35,7 +35,7 @@ from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, RemoteBackup, utc_now
 from homewatt_backup.restore import Reporter, Restorer
 from homewatt_backup.runner import RequestedKind, Runner
-from homewatt_backup.store import AzureBlobStore, BlobStore, inspect_sas
+from homewatt_backup.store import AzureBlobStore, BlobStore, azure_credential, inspect_sas
 from homewatt_common.cli import (
     EVERY_COMMAND,
     CheckReport,
@@ -168,10 +168,15 @@ def _store(settings: Settings, *, interactive: bool = True) -> BlobStore | None:
     """Azure; `interactive` (a person waiting): an unreachable account reported within ~12 s;
     the timer's `run` retries for minutes."""
     azure = settings.config.azure
-    if azure is None or settings.secrets.sas is None:
+    if azure is None:
+        return None
+    credential = azure_credential(azure, settings.secrets, interactive=interactive)
+    if credential is None:
         return None
     make = AzureBlobStore.interactive if interactive else AzureBlobStore
-    return make(azure.account_url, azure.container, settings.secrets.sas, azure.sas_source)
+    return make(
+        azure.account_url, azure.container, credential, azure.credential_source, auth=azure.auth
+    )
 
 
 def _guarded(action: Callable[[], None]) -> None:
@@ -450,6 +455,45 @@ def restore(
     _guarded(action)
 
 
+def _check_azure(report: CheckReport, settings: Settings) -> None:
+    """check-config's azure line: the SAS's permissions and expiry, or the service principal
+    and whether its certificate loads (Entra ID itself is asked at the first upload)."""
+    config = settings.config
+    if config.azure is None:
+        report.say("azure: not configured (backups stay local)")
+    elif config.azure.auth == "service_principal":
+        where = (
+            f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+            f"{config.azure.retention}, signed in as {config.azure.credential_source}"
+            f" through {config.azure.authority_host}"
+        )
+        try:
+            if azure_credential(config.azure, settings.secrets) is not None:
+                where += " (its secret read; Entra ID is asked at the first upload)"
+        except BackupError as exc:
+            report.error(redact(str(exc)))
+        else:
+            report.say(where)
+    elif settings.secrets.sas is not None:
+        try:
+            info = inspect_sas(
+                settings.secrets.sas, config.azure.retention, utc_now(), config.azure.sas_source
+            )
+        except BackupError as exc:
+            report.error(redact(str(exc)))
+        else:
+            expiry = f"expires {info.expiry:%Y-%m-%d}" if info.expiry else "no expiry"
+            report.say(
+                f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+                f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}"
+            )
+    else:
+        report.say(
+            f"azure: {config.azure.account_url}/{config.azure.container}, retention "
+            f"{config.azure.retention}"
+        )
+
+
 @command("check-config", cls=HomewattCommand)
 def check_config(
     ctx: typer.Context,
@@ -484,26 +528,7 @@ def check_config(
         report.warn(warning)
     if no_secrets:
         report.say("  secrets not read (--no-secrets)")
-    if config.azure is None:
-        report.say("azure: not configured (backups stay local)")
-    elif settings.secrets.sas is not None:
-        try:
-            info = inspect_sas(
-                settings.secrets.sas, config.azure.retention, utc_now(), config.azure.sas_source
-            )
-        except BackupError as exc:
-            report.error(redact(str(exc)))
-        else:
-            expiry = f"expires {info.expiry:%Y-%m-%d}" if info.expiry else "no expiry"
-            report.say(
-                f"azure: {config.azure.account_url}/{config.azure.container}, retention "
-                f"{config.azure.retention}, SAS permissions {info.permissions!r}, {expiry}"
-            )
-    else:
-        report.say(
-            f"azure: {config.azure.account_url}/{config.azure.container}, retention "
-            f"{config.azure.retention}"
-        )
+    _check_azure(report, settings)
     report.finish()
 
 

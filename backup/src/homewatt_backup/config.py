@@ -40,6 +40,10 @@ DEFAULT_STATE_DIR = UNIT.state_directory_of("")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _CREDENTIAL_NAME = r"^[A-Za-z0-9_.@-]+$"
 ENGINES = ("influxdb2", "influxdb1")
+_GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+# a tenant is named by its ID (a GUID) or one of its domains (contoso.onmicrosoft.com)
+_TENANT = r"^([0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 
 class _Model(BaseModel):
@@ -148,13 +152,25 @@ class KeepConfig(_Model):
 
 
 class AzureConfig(_Model):
-    """The `azure:` section: exactly the keys of contracts/backup-azure.json."""
+    """The `azure:` section: the keys of contracts/backup-azure.json (account_url, container,
+    retention, auth) and where the credential of `auth` is read: a SAS (sas_file or
+    sas_credential), or for `service_principal` (Entra ID, shared-key access off) tenant_id,
+    client_id and a client certificate (PEM with its key) or a client secret. authority_host:
+    Entra ID's sign-in host (another for a national cloud, e.g. https://login.microsoftonline.us)."""
 
     account_url: str
     container: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     retention: Literal["rotation", "lifecycle"]
+    auth: Literal["sas", "service_principal"] = "sas"
     sas_file: Path | None = PathField()
     sas_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
+    tenant_id: str | None = Field(default=None, pattern=_TENANT)
+    client_id: str | None = Field(default=None, pattern=_GUID)
+    client_certificate_file: Path | None = PathField()
+    client_certificate_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
+    client_secret_file: Path | None = PathField()
+    client_secret_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
+    authority_host: str = DEFAULT_AUTHORITY_HOST
 
     @field_validator("account_url")
     @classmethod
@@ -170,18 +186,83 @@ class AzureConfig(_Model):
             raise ValueError("must not carry a query: the SAS goes into sas_file or sas_credential")
         return value.rstrip("/")
 
+    @field_validator("authority_host")
+    @classmethod
+    def _authority_host(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or parts.path.strip("/"):
+            raise ValueError("must be an https:// host such as https://login.microsoftonline.com")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _secret(self) -> AzureConfig:
-        _one_secret_source("sas", self.sas_file, self.sas_credential)
         if "--" in self.container:
             raise ValueError("container: Azure container names have no consecutive dashes")
+        principal_keys = {
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "client_certificate_file": self.client_certificate_file,
+            "client_certificate_credential": self.client_certificate_credential,
+            "client_secret_file": self.client_secret_file,
+            "client_secret_credential": self.client_secret_credential,
+        }
+        if self.auth == "sas":
+            given = [key for key, value in principal_keys.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply with auth: service_principal (auth is sas)"
+                )
+            _one_secret_source("sas", self.sas_file, self.sas_credential)
+            return self
+        if self.sas_file is not None or self.sas_credential is not None:
+            raise ValueError("auth: service_principal signs in with Entra ID: drop the sas_* key")
+        missing = [key for key in ("tenant_id", "client_id") if principal_keys[key] is None]
+        if missing:
+            raise ValueError(f"auth: service_principal needs {' and '.join(missing)}")
+        sources = [
+            key
+            for key in (
+                "client_certificate_file",
+                "client_certificate_credential",
+                "client_secret_file",
+                "client_secret_credential",
+            )
+            if principal_keys[key] is not None
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "auth: service_principal needs exactly one of client_certificate_credential,"
+                " client_certificate_file, client_secret_credential, client_secret_file"
+                + (f" (given: {', '.join(sources)})" if sources else "")
+            )
         return self
 
     @property
-    def sas_source(self) -> str:
+    def credential_source(self) -> str:
+        """Where the credential comes from, for error lines (never its value)."""
+        if self.auth == "service_principal":
+            key, value = next(
+                (key, value)
+                for key, value in (
+                    ("client_certificate_file", self.client_certificate_file),
+                    ("client_certificate_credential", self.client_certificate_credential),
+                    ("client_secret_file", self.client_secret_file),
+                    ("client_secret_credential", self.client_secret_credential),
+                )
+                if value is not None
+            )
+            what = "the file" if key.endswith("_file") else "the systemd credential"
+            return (
+                f"the service principal {self.client_id} of tenant {self.tenant_id}"
+                f" ({what} {str(value)!r}, azure.{key})"
+            )
         if self.sas_file is not None:
             return f"the file {self.sas_file} (azure.sas_file)"
         return f"the systemd credential {self.sas_credential!r} (azure.sas_credential)"
+
+    @property
+    def sas_source(self) -> str:
+        return self.credential_source
 
 
 class Config(_Model):
@@ -216,6 +297,8 @@ class Secrets:
     influx_token: str | None
     influx_password: str | None
     sas: str | None
+    client_secret: str | None = None
+    client_certificate: str | None = None
 
     def __repr__(self) -> str:  # never print a secret by accident
         return "Secrets(<redacted>)"
@@ -278,19 +361,38 @@ def _secrets(
             influx.password_file,
             influx.password_credential,
         )
-    if config.azure is not None:
-        wanted["sas"] = ("azure.sas", config.azure.sas_file, config.azure.sas_credential)
+    azure = config.azure
+    if azure is not None and azure.auth == "sas":
+        wanted["sas"] = ("azure.sas", azure.sas_file, azure.sas_credential)
+    elif azure is not None and (
+        azure.client_certificate_file or azure.client_certificate_credential
+    ):
+        wanted["certificate"] = (
+            "azure.client_certificate",
+            azure.client_certificate_file,
+            azure.client_certificate_credential,
+        )
+    elif azure is not None:
+        wanted["client_secret"] = (
+            "azure.client_secret",
+            azure.client_secret_file,
+            azure.client_secret_credential,
+        )
     locations: dict[str, SecretLocation] = {}
     warnings: list[Problem] = []
     problems: list[Problem] = []
-    values: dict[str, str | None] = dict.fromkeys(("token", "password", "sas"))
+    values: dict[str, str | None] = dict.fromkeys(
+        ("token", "password", "sas", "client_secret", "certificate")
+    )
     for name, (owner, file, credential) in wanted.items():
         try:
             location, found = _secret_location(
                 owner,
                 file,
                 credential,
-                kind=name,
+                kind={"client_secret": "token"}.get(
+                    name, name
+                ),  # a client secret is printable ASCII
                 document=document,
                 credentials_dir=credentials_dir,
             )
@@ -304,7 +406,14 @@ def _secrets(
             problems.extend(exc.problems)
     if problems:
         raise ProblemsError(problems)
-    return Secrets(values["token"], values["password"], values["sas"]), locations, warnings
+    secrets = Secrets(
+        values["token"],
+        values["password"],
+        values["sas"],
+        values["client_secret"],
+        values["certificate"],
+    )
+    return secrets, locations, warnings
 
 
 def load_settings(

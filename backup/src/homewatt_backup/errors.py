@@ -136,13 +136,24 @@ def from_azure(  # noqa: PLR0911 (one return per Azure failure kind reads best)
     action: str,
     sas_source: str,
     account_url: str = "",
+    auth: str = "sas",
 ) -> StoreError:
     """Azure's exceptions become one line naming the operation, e.g. 'upload site/x.tar', and
-    for a network failure the storage account's URL; the library's message is never cut."""
+    for a network failure the storage account's URL; the library's message is never cut.
+    `sas_source`: where the credential is (config.AzureConfig.credential_source); `auth`:
+    sas or service_principal (an Entra ID token: a refusal is about its role, not a SAS)."""
     at = f" at {account_url}" if account_url else ""
     if isinstance(exc, azure_exc.HttpResponseError):
         code = _code(exc)
         status = exc.status_code
+        if auth == "service_principal" and (
+            code in _SAS_REFUSED | _SAS_LACKS or status in (401, 403)
+        ):
+            return StoreAuthError(
+                f"{action}: Azure refused the Entra ID token of {sas_source} ({code or status}):"
+                ' it needs a data role on the container (Terraform\'s auth_mode "entra"'
+                " assigns one to sites[*].principal_id), with delete for retention rotation"
+            )
         if code in _SAS_REFUSED or (status == 403 and code not in _SAS_LACKS):
             return StoreAuthError(
                 f"{action}: Azure refused the SAS ({code or status}): it is expired, revoked "

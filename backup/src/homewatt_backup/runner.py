@@ -346,9 +346,10 @@ class Runner:
         self.reconcile()
         pending = [b for b in self.archives.list() if not b.uploaded]
         try:
-            inspect_sas(
-                self.settings.secrets.sas or "", azure.retention, utc_now(), azure.sas_source
-            )
+            if azure.auth == "sas":
+                inspect_sas(
+                    self.settings.secrets.sas or "", azure.retention, utc_now(), azure.sas_source
+                )
         except BackupError as exc:
             result.errors.append(str(exc))
             return

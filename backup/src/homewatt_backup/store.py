@@ -1,5 +1,8 @@
-"""Remote storage: a BlobStore protocol and its Azure Blob Storage adapter (azure-storage-blob,
-container-scoped SAS). Checksums: MD5 of every request body is sent and checked by the service
+"""Remote storage: a BlobStore protocol and its Azure Blob Storage adapter
+(azure-storage-blob), reached with a container-scoped SAS or, with `azure.auth:
+service_principal`, an Entra ID token for the site's service principal (azure-identity's
+client-credentials flow with a client certificate or secret: `azure_credential`; a Raspberry
+Pi has no managed identity). Checksums: MD5 of every request body is sent and checked by the service
 (validate_content), the whole archive's MD5 is stored as Content-MD5 and its SHA-256 (and the
 manifest summary) as blob metadata; every download is checked against them.
 
@@ -18,11 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core import exceptions as azure_exc
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
+from homewatt_backup.config import DEFAULT_AUTHORITY_HOST, AzureConfig, Secrets
 from homewatt_backup.errors import StoreAuthError, StoreError, from_azure, from_oserror
 from homewatt_backup.models import BackupId, RemoteBackup
 from homewatt_common.secretfile import parse_sas
@@ -101,8 +107,84 @@ def inspect_sas(sas: str, retention: str, now: datetime, source: str) -> SasInfo
     return SasInfo(permissions, expiry, resource)
 
 
+class _EntraToken:
+    """A TokenCredential whose failures name the principal and the sign-in host in one line
+    (StoreAuthError: the storage pipeline passes it through, no retries on a refusal)."""
+
+    def __init__(self, inner: TokenCredential, azure: AzureConfig) -> None:
+        self.inner = inner
+        self.where = f"{azure.authority_host}/{azure.tenant_id}"
+        self.source = azure.credential_source
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: object,
+    ) -> AccessToken:
+        try:
+            return self.inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        except azure_exc.ClientAuthenticationError as exc:
+            raise StoreAuthError(
+                f"Entra ID at {self.where} refused {self.source}: {' '.join(str(exc).split())}"
+            ) from None
+        except azure_exc.AzureError as exc:
+            raise StoreError(
+                f"Entra ID at {self.where} is unreachable for {self.source}:"
+                f" {' '.join(str(exc).split())}"
+            ) from None
+
+
+def azure_credential(
+    azure: AzureConfig, secrets: Secrets, *, interactive: bool = True
+) -> str | TokenCredential | None:
+    """What the storage client signs in with: the SAS (auth: sas), or a token credential for
+    the service principal (auth: service_principal), asking `azure.authority_host`; None when
+    the secret was not read. `interactive`: 5 s to connect and one retry, as for the store.
+    StoreAuthError (naming the file, never its content) for a certificate that does not load."""
+    if azure.auth == "sas":
+        return secrets.sas
+    assert azure.tenant_id is not None and azure.client_id is not None  # config validated
+    timeouts: dict[str, int] = {"connection_timeout": 5, "retry_total": 1} if interactive else {}
+    # another sign-in host is trusted as configured: MSAL would otherwise ask
+    # login.microsoftonline.com whether it knows that host (instance discovery)
+    options: dict[str, Any] = {
+        "authority": azure.authority_host,
+        "disable_instance_discovery": azure.authority_host != DEFAULT_AUTHORITY_HOST,
+        **timeouts,
+    }
+    inner: TokenCredential
+    if secrets.client_certificate is not None:
+        try:
+            inner = CertificateCredential(
+                azure.tenant_id,
+                azure.client_id,
+                certificate_data=secrets.client_certificate.encode("ascii"),
+                **options,
+            )
+        except ValueError as exc:
+            raise StoreAuthError(
+                f"the client certificate of {azure.credential_source} does not load: {exc}"
+            ) from None
+    elif secrets.client_secret is not None:
+        inner = ClientSecretCredential(
+            azure.tenant_id,
+            azure.client_id,
+            secrets.client_secret,
+            **options,
+        )
+    else:
+        return None
+    return _EntraToken(inner, azure)
+
+
 class AzureBlobStore:
-    """One site's container, reached with a container-scoped SAS. The defaults suit the
+    """One site's container, reached with a container-scoped SAS or an Entra ID token
+    credential (`azure_credential`). The defaults suit the
     timer's `run` (patient: 3 retries, ~15 s, 45 s, 135 s apart); `interactive()` suits a
     person waiting (`list`, `verify`, `restore`): an unreachable account within ~12 s."""
 
@@ -110,9 +192,10 @@ class AzureBlobStore:
         self,
         account_url: str,
         container: str,
-        sas: str,
+        credential: str | TokenCredential,
         sas_source: str,
         *,
+        auth: str = "sas",
         retries: int = 3,
         connection_timeout: float = 20,
         read_timeout: float = 120,
@@ -121,6 +204,7 @@ class AzureBlobStore:
         self.account_url = account_url
         self.container = container
         self.sas_source = sas_source
+        self.auth = auth
         # the storage SDK's own policy: waits ~retry_backoff s, then 3x longer, with jitter
         policy = ExponentialRetry(
             initial_backoff=int(retry_backoff),
@@ -131,7 +215,7 @@ class AzureBlobStore:
         self.client = ContainerClient(
             account_url,
             container,
-            credential=sas,
+            credential=credential,
             retry_policy=policy,
             connection_timeout=connection_timeout,
             read_timeout=read_timeout,
@@ -143,14 +227,21 @@ class AzureBlobStore:
 
     @classmethod
     def interactive(
-        cls, account_url: str, container: str, sas: str, sas_source: str
+        cls,
+        account_url: str,
+        container: str,
+        credential: str | TokenCredential,
+        sas_source: str,
+        *,
+        auth: str = "sas",
     ) -> AzureBlobStore:
         """5 s to connect, at most 1 retry after ~1 s: an error within ~12 s, not minutes."""
         return cls(
             account_url,
             container,
-            sas,
+            credential,
             sas_source,
+            auth=auth,
             retries=1,
             connection_timeout=5,
             retry_backoff=1,
@@ -161,7 +252,7 @@ class AzureBlobStore:
         try:
             yield
         except azure_exc.AzureError as exc:
-            raise from_azure(exc, action, self.sas_source, self.account_url) from None
+            raise from_azure(exc, action, self.sas_source, self.account_url, self.auth) from None
 
     def _blob(self, name: str) -> BlobClient:
         return self.client.get_blob_client(name)

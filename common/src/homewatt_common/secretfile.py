@@ -10,7 +10,9 @@
   token: printable ASCII without spaces (0x21-0x7E);
   sas: the characters of a URL query string; a SAS pasted as a whole container or blob URL
   (https://...?sv=...) is cut to its query string (logged once), a leading '?' dropped;
-  password: UTF-8 without control characters.
+  password: UTF-8 without control characters;
+  certificate: a PEM bundle (ASCII lines) holding one unencrypted private key and the
+  certificate it belongs to, as an Entra ID service principal's client certificate is kept.
   Any other byte is refused with one error naming the file and the byte's offset in it.
 
 `parse_sas(sas)` checks that a SAS's parameters parse (what check-config and every run do
@@ -23,6 +25,7 @@ named the secret. Nothing here ever puts a secret's value into a message or a lo
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,7 +38,7 @@ from homewatt_common.yamlfile import UTF8_BOM
 
 log = logging.getLogger(__name__)
 
-KINDS = ("token", "sas", "password")
+KINDS = ("token", "sas", "password", "certificate")
 TRAILING_WHITESPACE = b"\r\n \t"
 # RFC 3986 query characters: unreserved, percent-encoded, sub-delims, ':', '@', '/', '?'.
 _QUERY_BYTES = frozenset(
@@ -43,6 +46,7 @@ _QUERY_BYTES = frozenset(
 )
 _TOKEN_BYTES = frozenset(range(0x21, 0x7F))
 _PASSWORD_BYTES = frozenset(range(0x20, 0x100)) - {0x7F}
+_PEM_BYTES = frozenset(range(0x20, 0x7F)) | {0x0A, 0x0D}
 _logged: set[tuple[str, str]] = set()
 
 
@@ -53,7 +57,7 @@ def _log_once(path: Path, what: str, message: str, level: int = logging.INFO) ->
 
 
 def read_secret(path: Path, kind: str, origin: Problem) -> str:
-    """The secret in `path`, checked for `kind` (token, sas, password); ProblemsError located
+    """The secret in `path`, checked for `kind` (KINDS); ProblemsError located
     at `origin` (its `message` is ignored) naming what is wrong and how to fix it."""
     assert kind in KINDS, kind
 
@@ -81,6 +85,9 @@ def read_secret(path: Path, kind: str, origin: Problem) -> str:
     if kind == "sas":
         _check_bytes(body, start, _QUERY_BYTES, "a SAS (a URL query string)", problem)
         return _sas_of(body.decode("ascii"), path, problem)
+    if kind == "certificate":
+        _check_bytes(body, start, _PEM_BYTES, "a PEM certificate (ASCII lines)", problem)
+        return _pem_of(body.decode("ascii"), problem)
     # password: control characters are single bytes in UTF-8, never inside a longer sequence
     _check_bytes(body, start, _PASSWORD_BYTES, "a password (a control character)", problem)
     try:
@@ -131,6 +138,23 @@ def _sas_of(text: str, path: Path, problem: Callable[[str], ProblemsError]) -> s
         )
         text = query
     return text.removeprefix("?")
+
+
+def _pem_of(text: str, problem: Callable[[str], ProblemsError]) -> str:
+    """A PEM bundle with one certificate and one unencrypted private key, newline-terminated."""
+    if "-----BEGIN ENCRYPTED PRIVATE KEY-----" in text or "Proc-Type: 4,ENCRYPTED" in text:
+        raise problem(
+            "holds an encrypted private key: an unattended service has no password for it;"
+            " export the key without a password (openssl pkey -in KEY -out KEY.pem)"
+        )
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise problem("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if re.search(r"-----BEGIN (RSA |EC )?PRIVATE KEY-----", text) is None:
+        raise problem(
+            "holds no PEM private key (-----BEGIN PRIVATE KEY-----): the file needs the"
+            " certificate and its key, e.g. cat cert.pem key.pem"
+        )
+    return text + "\n"
 
 
 def _check_bytes(

@@ -1,8 +1,9 @@
 """contracts/secrets.json, as the apps read it: the file lives in this package (secrets.json,
 installed with it) and contracts/secrets.json links to it.
 
-Each secret has one name, one path on the Pi, a kind (token, sas, password), the units that
-hand it over as a systemd credential (LoadCredential= name) and the config keys that name it.
+Each secret has one name, one path on the Pi, a kind (token, sas, password, certificate), the
+units that hand it over as a systemd credential (LoadCredential= name) and the config keys
+that name it.
 `units` says what each unit hands its app besides secrets (config file, state directory): the
 values check-config and the outbox commands assume outside systemd. `old_layout` lists the
 names and paths of homewatt 0.1, which check-config recognises; `fix_lines` gives the shell line
@@ -26,7 +27,7 @@ class SecretSpec:
     name: str
     path: Path
     mode: int
-    kind: str  # token | sas | password
+    kind: str  # token | sas | password | certificate
     credentials: tuple[tuple[str, str], ...]  # (unit, LoadCredential= name)
     config_keys: tuple[tuple[str, str, str], ...]  # (app, key, value)
 
