@@ -125,6 +125,8 @@ def make_site(
         # the development and CI machines run no NTP client: their kernel says "not
         # synchronised" (test_clock.py sets it back to true where the check is the subject)
         "clock": {"wait_for_sync": False},
+        # never the machine's own /etc/homewatt (test_config_files.py lays one out)
+        "config_files": {"directory": str(root / "etc-homewatt")},
     }
     site = Site(root, config)
     if azurite is not None:
@@ -165,6 +167,7 @@ def make_influxdb2_site(
             "token_credential": "influxdb-operator-token",
         },
         "clock": {"wait_for_sync": False},  # no NTP on the test machines (see make_site)
+        "config_files": {"directory": str(root / "etc-homewatt")},
     }
     site = Site(root, config)
     write_secret(site.credentials / "influxdb-operator-token", token)

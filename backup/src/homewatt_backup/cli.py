@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from homewatt_backup import __version__
+from homewatt_backup import __version__, configfiles
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.config import DEFAULT_CONFIG, Settings, load_settings
 from homewatt_backup.engines import DatabaseEngine, make_engine
@@ -428,8 +428,22 @@ def restore(
     workdir: Annotated[
         Path | None, typer.Option(readable=False, help="Where downloads go (default: $TMPDIR).")
     ] = None,
+    config_files: Annotated[
+        bool,
+        typer.Option(
+            "--config-files",
+            help="Put back the configuration a daily backup holds (config_files.directory,"
+            " without credentials, and the install answers) instead of the data; a file that"
+            " differs is kept unless --force.",
+        ),
+    ] = False,
+    root: Annotated[
+        Path,
+        typer.Option(readable=False, help="With --config-files: write under this directory."),
+    ] = Path("/"),
 ) -> None:
-    """Download, verify and restore a backup (or a chain up to --at) into InfluxDB."""
+    """Download, verify and restore a backup (or a chain up to --at) into InfluxDB; or, with
+    --config-files, the site's configuration from a daily backup."""
 
     def action() -> None:
         settings = _settings(ctx)
@@ -440,6 +454,9 @@ def restore(
         )
         if (name is None) == (at is None):
             raise option_problem("--at", "give either a backup NAME or --at TIME")
+        if config_files:
+            _restore_config(settings, restorer, name=name, at=at, root=root, force=force)
+            return
         if name is not None:
             backup_id = _parse_name(name, settings.config.site)
             manifest = restorer.restore(backup_id, destination, force)
@@ -453,6 +470,38 @@ def restore(
             )
 
     _guarded(action)
+
+
+def _restore_config(
+    settings: Settings,
+    restorer: Restorer,
+    *,
+    name: str | None,
+    at: str | None,
+    root: Path,
+    force: bool,
+) -> None:
+    wanted = settings.config.config_files
+    backup_id, restored = restorer.restore_config(
+        settings.config.site,
+        None if name is None else _parse_name(name, settings.config.site),
+        None if at is None else _parse_time(at),
+        root=root,
+        allowed=configfiles.archive_paths(wanted.directory, wanted.install_answers),
+        force=force,
+    )
+    for path in restored.kept:
+        log.warning("%s differs from the backup: kept (--force replaces it)", path)
+    for member in restored.outside:
+        log.warning(
+            "%s is outside %s: left out (set config_files.install_answers to restore it)",
+            member,
+            wanted.directory,
+        )
+    typer.echo(
+        f"configuration of {backup_id.name} restored under {root}: {len(restored.written)}"
+        f" written, {len(restored.unchanged)} unchanged, {len(restored.kept)} kept"
+    )
 
 
 def _check_azure(report: CheckReport, settings: Settings) -> None:

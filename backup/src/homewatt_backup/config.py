@@ -37,6 +37,8 @@ APP = "homewatt-backup"
 UNIT = load_contract().unit_of(APP)
 DEFAULT_CONFIG = UNIT.config_of("")
 DEFAULT_STATE_DIR = UNIT.state_directory_of("")
+CREDENTIALS_DIR = load_contract().credentials_dir
+CONFIG_DIR = CREDENTIALS_DIR.parent  # contracts/secrets.json: config_dir holds credentials_dir
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _CREDENTIAL_NAME = r"^[A-Za-z0-9_.@-]+$"
 ENGINES = ("influxdb2", "influxdb1")
@@ -265,6 +267,16 @@ class AzureConfig(_Model):
         return self.credential_source
 
 
+class ConfigFilesConfig(_Model):
+    """`config_files:` what every daily (full) backup also archives (configfiles.py):
+    `directory` (default /etc/homewatt) without its credentials directory and private files,
+    and `install_answers`, install.sh's answers file, when set and present."""
+
+    enabled: bool = True
+    directory: Path = PathField(default=CONFIG_DIR)
+    install_answers: Path | None = PathField()
+
+
 class Config(_Model):
     site: str
     state_dir: Path | None = PathField()
@@ -273,6 +285,7 @@ class Config(_Model):
     keep: KeepConfig = KeepConfig()
     clock: ClockConfig = ClockConfig()
     azure: AzureConfig | None = None
+    config_files: ConfigFilesConfig = ConfigFilesConfig()
     health: bool = True
 
     @field_validator("site")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from homewatt_backup import configfiles
 from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
 from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
@@ -213,6 +214,38 @@ class Restorer:
                 self._restore_fetched(extracted, manifest, target, exists or index > 0, at)
         self.reporter.done()
         return chain
+
+    def restore_config(
+        self,
+        site: str,
+        backup_id: BackupId | None,
+        at: datetime | None,
+        *,
+        root: Path,
+        allowed: list[str],
+        force: bool = False,
+    ) -> tuple[BackupId, configfiles.Restored]:
+        """Put the configuration of a daily backup (`backup_id`, or the newest full at or
+        before `at`) back under `root` (configfiles.restore_config); InfluxDB is not touched."""
+        if backup_id is None:
+            assert at is not None
+            backup_id = plan_chain(self.available(site), at)[0]
+        if backup_id.kind is not Kind.DAILY:
+            raise BackupError(
+                f"{backup_id.name} is an hourly backup: only daily (full) backups hold the"
+                " configuration"
+            )
+        with temporary_dir(self.workdir, "homewatt-restore-") as work:
+            extracted, _ = self.fetch(backup_id, work)
+            member = extracted / configfiles.MEMBER
+            if not member.exists():
+                raise BackupError(
+                    f"{backup_id.name} holds no configuration (made before this version,"
+                    " or with config_files.enabled false): take a later daily backup"
+                )
+            restored = configfiles.restore_config(member, root, allowed, force)
+        self.reporter.done()
+        return backup_id, restored
 
     def verify(self, name: str) -> Manifest:
         """Download a remote archive and check it against its SHA-256 and manifest; when it is

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from homewatt_backup import configfiles
 from homewatt_backup.archive import (
     LocalArchives,
     check_archive,
@@ -23,7 +24,7 @@ from homewatt_backup.archive import (
     sha256_file,
     temporary_dir,
 )
-from homewatt_backup.config import Settings
+from homewatt_backup.config import CREDENTIALS_DIR, Settings
 from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
     BackupError,
@@ -194,7 +195,7 @@ class Runner:
         try:
             if kind is Kind.DAILY:
                 full = self.engine.dump_full(work, base)
-                payload = full.files
+                payload = [*full.files, *self.config_payload(work, name)]
                 saved = sum(1 for s in full.shards if s.state == "saved")
                 log.info(
                     "%s: %d shards saved, %d expired during the backup",
@@ -259,6 +260,28 @@ class Runner:
             return self.archives.write(manifest, payload)
         except OSError as exc:
             raise from_oserror(exc, f"writing the {kind.value} backup in {work}") from None
+
+    def config_payload(self, work: Path, name: str) -> list[tuple[str, Path]]:
+        """The site's configuration for a daily backup (configfiles.py): one tar member, or
+        none when `config_files.enabled` is false or nothing was found."""
+        wanted = self.config.config_files
+        if not wanted.enabled:
+            return []
+        directory = wanted.directory
+        collected = configfiles.collect(
+            directory,
+            directory / CREDENTIALS_DIR.name,
+            wanted.install_answers,
+            work / "homewatt-config.tar",
+        )
+        log.info(
+            "%s: %d configuration files from %s%s",
+            name,
+            len(collected.files),
+            directory,
+            f" ({len(collected.skipped)} left out)" if collected.skipped else "",
+        )
+        return [(configfiles.MEMBER, collected.path)] if collected.files else []
 
     def upload_one(self, backup: LocalBackup) -> None:
         """Upload (create-only), download again and check the SHA-256 and every member, then
