@@ -5,6 +5,7 @@ use), data under the test's tmp directory."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -75,8 +76,15 @@ bind-address = "{self.rpc_address}"
             request = urllib.request.Request(f"{self.url}/query", data=encoded.encode())  # noqa: S310
         else:
             request = urllib.request.Request(f"{self.url}/query?{encoded}")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
-            results: list[dict[str, Any]] = json.loads(response.read())["results"]
+        # right after `influxd restore` a shard reopening answers 'engine is closed' for a
+        # moment: asked again up to 10 times 0.5 s apart, as the backup's engine does
+        for attempt in range(11):
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+                results: list[dict[str, Any]] = json.loads(response.read())["results"]
+            closed = any(r.get("error") == "engine is closed" for r in results)
+            if not closed or attempt == 10:
+                break
+            time.sleep(0.5)
         for result in results:
             assert "error" not in result, result["error"]
         return results
