@@ -1,0 +1,91 @@
+"""The collector role's Molecule scenario, step by step, then two more converges on the same
+instance: a bad meter variable (the play fails with the collector's own message and the
+running unit keeps its config) and an instance removed from the variables (stopped, disabled,
+its outbox kept).
+
+The demo instance writes to the InfluxDB 2 stand-in run in the instance (NOT InfluxDB 2, which
+cannot run here); see molecule/collector/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+
+from tests.ansible import rig
+from tests.ansible.conftest import Molecule, MoleculeRun
+
+HOST = "hw-collector-bookworm"
+PORT = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1ABC-if00-port0"
+DEMO = {"name": "demo", "source": {"kind": "demo", "device": "demo-meter"}}
+
+
+def line1(model: str) -> dict:
+    return {
+        "name": "line1",
+        "source": {
+            "kind": "modbus",
+            "port": PORT,
+            "meters": [{"name": "main", "model": model, "device_id": 1}],
+        },
+    }
+
+
+def in_instance(docker: rig.PrivateDocker, *argv: str) -> str:
+    """What `argv` prints in the instance (its exit status ignored: systemctl's is-* verbs)."""
+    try:
+        return docker.docker("exec", HOST, *argv).strip()
+    except RuntimeError as exc:
+        return str(exc).strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(1800)
+def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
+    molecule: Molecule, private_docker: rig.PrivateDocker
+) -> None:
+    def step(*args: str, ok: bool = True) -> MoleculeRun:
+        done = molecule.run("collector", *args, timeout=600)
+        if ok:
+            assert done.returncode == 0, (
+                f"molecule {args[0]} -s collector failed:\n{done.output[-6000:]}"
+            )
+        return done
+
+    try:
+        for name in ("destroy", "create", "prepare", "converge", "idempotence", "verify"):
+            step(name)
+
+        bad = step(
+            "converge", "--", "-e",
+            json.dumps({"collector_instances": [DEMO, line1("orno-we999")]}),
+            ok=False,
+        )  # fmt: skip
+        assert bad.returncode != 0
+        assert "meter main: unknown model 'orno-we999'" in bad.output, bad.output[-4000:]
+        config = in_instance(private_docker, "cat", "/etc/homewatt/collector/line1.yaml")
+        assert "sdm630" in config and "orno-we999" not in config
+        assert in_instance(
+            private_docker, "systemctl", "is-active", "homewatt-collector@line1"
+        ) == ("active")
+
+        step("converge", "--", "-e", json.dumps({"collector_instances": [DEMO]}))
+        assert in_instance(
+            private_docker, "systemctl", "is-enabled", "homewatt-collector@line1"
+        ) in (
+            "disabled",
+            "not-found",
+        )
+        assert in_instance(
+            private_docker, "systemctl", "is-active", "homewatt-collector@line1"
+        ) != ("active")
+        assert in_instance(private_docker, "test", "-f", "/etc/homewatt/collector/line1.yaml") != ""
+        outbox = in_instance(private_docker, "ls", "/var/lib/private/homewatt-collector/line1")
+        assert "local" in outbox, f"the removed instance's outbox is gone: {outbox}"
+        assert in_instance(private_docker, "systemctl", "is-active", "homewatt-collector@demo") == (
+            "active"
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            molecule.run("collector", "destroy", timeout=600)
