@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from tests.ansible import rig
 from tests.ansible.conftest import Molecule, MoleculeRun
+from tests.support.systemd_rig import SystemdRig
 
 HOST = "hw-collector-bookworm"
 PORT = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1ABC-if00-port0"
@@ -33,17 +33,19 @@ def line1(model: str) -> dict:
     }
 
 
-def in_instance(docker: rig.PrivateDocker, *argv: str) -> str:
-    """What `argv` prints in the instance (its exit status ignored: systemctl's is-* verbs)."""
-    try:
-        return docker.docker("exec", HOST, *argv).strip()
-    except RuntimeError as exc:
-        return str(exc).strip().splitlines()[-1]
+def in_instance(rig: SystemdRig, *argv: str) -> str:
+    """What `argv` prints in the instance, or `exit N` when it fails (systemctl's is-* verbs)."""
+    done = rig.daemon.docker("exec", HOST, *argv, check=False)
+    return (
+        done.stdout.strip()
+        if done.exit_code == 0
+        else f"{done.stdout.strip()} exit {done.exit_code}"
+    )
 
 
 @pytest.mark.timeout(1800)
 def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
-    molecule: Molecule, private_docker: rig.PrivateDocker
+    molecule: Molecule, systemd_rig: SystemdRig
 ) -> None:
     def step(*args: str, ok: bool = True) -> MoleculeRun:
         done = molecule.run("collector", *args, timeout=600)
@@ -52,6 +54,9 @@ def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
                 f"molecule {args[0]} -s collector failed:\n{done.output[-6000:]}"
             )
         return done
+
+    def state(verb: str, name: str) -> str:
+        return in_instance(systemd_rig, "systemctl", verb, f"homewatt-collector@{name}")
 
     try:
         for name in ("destroy", "create", "prepare", "converge", "idempotence", "verify"):
@@ -64,28 +69,18 @@ def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
         )  # fmt: skip
         assert bad.returncode != 0
         assert "meter main: unknown model 'orno-we999'" in bad.output, bad.output[-4000:]
-        config = in_instance(private_docker, "cat", "/etc/homewatt/collector/line1.yaml")
+        config = in_instance(systemd_rig, "cat", "/etc/homewatt/collector/line1.yaml")
         assert "sdm630" in config and "orno-we999" not in config
-        assert in_instance(
-            private_docker, "systemctl", "is-active", "homewatt-collector@line1"
-        ) == ("active")
+        assert state("is-active", "line1") == "active"
 
         step("converge", "--", "-e", json.dumps({"collector_instances": [DEMO]}))
-        assert in_instance(
-            private_docker, "systemctl", "is-enabled", "homewatt-collector@line1"
-        ) in (
-            "disabled",
-            "not-found",
-        )
-        assert in_instance(
-            private_docker, "systemctl", "is-active", "homewatt-collector@line1"
-        ) != ("active")
-        assert in_instance(private_docker, "test", "-f", "/etc/homewatt/collector/line1.yaml") != ""
-        outbox = in_instance(private_docker, "ls", "/var/lib/private/homewatt-collector/line1")
+        assert not state("is-enabled", "line1").startswith("enabled")
+        assert not state("is-active", "line1").startswith("active")
+        gone = in_instance(systemd_rig, "test", "-e", "/etc/homewatt/collector/line1.yaml")
+        assert gone.endswith("exit 1"), "the removed instance's config is still there"
+        outbox = in_instance(systemd_rig, "ls", "/var/lib/private/homewatt-collector/line1")
         assert "local" in outbox, f"the removed instance's outbox is gone: {outbox}"
-        assert in_instance(private_docker, "systemctl", "is-active", "homewatt-collector@demo") == (
-            "active"
-        )
+        assert state("is-active", "demo") == "active"
     finally:
         with contextlib.suppress(Exception):
             molecule.run("collector", "destroy", timeout=600)
