@@ -51,7 +51,8 @@ Other actions:
   -h, --help                  this help
 
 Environment: HOMEWATT_REPO_URL and HOMEWATT_REF (the repository and release a piped run
-clones), HOMEWATT_ANSIBLE_VENV (default /opt/homewatt/ansible-venv).
+clones), HOMEWATT_ANSIBLE_VENV (default /opt/homewatt/ansible-venv), HOMEWATT_EXTRA_VARS
+(more variables for the play, as JSON: e.g. an offline Pi's image archives).
 EOF
 }
 
