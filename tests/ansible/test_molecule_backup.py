@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.ansible.conftest import Molecule, MoleculeRun
+from tests.ansible.conftest import Molecule, MoleculeRun, long_scenario
 
 
 def azure(expiry: datetime) -> str:
@@ -32,6 +32,7 @@ def azure(expiry: datetime) -> str:
 
 # Five or more Molecule steps (create, converges, verify, destroy): about 10 min alone, and
 # 31 min were measured with the 2 cores shared at a load of 15 (the collector scenario).
+@long_scenario
 @pytest.mark.timeout(3000)
 def test_backup_role_runs_a_backup_of_the_standin_not_a_real_influxdb2(molecule: Molecule) -> None:
     def step(*args: str, ok: bool = True) -> MoleculeRun:

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from tests.ansible.conftest import Molecule, MoleculeRun
+from tests.ansible.conftest import Molecule, MoleculeRun, long_scenario
 from tests.support.systemd_rig import SystemdRig
 
 HOST = "hw-collector-bookworm"
@@ -45,6 +45,7 @@ def in_instance(rig: SystemdRig, *argv: str) -> str:
 
 # Five or more Molecule steps (create, converges, verify, destroy): about 10 min alone, and
 # 31 min were measured with the 2 cores shared at a load of 15 (the collector scenario).
+@long_scenario
 @pytest.mark.timeout(3000)
 def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
     molecule: Molecule, systemd_rig: SystemdRig
