@@ -29,6 +29,14 @@ pytestmark = pytest.mark.integration
 StartCollector = Callable[..., ServerProcess]
 
 
+# One series per measurement the demo collector writes (a sample of each counted once).
+MEASURED = (
+    "electricity_power_w",
+    "homewatt_health_read_errors",
+    "homewatt_device_health_read_errors",
+)
+
+
 @dataclass
 class Audit:
     electricity: list[int]  # timestamps of delivered electricity samples (duplicates kept)
@@ -48,11 +56,7 @@ def stop_and_audit(collector: ServerProcess, outbox: Path, vm: VictoriaMetrics) 
     delivered = stats.counters["delivered"]
 
     def everything_arrived() -> bool:
-        got = (
-            len(vm.samples("electricity_power_w"))
-            + len(vm.samples("homewatt_health_read_errors"))
-            + len(vm.samples("homewatt_device_health_read_errors"))
-        )
+        got = sum(len(vm.samples(name)) for name in MEASURED)
         return got >= delivered
 
     wait_until(everything_arrived, 30, f"{delivered} delivered samples in VictoriaMetrics")
@@ -123,7 +127,7 @@ def rig(
 
 def test_samples_reach_the_database_exactly_once_every_second(rig: Rig) -> None:
     collector = rig.start()
-    rig.wait_for_samples(18)  # 6 cycles of electricity, homewatt_health, homewatt_device_health
+    rig.wait_for_samples(6 * len(MEASURED))  # six cycles
     audit = rig.audit(collector)
     assert_exactly_once(audit)
     assert_no_gaps(audit)
@@ -270,9 +274,7 @@ def test_a_write_that_times_out_is_retried_and_a_repeat_is_the_identical_point(r
     assert stats.backlog == 0
     wait_until(
         lambda: (
-            len({ts for ts, _, _ in rig.vm.samples("electricity_power_w")})
-            + len({ts for ts, _, _ in rig.vm.samples("homewatt_health_read_errors")})
-            + len({ts for ts, _, _ in rig.vm.samples("homewatt_device_health_read_errors")})
+            sum(len({ts for ts, _, _ in rig.vm.samples(name)}) for name in MEASURED)
             == stats.counters["delivered"]
         ),
         30,

@@ -205,3 +205,36 @@ def test_a_missing_adapter_is_not_fatal_at_start(tmp_path: Path) -> None:
     assert bus.open() is False
     with pytest.raises(PortUnavailable, match="is not there"):
         bus.read(Block(4, 0, 2, ()), 1, 0.5)
+
+
+def test_every_shipped_template_bounds_its_counters_by_100_a_at_253_v_per_phase() -> None:
+    for name in builtin_templates().names():
+        template = builtin_templates().get(name)
+        phases = 3 if any(s.channel == "l3" for s in template.registers) else 1
+        assert template.max_power_w == 100 * 253 * phases, name
+
+
+def test_max_power_w_is_set_per_template_or_per_meter_and_must_be_positive() -> None:
+    data = modbus_config(
+        meters=[
+            {"name": "main", "model": "orno-we515", "device_id": 1},
+            {"name": "ct", "model": "orno-we515", "device_id": 2, "max_power_w": 100_000},
+        ]
+    )
+    source = validate_config(data, "t.yaml").source
+    assert isinstance(source, ModbusSourceConfig)
+    plans = ModbusSource(source, "h").meters
+    assert [p.max_power_w for p in plans] == [25300, 100_000]
+    custom = modbus_config(
+        templates={
+            "mine": {"registers": [{"field": "energy_total_kwh", "address": 0, "type": "u32"}]}
+        },
+        meters=[{"name": "m", "model": "mine", "device_id": 1}],
+    )
+    source = validate_config(custom, "t.yaml").source
+    assert isinstance(source, ModbusSourceConfig)
+    [plan] = ModbusSource(source, "h").meters
+    assert plan.max_power_w == 3 * 100 * 253, "a template without it: 3 x 100 A x 253 V"
+    bad = modbus_config(meters=[{"name": "m", "model": "orno-we515", "device_id": 1}])
+    bad["source"]["meters"][0]["max_power_w"] = 0
+    assert "max_power_w" in config_error(bad) and "greater than 0" in config_error(bad)

@@ -1,7 +1,9 @@
 """The Modbus source against a pymodbus RTU server on an emulated RS485 line (pty, 8N1).
 
 The meters' register contents are written out by hand from the published register maps
-(meters_data.py); a correct reader reports exactly the values listed there.
+(meters_data.py); a correct reader reports exactly the values listed there. Energy counters are
+stored from the BASELINE_READS-th consistent read of a new source on (counters.py): a test of
+one or two reads compares the instantaneous values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from homewatt_collector.counters import BASELINE_READS, is_cumulative
 from homewatt_collector.models import DeviceStatus, Reading
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 from tests.collector.conftest import MeterBus
@@ -40,6 +43,14 @@ def by_device_channel(reading: Reading) -> dict[tuple[str, str], dict[str, Any]]
     return {(s.tags["device"], s.tags["channel"]): dict(s.fields) for s in reading.samples}
 
 
+def instantaneous(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields without the energy counters (not stored before a baseline is taken)."""
+    return {name: value for name, value in fields.items() if not is_cumulative(name)}
+
+
+ORNO_INSTANT = instantaneous(ORNO_WE515_EXPECTED)
+
+
 def test_orno_and_sdm630_values_are_reported_to_the_last_digit(meter_bus: StartBus) -> None:
     bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}, 3: {"input": sdm630_input_registers()}})
     source = ModbusSource(
@@ -51,9 +62,15 @@ def test_orno_and_sdm630_values_are_reported_to_the_last_digit(meter_bus: StartB
         site="home",
     )
     source.open()
-    reading = source.read(1_700_000_000)
+    readings = [source.read(1_700_000_000 + n) for n in range(BASELINE_READS)]
     source.close()
-    assert reading.errors == 0
+    assert [r.errors for r in readings] == [0] * BASELINE_READS
+    for taking_baseline in readings[:-1]:
+        got = by_device_channel(taking_baseline)
+        assert got[("main", "total")] == ORNO_INSTANT
+        for channel, fields in sdm630_expected().items():
+            assert got[("heatpump", channel)] == instantaneous(fields), channel
+    reading = readings[-1]
     got = by_device_channel(reading)
     assert got[("main", "total")] == ORNO_WE515_EXPECTED
     for channel, fields in sdm630_expected().items():
@@ -66,7 +83,7 @@ def test_orno_and_sdm630_values_are_reported_to_the_last_digit(meter_bus: StartB
         "channel": "total",
         "model": "orno-we515",
     }
-    assert sample.ts == 1_700_000_000
+    assert sample.ts == 1_700_000_000 + BASELINE_READS - 1
 
 
 def test_a_meter_that_refuses_reads_across_gaps_is_read_in_contiguous_runs(
@@ -80,11 +97,11 @@ def test_a_meter_that_refuses_reads_across_gaps_is_read_in_contiguous_runs(
     assert len(meter.blocks) == 3, "first try: one read across the instantaneous values"
     with caplog.at_level(logging.INFO):
         first = source.read(1)
-    assert first.errors == 0 and by_device_channel(first)[("m", "total")] == ORNO_WE515_EXPECTED
+    assert first.errors == 0 and by_device_channel(first)[("m", "total")] == ORNO_INSTANT
     assert len(meter.blocks) == 8, "after exception 2: six contiguous runs + two energy blocks"
     assert "refuses reads across unmapped addresses" in caplog.text
     second = source.read(2)
-    assert second.errors == 0 and by_device_channel(second)[("m", "total")] == ORNO_WE515_EXPECTED
+    assert second.errors == 0 and by_device_channel(second)[("m", "total")] == ORNO_INSTANT
     source.close()
 
 
@@ -96,7 +113,7 @@ def test_a_meter_that_answers_across_gaps_needs_three_requests(meter_bus: StartB
     before = bus.line.stats.to_meter_bytes
     reading = source.read(1)
     assert reading.errors == 0
-    assert by_device_channel(reading)[("m", "total")] == ORNO_WE515_EXPECTED
+    assert by_device_channel(reading)[("m", "total")] == ORNO_INSTANT
     assert len(source.meters[0].blocks) == 3
     assert bus.line.stats.to_meter_bytes - before == 3 * 8, "three 8-byte requests on the wire"
     source.close()
@@ -137,7 +154,7 @@ def test_a_crc_error_is_counted_and_the_next_cycle_reads_again(meter_bus: StartB
     assert broken.errors == 1
     fine = source.read(2)
     assert fine.errors == 0
-    assert by_device_channel(fine)[("m", "total")] == ORNO_WE515_EXPECTED
+    assert by_device_channel(fine)[("m", "total")] == ORNO_INSTANT
     source.close()
 
 
@@ -156,7 +173,11 @@ def test_a_garbage_burst_on_the_line_never_crashes_and_reading_recovers(
                 assert value == ORNO_WE515_EXPECTED[field], "noise never becomes a wrong value"
     clean = source.read(10)
     assert clean.errors == 0
-    assert by_device_channel(clean)[("m", "total")] == ORNO_WE515_EXPECTED
+    fields = by_device_channel(clean)[("m", "total")]
+    assert instantaneous(fields) == ORNO_INSTANT  # and the counters, once a baseline is taken:
+    assert all(
+        fields[name] == ORNO_WE515_EXPECTED[name] for name in set(fields) - set(ORNO_INSTANT)
+    )
     source.close()
 
 
@@ -203,7 +224,7 @@ def test_an_unplugged_adapter_is_waited_for_and_picked_up_again(
         bus.line.replug()
         back = source.read(5)
     assert back.errors == 0
-    assert by_device_channel(back)[("m", "total")] == ORNO_WE515_EXPECTED
+    assert by_device_channel(back)[("m", "total")] == ORNO_INSTANT
     assert "waiting for it to come back" in caplog.text
     assert "is back" in caplog.text
     assert caplog.text.count("waiting for it to come back") == 1, "logged once, not every cycle"
@@ -217,6 +238,6 @@ def test_the_energy_counter_uses_both_words_above_655_35_kwh(meter_bus: StartBus
     source = ModbusSource(
         line_config(bus.port, {"name": "m", "model": "orno-we515", "device_id": 1}), "h"
     )
-    reading = source.read(1)
+    reading = [source.read(ts) for ts in range(1, BASELINE_READS + 1)][-1]
     assert by_device_channel(reading)[("m", "total")]["energy_total_kwh"] == 655.36
     source.close()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from homewatt_collector.counters import is_cumulative
 from homewatt_collector.meters import RegisterSpec, SerialSettings, builtin_templates
 from homewatt_collector.modbus.decode import (
     DecodeError,
@@ -136,3 +137,79 @@ def test_every_register_is_read_once_within_the_limits(
         )
         if not span_gaps:
             assert not block.spans_gaps
+
+
+# -- values that are never values: all ones, NaN, +-Inf ----------------------------------------
+
+ALL_ONES = {"u16": [0xFFFF], "s16": [0xFFFF], "u32": [0xFFFF, 0xFFFF], "s32": [0xFFFF, 0xFFFF]}
+NOT_A_NUMBER = {
+    "nan": [0x7FC0, 0x0000],
+    "all-ones-nan": [0xFFFF, 0xFFFF],
+    "+inf": [0x7F80, 0x0000],
+    "-inf": [0xFF80, 0x0000],
+}
+CUMULATIVE_REGISTERS = [
+    pytest.param(register, id=f"{name}:{register.field}:{register.channel}")
+    for name in builtin_templates().names()
+    for register in builtin_templates().get(name).registers
+    if is_cumulative(register.field)
+]
+
+
+def test_every_template_maps_its_energy_counters_to_cumulative_fields() -> None:
+    """The counter rule finds every counter: each shipped template has some, named as such."""
+    for name in builtin_templates().names():
+        fields = {s.field for s in builtin_templates().get(name).registers}
+        counters = {f for f in fields if is_cumulative(f)}
+        assert "energy_total_kwh" in counters or "energy_import_kwh" in counters, name
+        assert counters == {f for f in fields if "energy" in f}, name
+
+
+@pytest.mark.parametrize("register", CUMULATIVE_REGISTERS)
+def test_every_energy_counter_of_every_template_refuses_all_ones_nan_and_inf(
+    register: RegisterSpec,
+) -> None:
+    garbled = list(ALL_ONES[register.type]) if register.type != "f32" else NOT_A_NUMBER["+inf"]
+    answers = [garbled] + ([v for k, v in NOT_A_NUMBER.items()] if register.type == "f32" else [])
+    block = Block(register.function, register.address, register.size, (register,))
+    for registers in answers:
+        values, errors = decode_block(block, registers, "big")
+        assert values == {}, f"{registers} stored as {values}"
+        assert [e.field for e in errors] == [register.field]
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_ONES))
+def test_all_ones_is_no_counter_value_in_any_register_type(kind: str) -> None:
+    counter = spec(field="energy_total_kwh", type=kind, scale=0.01)
+    block = Block(3, 0, counter.size, (counter,))
+    values, [error] = decode_block(block, ALL_ONES[kind], "big")
+    assert values == {}
+    assert ("is all ones" in str(error)) is kind.startswith("u"), error
+    assert "outside" in str(error) or kind.startswith("u"), "signed all ones is -1: below 0 kWh"
+
+
+def test_the_issue_s_garbled_orno_total_is_refused_and_the_rest_of_its_block_is_kept() -> None:
+    template = builtin_templates().get("orno-we515")
+    [block] = [
+        b
+        for b in plan_blocks(template.registers, span_gaps=True, max_gap=10, max_block=100)
+        if b.start == 0xA000
+    ]
+    registers = [0xFFFF, 0xFFFF, 0x0001, 0x1170, 0, 53456, 0, 0, 0, 0]  # total FFFF FFFF
+    values, [error] = decode_block(block, registers, "big")
+    assert str(error) == "energy_total_kwh (total) at 0xa000 is all ones (a garbled read)"
+    assert {s.field: v for s, v in values.items()} == {
+        "energy_t1_kwh": 700.0,
+        "energy_t2_kwh": 534.56,
+        "energy_t3_kwh": 0.0,
+        "energy_t4_kwh": 0.0,
+    }
+
+
+@pytest.mark.parametrize(("kind", "registers", "value"), [("s16", [0xFFFF], -0.001)])
+def test_a_signed_instantaneous_minus_one_is_still_a_value(
+    kind: str, registers: list[int], value: float
+) -> None:
+    factor = spec(field="power_factor", type=kind, scale=0.001)
+    values, errors = decode_block(Block(3, 0, 1, (factor,)), registers, "big")
+    assert values == {factor: value} and errors == []

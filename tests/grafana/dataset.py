@@ -187,8 +187,9 @@ class CollectorRun:
         """Wait for `cycles` cycles, stop it, and return what its outbox holds (the lines the
         collector's encoder made)."""
         try:
-            # Each cycle writes 4 electricity samples (l1, l2, l3, total) and 1 health sample.
-            wait_until(lambda: _enqueued(self.outbox) >= 5 * cycles, 60, f"{cycles} cycles")
+            # Each cycle writes 4 electricity samples (l1, l2, l3, total), 1 health sample and
+            # 1 device health sample per meter (2).
+            wait_until(lambda: _enqueued(self.outbox) >= 7 * cycles, 60, f"{cycles} cycles")
         finally:
             self.process.stop()
             self.bus.stop()

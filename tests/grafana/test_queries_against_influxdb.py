@@ -196,7 +196,8 @@ def test_a_query_for_data_nothing_writes_fails_the_model_check(
     raw = dataset.contract.raw.name
     assert check(parse('SELECT mean("power_kw") FROM "electricity"'), model, raw) != []
     assert check(parse('SELECT mean("power_w") FROM "electricity" GROUP BY "phase"'), model, raw)
-    assert check(parse('SELECT last("read_errors") FROM "homewatt_device_health"'), model, raw)
+    assert check(parse('SELECT last("read_errors") FROM "homewatt_meter_health"'), model, raw)
+    assert check(parse('SELECT last("timeouts") FROM "homewatt_device_health"'), model, raw) == []
     assert check(parse('SELECT last("power_w") FROM "longterm"."electricity"'), model, raw)
     assert (
         check(parse('SELECT last("power_w_mean") FROM "longterm"."electricity"'), model, raw) == []

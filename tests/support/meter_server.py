@@ -6,6 +6,11 @@
 Each device file is JSON: {"holding": {"<address>": <raw uint16>, ...}, "input": {...}}.
 Addresses not listed are unmapped: reading them answers exception 2 (illegal data address), as
 a meter does. Device ids not listed stay silent, as on a real bus.
+
+A value that changes from read to read (a counter that counts, a register that answers
+FFFF FFFF once) is a sequence: {"holding_sequence": {"<address>": [[<raw uint16>, ...], ...]}}
+(likewise "input_sequence"). Each read request that covers the address answers with the next
+entry, written from that address on; the last entry then stays.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pymodbus.server import StartSerialServer
@@ -36,10 +42,41 @@ def runs(registers: dict[int, int]) -> list[SimData]:
     return blocks
 
 
+Sequences = dict[int, dict[int, list[list[int]]]]  # function code -> address -> entries
+
+
+def sequence_action(sequences: Sequences) -> Callable[..., Awaitable[None]]:
+    """A SimDevice action: before each read, step the sequences the request covers."""
+
+    async def action(  # noqa: PLR0917 (pymodbus passes these six positionally)
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | None,
+    ) -> None:
+        if set_values is not None:
+            return
+        for where, entries in sequences.get(function_code, {}).items():
+            if address <= where < address + count:
+                entry = entries.pop(0) if len(entries) > 1 else entries[0]
+                offset = where - start_address
+                registers[offset : offset + len(entry)] = entry
+
+    return action
+
+
 def load_device(device_id: int, path: Path) -> SimDevice:
     spec = json.loads(path.read_text())
     holding = {int(a): int(v) for a, v in spec.get("holding", {}).items()}
     inputs = {int(a): int(v) for a, v in spec.get("input", {}).items()}
+    sequences: Sequences = {
+        function: {
+            int(a): [list(e) for e in v] for a, v in spec.get(f"{table}_sequence", {}).items()
+        }
+        for function, table in ((3, "holding"), (4, "input"))
+    }
     # A placeholder register keeps each table valid when a meter has none of that kind.
     unused = [SimData(65000, values=[0], datatype=DataType.REGISTERS)]
     return SimDevice(
@@ -50,6 +87,7 @@ def load_device(device_id: int, path: Path) -> SimDevice:
             runs(holding) or unused,
             runs(inputs) or unused,
         ),
+        action=sequence_action(sequences) if any(sequences.values()) else None,
     )
 
 

@@ -19,6 +19,8 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 # device id -> {"holding"|"input": {address: raw uint16}}
 Devices = dict[int, dict[str, dict[int, int]]]
+# device id -> {"holding"|"input": {address: [registers answered by the 1st read, the 2nd...]}}
+Sequences = dict[int, dict[str, dict[int, list[list[int]]]]]
 
 
 @dataclass
@@ -56,8 +58,11 @@ def start_meter_bus(
     emulate_timing: bool = False,
     line_baud: int = 9600,
     bits_per_char: int = 11,
+    sequences: Sequences | None = None,
 ) -> MeterBus:
-    """Start the line and the meter server; return once the first meter answers."""
+    """Start the line and the meter server; return once the first meter answers.
+    `sequences` give registers whose answer changes from read to read (meter_server.py); the
+    readiness probe reads the first register of `devices`, so keep sequences off it."""
     line = RS485Line(
         workdir,
         line_baud=line_baud,
@@ -68,9 +73,12 @@ def start_meter_bus(
     args = []
     for device_id, tables in devices.items():
         spec = workdir / f"device-{device_id}.json"
-        spec.write_text(
-            json.dumps({k: {str(a): v for a, v in t.items()} for k, t in tables.items()})
-        )
+        document: dict[str, dict[str, object]] = {
+            k: {str(a): v for a, v in t.items()} for k, t in tables.items()
+        }
+        for table, by_address in (sequences or {}).get(device_id, {}).items():
+            document[f"{table}_sequence"] = {str(a): v for a, v in by_address.items()}
+        spec.write_text(json.dumps(document))
         args += ["--device", f"{device_id}={spec}"]
     server = ServerProcess(
         "meter-server",

@@ -2,8 +2,9 @@
 
 The source loop runs on the main thread on monotonic deadlines and never waits for a sink;
 each sink's forwarder runs on its own thread. Every cycle also records a `homewatt_health`
-sample. Shutdown (SIGTERM) stops the loop, gives each sink a moment to take what is pending,
-and closes the outboxes with a checkpoint, so nothing is lost either way.
+sample and one `homewatt_device_health` sample per device. Shutdown (SIGTERM) stops the loop,
+gives each sink a moment to take what is pending, and closes the outboxes with a checkpoint, so
+nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -370,7 +371,7 @@ def build_collector(
         site=config.site,
         unit=config.unit or "collector",
         interval_s=config.interval_s,
-        source=source or create_source(config.source, config.site),
+        source=source or create_source(config.source, config.site, directory),
         deliveries=deliveries,
         stop=stop,
         health=config.health,

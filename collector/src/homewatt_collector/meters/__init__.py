@@ -3,7 +3,8 @@
 A template says, per quantity: the data-model field and channel, the register address, the
 function code (3 holding, 4 input), the data type and word order, the scale to SI units, and
 whether the address is verified. It also carries the meter's default serial settings and
-timeout, and whether the meter answers block reads that span unmapped addresses.
+timeout, whether the meter answers block reads that span unmapped addresses, and the most
+power it can measure (`max_power_w`, which bounds how fast its energy counters may rise).
 """
 
 from __future__ import annotations

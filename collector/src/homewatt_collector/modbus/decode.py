@@ -62,6 +62,18 @@ def decode_value(registers: Sequence[int], spec: RegisterSpec, word_order: WordO
     return value
 
 
+def resolution(spec: RegisterSpec, value: float) -> float:
+    """One step of the value as decoded: the scale for integer registers; for float32 the larger
+    of the float's spacing at `value` and the 7-significant-digit rounding of decode_value."""
+    if spec.type != "f32":
+        return abs(spec.scale)
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    float32_step = math.ulp(value) * 2.0**29  # float32 has 29 fewer mantissa bits
+    rounding = 10.0 ** (math.floor(math.log10(abs(value))) - 6)
+    return max(abs(float32_step), rounding)
+
+
 def plausible_range(spec: RegisterSpec) -> tuple[float, float]:
     low, high = next(
         ((lo, hi) for prefix, lo, hi in _PLAUSIBLE if spec.field.startswith(prefix)),

@@ -1,13 +1,15 @@
 """Sources read devices and return typed samples; they never talk to the database.
 
 A source kind is registered here by name with its config model and its factory; the config's
-`source.kind` selects it.
+`source.kind` selects it. A source keeps what must survive a restart (counter baselines and
+offsets) in the instance's state directory it is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -33,14 +35,23 @@ class Source(Protocol):
 @dataclass(frozen=True)
 class SourceKind:
     config_model: type[BaseModel]
-    factory: Callable[[Any, str], Source]  # (its config model instance, site) -> Source
+    # (its config model instance, site, state directory or None) -> Source
+    factory: Callable[[Any, str, Path | None], Source]
+
+
+def _demo(config: DemoSourceConfig, site: str, state_dir: Path | None) -> Source:
+    return DemoSource(config, site)  # its counter is a function of time: no state
+
+
+def _modbus(config: ModbusSourceConfig, site: str, state_dir: Path | None) -> Source:
+    return ModbusSource(config, site, state_dir=state_dir)
 
 
 SOURCES: Registry[SourceKind] = Registry("source kind")
-SOURCES.register("demo", SourceKind(DemoSourceConfig, DemoSource))
-SOURCES.register("modbus", SourceKind(ModbusSourceConfig, ModbusSource))
+SOURCES.register("demo", SourceKind(DemoSourceConfig, _demo))
+SOURCES.register("modbus", SourceKind(ModbusSourceConfig, _modbus))
 
 
-def create_source(config: BaseModel, site: str) -> Source:
+def create_source(config: BaseModel, site: str, state_dir: Path | None = None) -> Source:
     kind = SOURCES.get(config.kind)  # type: ignore[attr-defined]
-    return kind.factory(config, site)
+    return kind.factory(config, site, state_dir)

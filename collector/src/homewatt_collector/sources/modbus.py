@@ -3,19 +3,26 @@
 Faults never stop the loop: a silent meter, an exception code, a garbled frame or an impossible
 value is counted in the cycle's read errors and skipped; a silent meter is given up for the rest
 of the cycle so it cannot eat the other meters' bus time; a failing or unplugged adapter is
-closed and reopened on a later cycle, when it is back.
+closed and reopened on a later cycle, when it is back. Energy counters follow the counter rule
+(counters.py), with the baselines and offsets in the instance's state directory.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from homewatt_collector.counters import (
+    COUNTERS_FILE,
+    CounterGuard,
+    RiseLimit,
+    Series,
+    is_cumulative,
+)
 from homewatt_collector.meters import (
     CHANNEL,
     MeterTemplate,
@@ -29,7 +36,7 @@ from homewatt_collector.modbus.bus import (
     NoResponse,
     PortUnavailable,
 )
-from homewatt_collector.modbus.decode import decode_block
+from homewatt_collector.modbus.decode import decode_block, resolution
 from homewatt_collector.modbus.plan import (
     Block,
     bits_per_char,
@@ -44,9 +51,6 @@ from homewatt_common.lineprotocol import name_problem
 
 log = logging.getLogger(__name__)
 
-# A counter that reads lower than before is a misread, unless it stays lower this many readings
-# (then the meter was replaced or reset, and the new value is taken).
-COUNTER_RESET_READINGS = 3
 ILLEGAL_DATA_ADDRESS = 2
 
 
@@ -60,6 +64,13 @@ class MeterConfig(ConfigModel):
     retries: int = Field(0, ge=0, le=1, description="re-asks after no answer within one cycle")
     serial: SerialSettings | None = Field(None, description="default: the template's")
     fields: list[str] | None = Field(None, description="read only these fields (saves bus time)")
+    max_power_w: float | None = Field(
+        None,
+        gt=0,
+        le=10_000_000,
+        description="default: the template's (the most power it measures, in W; bounds how fast"
+        " its energy counters may rise)",
+    )
 
 
 class ModbusSourceConfig(ConfigModel):
@@ -140,10 +151,11 @@ class MeterPlan:
     blocks: list[Block]
     answering: bool | None = None
     throttle: LogThrottle = field(default_factory=LogThrottle)
-    counters: dict[tuple[str, str], float] = field(default_factory=dict)
-    lower_readings: dict[tuple[str, str], int] = field(default_factory=dict)
     timeouts: int = 0  # requests it left unanswered, since the start
-    counter_times: dict[tuple[str, str], float] = field(default_factory=dict)  # last good, mono
+
+    @property
+    def max_power_w(self) -> float:
+        return self.config.max_power_w or self.template.max_power_w
 
 
 def plan_meter(config: MeterConfig, template: MeterTemplate) -> MeterPlan:
@@ -166,20 +178,24 @@ class ModbusSource:
         config: ModbusSourceConfig,
         site: str,
         bus: ModbusBus | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        state_dir: Path | None = None,
     ) -> None:
-        self._clock = clock
+        """`state_dir` keeps the counter baselines and offsets (None: in memory only)."""
         self.config = config
         self.site = site
         self.serial = config.line_serial()
         self.bus = bus or ModbusBus(config.port, self.serial)
         self.meters = [plan_meter(m, config.template_of(m)) for m in config.meters]
+        self.counters = CounterGuard.load(state_dir / COUNTERS_FILE if state_dir else None)
 
     def open(self) -> None:
         self.bus.open()  # a missing adapter is waited for: read() tries again every cycle
 
     def close(self) -> None:
-        self.bus.close()
+        try:
+            self.bus.close()
+        finally:
+            self.counters.close()
 
     def min_bus_time_s(self, bits: int | None = None) -> float:
         """The least line time one cycle's requests need at the line's baud rate."""
@@ -199,6 +215,7 @@ class ModbusSource:
                     for m in self.meters[index:]
                 )
                 return Reading(samples, errors + len(self.meters) - index, devices)
+            meter_errors += self._check_counters(meter, values, ts)
             errors += meter_errors
             devices.append(
                 DeviceStatus(meter.config.name, meter.model, meter_errors, timeouts, bool(values))
@@ -213,7 +230,8 @@ class ModbusSource:
         return values, errors, meter.timeouts - before
 
     def read_meter(self, name: str) -> tuple[dict[RegisterSpec, float], int]:
-        """One meter's values by register (for `homewatt-collector read`)."""
+        """One meter's values by register as the meter gave them (for `homewatt-collector read`:
+        no counter rule applied)."""
         meter = next(m for m in self.meters if m.config.name == name)
         return self._read_meter(meter)
 
@@ -244,7 +262,6 @@ class ModbusSource:
                 self._note(meter, True, f"impossible value: {error}", kind=f"value {error.field}")
             errors += len(decode_errors)
             values.update(decoded)
-        errors += self._check_counters(meter, values)
         if values:
             self._note(meter, True)
         return values, errors
@@ -262,54 +279,27 @@ class ModbusSource:
         )
         return runs
 
-    def _check_counters(self, meter: MeterPlan, values: dict[RegisterSpec, float]) -> int:
-        """Energy counters never go back and never rise faster than the meter can count
-        (max_power_w x the time since the last good read): either is a misread, counted and
-        left out (a lower value that persists is a reset, taken)."""
+    def _check_counters(self, meter: MeterPlan, values: dict[RegisterSpec, float], ts: int) -> int:
+        """The counter rule (counters.py) on every cumulative field: what it refuses is left out
+        and counted; what it takes is stored with the series' offset."""
         errors = 0
-        for spec in [s for s in values if "energy" in s.field]:
-            key = (spec.field, spec.channel)
-            value = values[spec]
-            previous = meter.counters.get(key)
-            now = self._clock()
-            if previous is not None and value > previous:
-                elapsed = now - meter.counter_times.get(key, now)
-                # kWh (kvarh) the meter could have counted since: max power x time, plus one
-                # least count of the register
-                most = meter.template.max_power_w * elapsed / 3_600_000 + abs(spec.scale)
-                if value - previous > most:
-                    del values[spec]
-                    errors += 1
-                    self._note(
-                        meter,
-                        True,
-                        f"{spec.field} rose from {previous} to {value} in {elapsed:.0f} s, more"
-                        f" than {meter.template.max_power_w:g} W (max_power_w) can count",
-                        kind=f"counter jump {spec.field}",
-                    )
-                    continue
-            if previous is not None and value < previous:
-                seen = meter.lower_readings.get(key, 0) + 1
-                meter.lower_readings[key] = seen
-                if seen < COUNTER_RESET_READINGS:
-                    del values[spec]
-                    errors += 1
-                    self._note(
-                        meter,
-                        True,
-                        f"{spec.field} went back from {previous} to {value}",
-                        kind=f"counter {spec.field}",
-                    )
-                    continue
-                log.warning(
-                    "meter %s: %s restarted at %s (replaced or reset?)",
-                    meter.config.name,
-                    spec.field,
-                    value,
+        for spec in [s for s in values if is_cumulative(s.field)]:
+            reading = values[spec]
+            series = Series(meter.config.name, spec.channel, meter.model, spec.field)
+            limit = RiseLimit(meter.max_power_w, resolution(spec, reading))
+            verdict = self.counters.check(series, reading, ts, limit)
+            if verdict.value is None:
+                del values[spec]
+            else:
+                values[spec] = verdict.value
+            if verdict.rejected:
+                errors += 1
+                self._note(
+                    meter,
+                    True,
+                    f"{spec.field} ({spec.channel}) {verdict.rejected}: not stored",
+                    kind=f"counter {spec.field} {spec.channel}",
                 )
-            meter.lower_readings.pop(key, None)
-            meter.counters[key] = value
-            meter.counter_times[key] = now
         return errors
 
     def _samples(
