@@ -77,6 +77,13 @@ LIMITS = {
             "Growth of the outbox backlog within 15 minutes above which 'Outbox backlog "
             "growing' fires (a 1 s single-phase meter adds about 2 samples a second).",
         ),
+        Limit(
+            "grafana_alert_sas_expiry_days",
+            14,
+            "days",
+            "Days before the Azure SAS's expiry (its se=) from which 'Backup SAS expiring' "
+            "fires; after the expiry uploads fail.",
+        ),
     )
 }
 PLACEHOLDERS: Mapping[str, float | str] = {name: f"@@{name}@@" for name in LIMITS}
@@ -251,6 +258,27 @@ def specs() -> list[RuleSpec]:
             "NoData as alerting.",
             runbook="systemctl list-timers homewatt-backup.timer; systemctl status "
             "homewatt-backup.service; a wrong clock delays backups (timedatectl).",
+        ),
+        RuleSpec(
+            uid="homewatt-backup-sas-expiring",
+            title="Backup SAS expiring",
+            query='SELECT last("sas_expires_in_days") FROM "homewatt_backup" WHERE $timeFilter '
+            'GROUP BY "site"',
+            range_s=172800,
+            comparison="lt",
+            threshold="grafana_alert_sas_expiry_days",
+            severity="warning",
+            summary="The Azure SAS of {{ $labels.site }}'s backups expires in "
+            "{{ humanize $values.B.Value }} days",
+            description="The newest homewatt_backup point of the last 48 hours says the SAS "
+            "(the backup's Azure credential) expires in {{ humanize $values.B.Value }} days, "
+            "less than @@grafana_alert_sas_expiry_days@@ (negative: expired). After its expiry "
+            "every upload fails and backups stay on the Pi only. Sites without Azure write no "
+            "such field and never fire.",
+            runbook="terraform apply (in the last 30 days of a SAS it issues the next one), "
+            "then write the site's SAS from `terraform output -json backup_sas_tokens` to the "
+            "Pi's azure-sas credential file (README: Azure storage); sudo homewatt-backup "
+            "check-config shows the new expiry.",
         ),
     ]
 

@@ -48,7 +48,16 @@ def written_by_the_code(contract: Contract, collector_lines: list[str]) -> Model
         point = parse_line(line)
         add(raw, point.measurement, set(point.tags), set(point.fields))
     backup = parse_line(
-        health_line("s", Kind.HOURLY, ok=True, duration_s=1.0, size=1, pending=0, timestamp=1)
+        health_line(
+            "s",
+            Kind.HOURLY,
+            ok=True,
+            duration_s=1.0,
+            size=1,
+            pending=0,
+            timestamp=1,
+            sas_expires_in_days=1.0,  # written with Azure (README's data model)
+        )
     )
     add(raw, backup.measurement, set(backup.tags), set(backup.fields))
     add(

@@ -2,8 +2,12 @@
 InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, retention policies
 `raw` and `longterm`):
 
-- three-phase data and health points from a real `homewatt-collector run` process reading an
-  SDM630 (the shipped template) on the emulated RS485 line, with a second meter id that never
+- the SDM630's last 16 days at 5-minute steps (a house with solar panels on l3, so it counts
+  import and export; three_phase.py), read by the collector's Modbus source from the meter's
+  register image in memory;
+- three-phase data and health points from a real `homewatt-collector run` process reading that
+  SDM630 (the shipped template) on the emulated RS485 line, its registers the image at the
+  history's end, with a second meter id that never
   answers (read errors every cycle) and a sink nobody listens on (the outbox backlog grows);
   its outbox holds the lines the collector's encoder made, which go to InfluxDB unchanged;
 - a simulated household from `DemoSource.read(ts)` with a fixed seed: 400 days back at 15-minute
@@ -11,7 +15,8 @@ InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, re
   counter runs on across the changes of step), up to the moment the collector run starts, plus a
   second meter that went silent 10 minutes before and a second site; encoded with the
   collector's line-protocol encoder;
-- backup health points as homewatt-backup writes them (`runner.health_line`);
+- backup health points as homewatt-backup writes them (`runner.health_line`, the SAS's expiry
+  by `runner.sas_expires_in_days` from a SAS string);
 - the long-term retention policy filled by the InfluxQL equivalent of the contract's
   downsampling (SELECT ... INTO ... GROUP BY time(1m), *), the stand-in for the Flux task that
   only InfluxDB 2 runs.
@@ -43,13 +48,13 @@ from typing import Any
 import yaml
 
 from homewatt_backup.models import Kind
-from homewatt_backup.runner import health_line
+from homewatt_backup.runner import health_line, sas_expires_in_days
 from homewatt_collector.models import Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
 from homewatt_common.lineprotocol import encode_line
 from homewatt_grafana.contract import Contract
-from tests.collector.meters_data import sdm630_input_registers
+from tests.grafana.three_phase import DEVICE_ID, MeterHistory, history
 from tests.support.influxdb1 import InfluxDB1
 from tests.support.meterbus import MeterBus, start_meter_bus
 from tests.support.processes import ServerProcess, free_port, wait_until
@@ -64,6 +69,7 @@ DEMO = "demo-meter"
 GONE_QUIET = "garage"  # a demo meter that stopped writing 10 minutes ago
 CABIN = "cabin-meter"
 DAY = 86400
+THREE_PHASE_DAYS = 16  # the SDM630's history before the real run: import and export per day
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class Dataset:
     points: list[Point] = field(default_factory=list)  # the raw retention policy
     longterm: list[Point] = field(default_factory=list)  # what the downsampling wrote
     collector_lines: list[str] = field(default_factory=list)
+    history_end: int = 0  # when the simulated history (and the backup points) end, seconds
 
     def raw(self, measurement: str, **tags: str) -> list[Point]:
         return _matching(self.points, measurement, tags)
@@ -141,7 +148,7 @@ def _collector_config(path: Path, port: str, outbox_dir: Path) -> Path:
             # A pty cannot do even parity reliably (platform.md): the line runs 8N1.
             "serial": {"baudrate": 9600, "parity": "N", "bytesize": 8, "stopbits": 1},
             "meters": [
-                {"name": THREE_PHASE, "model": "sdm630", "device_id": 1},
+                {"name": THREE_PHASE, "model": "sdm630", "device_id": DEVICE_ID},
                 {"name": SILENT_METER, "model": "sdm630", "device_id": 2, "timeout_s": 0.2},
             ],
         },
@@ -200,11 +207,11 @@ class CollectorRun:
             outbox.close()
 
 
-def start_collector(workdir: Path) -> CollectorRun:
-    """Start the real collector reading an SDM630 on an emulated line (and a meter id that never
-    answers), delivering to a sink nobody listens on."""
+def start_collector(workdir: Path, registers: dict[int, int]) -> CollectorRun:
+    """Start the real collector reading an SDM630 with these input registers on an emulated
+    line (and a meter id that never answers), delivering to a sink nobody listens on."""
     (workdir / "bus").mkdir(parents=True, exist_ok=True)
-    bus = start_meter_bus(workdir / "bus", {1: {"input": sdm630_input_registers()}})
+    bus = start_meter_bus(workdir / "bus", {DEVICE_ID: {"input": registers}})
     outbox_dir = workdir / "outbox"
     config = _collector_config(workdir / f"{UNIT}.yaml", bus.port, outbox_dir)
     process = ServerProcess(
@@ -241,11 +248,27 @@ def history_steps(now: int) -> Iterator[int]:
         t += 1
 
 
+def sas(expiry: int) -> str:
+    """A container SAS as Terraform issues it (sv, sr, sp, st, se, spr, sig; the signature a
+    placeholder: only the expiry matters here)."""
+    iso = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"sv=2022-11-02&sr=c&sp=rcwl&st=2026-01-01T00:00:00Z&se={iso}&spr=https&sig=c2lnbmF0dXJl"
+
+
+HOME_SAS_DAYS = 75.5  # the home site's SAS expires this many days after the last backup point
+CABIN_SAS_DAYS = 9.75  # the cabin's SAS: within the alert's 14 days
+
+
 def backup_lines(now: int) -> list[str]:
     """Hourly backups at 10 past the hour (the daily full one at 03:10 UTC), one failure five
-    hours ago, for the last 3 days of the home site; the cabin's last backup was 5 hours ago."""
+    hours ago, for the last 3 days of the home site; the cabin's last backup was 5 hours ago.
+    Each point carries `sas_expires_in_days` as the backup computes it from its SAS
+    (`runner.sas_expires_in_days`): the home site's SAS has months left, the cabin's expires
+    within the alert's limit."""
     lines = []
     first = (now - 3 * DAY) // 3600 * 3600 + 600
+    home_sas = sas(now + int(HOME_SAS_DAYS * DAY))
+    cabin_sas = sas(now + int(CABIN_SAS_DAYS * DAY))
     for ts in range(first, now, 3600):
         hour = datetime.fromtimestamp(ts, UTC).hour
         kind = Kind.DAILY if hour == 3 else Kind.HOURLY
@@ -260,6 +283,7 @@ def backup_lines(now: int) -> list[str]:
                 size=0 if failed else size,
                 pending=1 if failed else 0,
                 timestamp=ts,
+                sas_expires_in_days=sas_expires_in_days(home_sas, datetime.fromtimestamp(ts, UTC)),
             )
         )
     for ts in range(first, now - 5 * 3600, 3600):
@@ -272,6 +296,7 @@ def backup_lines(now: int) -> list[str]:
                 size=200_000,
                 pending=0,
                 timestamp=ts,
+                sas_expires_in_days=sas_expires_in_days(cabin_sas, datetime.fromtimestamp(ts, UTC)),
             )
         )
     return lines
@@ -344,10 +369,12 @@ def build(workdir: Path, contract: Contract) -> Dataset:
     """Everything above, in InfluxDB. The collector runs in real time (seconds) while the
     simulated history is computed, and InfluxDB downsamples while Python computes what it
     should get."""
-    run = start_collector(workdir / "collector")
+    end = int(time.time())  # the simulated history ends as the collector starts
+    meter = MeterHistory(start=(end - THREE_PHASE_DAYS * DAY) // 300 * 300)
+    samples = list(history(THREE_PHASE, SITE, meter, range(meter.start, end, 300)))
+    run = start_collector(workdir / "collector", meter.image(end))
     try:
-        end = int(time.time())  # the simulated history ends as the collector starts
-        samples = list(demo_data(DEMO, 7, SITE, history_steps(end)))
+        samples += demo_data(DEMO, 7, SITE, history_steps(end))
         samples += demo_data(GONE_QUIET, 3, SITE, range(end - 2 * DAY, end - 600, 60))
         samples += demo_data(CABIN, 11, OTHER_SITE, range(end - 3 * DAY, end, 60))
     finally:
@@ -368,7 +395,9 @@ def build(workdir: Path, contract: Contract) -> Dataset:
     start = min(p.ts for p in points) // 60 * 60
     with ThreadPoolExecutor(1) as pool:
         into = pool.submit(downsample, influx, contract, start, now + 60)
-        dataset = Dataset(influx, contract, now, points, collector_lines=collector_lines)
+        dataset = Dataset(
+            influx, contract, now, points, collector_lines=collector_lines, history_end=end
+        )
         dataset.longterm = longterm_points(contract, dataset.raw(contract.source_measurement))
         into.result()
     return dataset

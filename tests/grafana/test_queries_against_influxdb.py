@@ -27,8 +27,11 @@ from tests.grafana.conftest import GRAFANA_DIR
 from tests.grafana.datamodel import Model, check, written_by_the_code
 from tests.grafana.dataset import (
     CABIN,
+    CABIN_SAS_DAYS,
+    DAY,
     DEMO,
     GONE_QUIET,
+    HOME_SAS_DAYS,
     OTHER_SITE,
     SITE,
     THREE_PHASE,
@@ -150,9 +153,7 @@ def test_every_query_runs_and_reads_only_what_the_code_writes(
         if not series:
             empty.append(item.where)
     assert len(found) >= 45
-    # The only meter with an export counter is the real collector run's SDM630, whose data
-    # spans seconds of today: no day has a previous day to take a difference from.
-    assert empty == ["homewatt-home / Import and export per day / B"]
+    assert empty == []
 
 
 def _run_found(
@@ -428,10 +429,14 @@ def test_import_and_export_per_day_come_from_their_own_counters(
         result = run_panel(dataset, model, now, dashboard, panel, ref=ref)
         wanted = energy_rows(points, result, ("device",), "day", field)
         close(result.rows(("device",)), wanted)
+        days = wanted[(THREE_PHASE,)]
+        assert len(days) >= 14, days  # the SDM630's 16 days: every day of the panel's range
         if field == "energy_import_kwh":
-            assert (DEMO,) in wanted
-        else:  # only the SDM630 counts export, and its data spans seconds of today
-            assert wanted == {}
+            assert set(wanted) == {(DEMO,), (GONE_QUIET,), (THREE_PHASE,), (CABIN,)}
+            assert min(days.values()) > 1
+        else:  # only the SDM630 counts export: its solar panels feed in every day
+            assert set(wanted) == {(THREE_PHASE,)}
+            assert min(days.values()) > 0.5
 
 
 # ------------------------------------------------------------------------------ now and phases
@@ -641,6 +646,30 @@ def test_alert_queries_give_the_numbers_grafana_reduces_and_compares(
     assert len(checked) == len(rules())
 
 
+def test_sas_expiry_alert_reads_the_days_left_that_the_backup_wrote(
+    dataset: Dataset, model: Model, now: datetime
+) -> None:
+    """The rule's query gives, per site, the days left of the SAS at the newest backup point:
+    the expiry minus that point's time, as homewatt-backup computed it from the SAS's se=."""
+    (rule,) = [r for r in rules() if r["uid"] == "homewatt-backup-sas-expiring"]
+    query = rule["data"][0]
+    tr = alert_range(query["relativeTimeRange"], now)
+    series = run_query(dataset, model, expand_macros(query["model"]["query"], tr, 1000))
+    got = Result("", tr, 1000, series).last(("site",))
+    last_point = {
+        site: max(p.ts for p in dataset.raw("homewatt_backup", site=site))
+        for site in (SITE, OTHER_SITE)
+    }
+    end = dataset.history_end  # the SAS expiries were set from that time
+    wanted = {
+        (SITE,): HOME_SAS_DAYS + (end - last_point[SITE]) / DAY,
+        (OTHER_SITE,): CABIN_SAS_DAYS + (end - last_point[OTHER_SITE]) / DAY,
+    }
+    close(got, wanted, 0.006)  # the backup writes two decimals
+    (limit,) = rule["data"][2]["model"]["conditions"][0]["evaluator"]["params"]
+    assert got[(OTHER_SITE,)] < limit == 14 < got[(SITE,)]
+
+
 def _alert_expectation(dataset: Dataset, uid: str, tr: TimeRange) -> tuple[tuple[str, ...], dict]:
     """The rule's query value per series, as the rule describes it."""
     window = {"start_ms": tr.from_ms, "end_ms": tr.to_ms}
@@ -698,6 +727,15 @@ def _alert_expectation(dataset: Dataset, uid: str, tr: TimeRange) -> tuple[tuple
                 backups, "ok", ("site",), **window, width_s=600, window=13
             ),
         ),
+        "homewatt-backup-sas-expiring": (
+            ("site",),
+            lambda: {
+                k: v
+                for k, (_, v) in ex.last_of(
+                    backups, "sas_expires_in_days", ("site",), **window
+                ).items()
+            },
+        ),
     }
     group, compute = expectations[uid]
     return group, compute()
@@ -714,5 +752,6 @@ def _firing_as_designed(uid: str, values: dict[ex.Key, float], evaluator: dict[s
         "homewatt-meter-silent": {(SITE, GONE_QUIET)},
         "homewatt-backup-overdue": {(OTHER_SITE,)},
         "homewatt-read-errors": {(SITE, UNIT)},  # every cycle a meter never answers
+        "homewatt-backup-sas-expiring": {(OTHER_SITE,)},  # the cabin's SAS: 9.75 days left
     }.get(uid, set())
     assert firing == expected_firing, (uid, values)
