@@ -67,8 +67,8 @@ LIMITS = {
             "grafana_alert_read_error_ratio",
             0.05,
             "errors per cycle",
-            "Failed meter reads per collector cycle over 10 minutes above which 'Meter read "
-            "errors' fires.",
+            "Failed reads of one meter per cycle over 10 minutes above which 'Meter read "
+            "errors' fires (1: every read fails).",
         ),
         Limit(
             "grafana_alert_outbox_growth_samples",
@@ -170,17 +170,19 @@ def specs() -> list[RuleSpec]:
             uid="homewatt-read-errors",
             title="Meter read errors",
             query='SELECT sum("read_errors") / count("read_errors") AS "errors_per_cycle" '
-            'FROM "homewatt_health" WHERE $timeFilter GROUP BY "site", "unit"',
+            'FROM "homewatt_device_health" WHERE $timeFilter GROUP BY "site", "device"',
             range_s=600,
             comparison="gt",
             threshold="grafana_alert_read_error_ratio",
             severity="warning",
             pending="5m",
-            summary="Meter read errors on {{ $labels.unit }} at {{ $labels.site }}",
-            description="{{ humanize $values.B.Value }} failed reads per cycle over the last 10 "
-            "minutes (limit @@grafana_alert_read_error_ratio@@).",
+            summary="Read errors on meter {{ $labels.device }} at {{ $labels.site }}",
+            description="{{ humanize $values.B.Value }} failed reads per cycle of this meter "
+            "over the last 10 minutes (limit @@grafana_alert_read_error_ratio@@; 1 means every "
+            "read fails).",
             runbook="journalctl -u homewatt-collector@<unit> names the meter and the error "
-            "(timeout, CRC, exception code); run homewatt-collector scan on the line.",
+            "(timeout, CRC, exception code); the Health dashboard's Timeouts per meter tells a "
+            "silent meter from a noisy line; run homewatt-collector scan on the line.",
         ),
         RuleSpec(
             uid="homewatt-outbox-growing",

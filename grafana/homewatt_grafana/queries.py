@@ -25,6 +25,7 @@ PHASES = '"channel" =~ /^l[123]$/'
 
 ELECTRICITY = '"electricity"'
 HEALTH = '"homewatt_health"'
+DEVICE_HEALTH = '"homewatt_device_health"'
 BACKUP = '"homewatt_backup"'
 
 

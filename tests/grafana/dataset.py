@@ -7,9 +7,11 @@ InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, re
   register image in memory;
 - three-phase data and health points from a real `homewatt-collector run` process reading that
   SDM630 (the shipped template) on the emulated RS485 line, its registers the image at the
-  history's end, with a second meter id that never
-  answers (read errors every cycle) and a sink nobody listens on (the outbox backlog grows);
-  its outbox holds the lines the collector's encoder made, which go to InfluxDB unchanged;
+  history's end, with a second meter id that never answers (read errors and timeouts every
+  cycle), a sink nobody listens on (the outbox backlog grows), a second sink whose server drops
+  2 points of every write with InfluxDB 2's 422 partial write (sink_rejected), and two
+  exceptions injected into the source's read (worker_restarts); the first sink's outbox holds
+  the lines the collector's encoder made, which go to InfluxDB unchanged;
 - a simulated household from `DemoSource.read(ts)` with a fixed seed: 400 days back at 15-minute
   steps, the last 30 days at 60 s, the last 15 minutes at 1 s (one source instance, so its energy
   counter runs on across the changes of step), up to the moment the collector run starts, plus a
@@ -35,6 +37,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -42,6 +45,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,8 @@ from tests.support.meterbus import MeterBus, start_meter_bus
 from tests.support.processes import ServerProcess, free_port, wait_until
 
 COLLECTOR_BIN = Path(sys.executable).with_name("homewatt-collector")
+REPO = Path(__file__).resolve().parents[2]
+FAULT_INJECTION = REPO / "tests" / "support" / "faultinject"
 SITE = "home"
 OTHER_SITE = "cabin"
 THREE_PHASE = "main3p"  # the SDM630 the real collector reads
@@ -137,7 +143,7 @@ class Dataset:
 # -------------------------------------------------------------------------- the collector
 
 
-def _collector_config(path: Path, port: str, outbox_dir: Path) -> Path:
+def _collector_config(path: Path, port: str, outbox_dir: Path, partial_writes_url: str) -> Path:
     config = {
         "site": SITE,
         "unit": UNIT,
@@ -162,7 +168,15 @@ def _collector_config(path: Path, port: str, outbox_dir: Path) -> Path:
                 "timeout_s": 1,
                 "retry_min_s": 0.2,
                 "retry_max_s": 1,
-            }
+            },
+            {
+                "name": "central",
+                "url": partial_writes_url,  # drops 2 points of every write: sink_rejected
+                "org": "homewatt",
+                "bucket": "homewatt",
+                "anonymous": True,
+                "timeout_s": 1,
+            },
         ],
         "outbox": {"dir": str(outbox_dir), "checkpoint_interval_s": 1},
         "clock": {"wait_for_sync": False},
@@ -182,6 +196,55 @@ def _enqueued(outbox: Path) -> int:
     return int(row[0]) if row else 0
 
 
+# The answer InfluxDB 2 gives a write from which it dropped points (reconstructed from its
+# source: contracts/influxdb-write-answers.json names it), with dropped=2.
+PARTIAL_WRITE = next(
+    answer
+    for answer in json.loads((REPO / "contracts" / "influxdb-write-answers.json").read_text())[
+        "answers"
+    ]
+    if answer["status"] == 422
+)
+REJECTED_PER_WRITE = 2
+
+
+class _PartialWrites(BaseHTTPRequestHandler):
+    """Answers every write (POST /api/v2/write) with the 422 partial write above and GET /ping
+    with 204, as InfluxDB 2 does; counts the writes."""
+
+    writes = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).writes += 1
+        body = PARTIAL_WRITE["body"].encode()
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# Unexpected exceptions in the real process (tests/support/faultinject): the Modbus source's
+# read raises in cycles 4 and 5; the source loop survives them, counted in worker_restarts.
+FAULTS = [
+    {
+        "target": "homewatt_collector.sources.modbus:ModbusSource.read",
+        "raise": "RuntimeError",
+        "message": "injected by the Grafana tests",
+        "after": 3,
+        "times": 2,
+    }
+]
+
+
 @dataclass
 class CollectorRun:
     """A running `homewatt-collector run` on an emulated line (see `start_collector`)."""
@@ -189,17 +252,21 @@ class CollectorRun:
     process: ServerProcess
     bus: MeterBus
     outbox: Path
+    partial_writes: ThreadingHTTPServer
 
     def finish(self, cycles: int) -> list[str]:
         """Wait for `cycles` cycles, stop it, and return what its outbox holds (the lines the
         collector's encoder made)."""
         try:
-            # Each cycle writes 4 electricity samples (l1, l2, l3, total), 1 health sample and
-            # 1 device health sample per meter (2).
+            # A cycle writes 4 electricity samples (l1, l2, l3, total), 1 health sample and 2
+            # device health samples (the two meters); one whose read raised writes 1.
             wait_until(lambda: _enqueued(self.outbox) >= 7 * cycles, 60, f"{cycles} cycles")
+            wait_until(lambda: _PartialWrites.writes >= 3, 30, "writes to the 422 sink")
         finally:
             self.process.stop()
             self.bus.stop()
+            self.partial_writes.shutdown()
+            self.partial_writes.server_close()
         outbox = Outbox(self.outbox, max_bytes=10**9)
         try:
             return [entry.line for entry in outbox.peek(10**6)]
@@ -209,18 +276,27 @@ class CollectorRun:
 
 def start_collector(workdir: Path, registers: dict[int, int]) -> CollectorRun:
     """Start the real collector reading an SDM630 with these input registers on an emulated
-    line (and a meter id that never answers), delivering to a sink nobody listens on."""
+    line (and a meter id that never answers), delivering to a sink nobody listens on and to
+    one that answers every write with a 422 partial write; FAULTS injected."""
     (workdir / "bus").mkdir(parents=True, exist_ok=True)
     bus = start_meter_bus(workdir / "bus", {DEVICE_ID: {"input": registers}})
     outbox_dir = workdir / "outbox"
-    config = _collector_config(workdir / f"{UNIT}.yaml", bus.port, outbox_dir)
+    partial_writes = ThreadingHTTPServer(("127.0.0.1", 0), _PartialWrites)
+    threading.Thread(target=partial_writes.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{partial_writes.server_address[1]}"
+    config = _collector_config(workdir / f"{UNIT}.yaml", bus.port, outbox_dir, url)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(FAULT_INJECTION), env.get("PYTHONPATH", "")) if p
+    )
+    env["HOMEWATT_TEST_FAULTS"] = json.dumps(FAULTS)
     process = ServerProcess(
         "homewatt-collector",
         [str(COLLECTOR_BIN), "run", "-c", str(config), "--no-table"],
         workdir / "collector.log",
-        env=dict(os.environ),
+        env=env,
     ).start()
-    return CollectorRun(process, bus, outbox_dir / "outbox-local.sqlite")
+    return CollectorRun(process, bus, outbox_dir / "outbox-local.sqlite", partial_writes)
 
 
 # -------------------------------------------------------------------------- simulated data

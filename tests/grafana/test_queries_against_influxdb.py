@@ -33,6 +33,8 @@ from tests.grafana.dataset import (
     GONE_QUIET,
     HOME_SAS_DAYS,
     OTHER_SITE,
+    REJECTED_PER_WRITE,
+    SILENT_METER,
     SITE,
     THREE_PHASE,
     UNIT,
@@ -198,7 +200,19 @@ def test_a_query_for_data_nothing_writes_fails_the_model_check(
     assert check(parse('SELECT mean("power_kw") FROM "electricity"'), model, raw) != []
     assert check(parse('SELECT mean("power_w") FROM "electricity" GROUP BY "phase"'), model, raw)
     assert check(parse('SELECT last("read_errors") FROM "homewatt_meter_health"'), model, raw)
-    assert check(parse('SELECT last("timeouts") FROM "homewatt_device_health"'), model, raw) == []
+    assert check(parse('SELECT last("crc_errors") FROM "homewatt_device_health"'), model, raw)
+    assert check(
+        parse('SELECT sum("timeouts") FROM "homewatt_device_health" GROUP BY "unit"'), model, raw
+    )
+    assert check(parse('SELECT sum("timeouts") FROM "homewatt_health"'), model, raw)
+    assert (
+        check(
+            parse('SELECT sum("timeouts") FROM "homewatt_device_health" GROUP BY "device"'),
+            model,
+            raw,
+        )
+        == []
+    )
     assert check(parse('SELECT last("power_w") FROM "longterm"."electricity"'), model, raw)
     assert (
         check(parse('SELECT last("power_w_mean") FROM "longterm"."electricity"'), model, raw) == []
@@ -220,6 +234,12 @@ def test_template_variables_list_the_written_sites_meters_and_channels(
     assert values("device", home) == {DEMO, GONE_QUIET, THREE_PHASE}  # the silent meter: none
     three_phase = Variables(values={"site": [SITE], "device": [THREE_PHASE]})
     assert values("channel", three_phase) == {"l1", "l2", "l3", "total"}
+    # The health dashboard's meters come from homewatt_device_health: the silent one too.
+    (variable,) = [
+        v for v in dashboards["homewatt-health"]["templating"]["list"] if v["name"] == "device"
+    ]
+    series = run_query(dataset, model, interpolate(variable["query"], home, TZ))
+    assert {row[1] for s in series for row in s["values"]} == {THREE_PHASE, SILENT_METER}
 
 
 # ------------------------------------------------------------------------------ long term
@@ -566,7 +586,10 @@ def test_collector_health_panels_count_what_the_collector_wrote(
         ("Skipped slots", "skipped_slots", sum),
         ("Outbox backlog", "outbox_backlog", max),
         ("Dropped from a full outbox", "outbox_dropped", sum),
+        ("Salvaged from a damaged outbox", "outbox_salvaged", sum),
         ("Sink errors", "sink_errors", sum),
+        ("Rejected by the database", "sink_rejected", sum),
+        ("Worker restarts", "worker_restarts", sum),
     ]:
         result = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", title))
         step = result.interval_ms // 1000
@@ -585,6 +608,57 @@ def test_collector_health_panels_count_what_the_collector_wrote(
                 k: {t: v for t, v in rows.items() if t in wanted_rows[k]} for k, rows in got.items()
             }
         close(got, wanted_rows, 1e-9)
+
+
+def test_the_collectors_faults_show_in_their_health_fields(dataset: Dataset) -> None:
+    """The real run's faults reached homewatt_health, so the panels above checked numbers, not
+    zeros: two injected exceptions survived, 2 points dropped by each 422 partial write. No
+    outbox was damaged: outbox_salvaged is written, 0 (test_outbox_salvage proves the count)."""
+    totals = {
+        name: sum(int(p.fields[name]) for p in health(dataset))
+        for name in ("worker_restarts", "sink_rejected", "outbox_salvaged", "sink_errors")
+    }
+    assert totals["worker_restarts"] == 2, totals
+    assert totals["sink_rejected"] > 0 and totals["sink_rejected"] % REJECTED_PER_WRITE == 0
+    assert totals["outbox_salvaged"] == 0 and totals["sink_errors"] > 0, totals
+
+
+def test_meter_health_panels_count_each_meters_errors_timeouts_and_last_good_read(
+    dataset: Dataset, model: Model, now: datetime, dashboards: dict[str, dict[str, Any]]
+) -> None:
+    by_meter = ("site", "device")
+    devices = dataset.raw("homewatt_device_health")
+    for title, field in [
+        ("Read errors per meter", "read_errors"),
+        ("Timeouts per meter", "timeouts"),
+    ]:
+        result = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", title))
+        step = result.interval_ms // 1000
+        wanted = ex.per_bucket(
+            devices,
+            field,
+            by_meter,
+            start_ms=result.range.from_ms,
+            end_ms=result.range.to_ms,
+            bucket=lambda ts, step=step: ts // step * step,
+            reduce=sum,
+        )
+        got = {  # fill(0): buckets without points are 0, not missing
+            k: {t: v for t, v in rows.items() if t in wanted[k]}
+            for k, rows in result.rows(by_meter).items()
+        }
+        close(got, wanted)
+        totals = {k[1]: sum(v.values()) for k, v in wanted.items()}
+        assert totals[SILENT_METER] >= 10, "the silent meter times out every cycle"
+        assert totals[THREE_PHASE] == 0, totals
+    result = run_panel(
+        dataset, model, now, *find(dashboards, "homewatt-health", "Since the last good read")
+    )
+    latest = ex.last_of(
+        devices, "last_ok_age_s", by_meter, result.range.from_ms, result.range.to_ms
+    )
+    close(result.last(by_meter), {k: v for k, (_, v) in latest.items()})
+    assert set(latest) == {(SITE, THREE_PHASE)}  # the silent meter never had a good read
 
 
 def test_backup_panels_show_the_last_good_backup_failures_and_the_queue(
@@ -700,8 +774,14 @@ def _alert_expectation(dataset: Dataset, uid: str, tr: TimeRange) -> tuple[tuple
             ),
         ),
         "homewatt-read-errors": (
-            unit,
-            lambda: ex.over_range(health_points, "read_errors", unit, **window, reduce=ex.mean),
+            meter,
+            lambda: ex.over_range(
+                dataset.raw("homewatt_device_health"),
+                "read_errors",
+                meter,
+                **window,
+                reduce=ex.mean,
+            ),
         ),
         "homewatt-outbox-growing": (
             unit,
@@ -751,7 +831,7 @@ def _firing_as_designed(uid: str, values: dict[ex.Key, float], evaluator: dict[s
     expected_firing = {
         "homewatt-meter-silent": {(SITE, GONE_QUIET)},
         "homewatt-backup-overdue": {(OTHER_SITE,)},
-        "homewatt-read-errors": {(SITE, UNIT)},  # every cycle a meter never answers
+        "homewatt-read-errors": {(SITE, SILENT_METER)},  # it never answers: 1 error a cycle
         "homewatt-backup-sas-expiring": {(OTHER_SITE,)},  # the cabin's SAS: 9.75 days left
     }.get(uid, set())
     assert firing == expected_firing, (uid, values)

@@ -75,13 +75,18 @@ def site_variable(contract: Contract) -> dashboard_builders.QueryVariable:
     )
 
 
-def device_variable(contract: Contract) -> dashboard_builders.QueryVariable:
+def device_variable(
+    contract: Contract, measurement: str = "electricity"
+) -> dashboard_builders.QueryVariable:
+    """The meters of the chosen sites, from the `device` tag of `measurement` (the health
+    dashboard's: homewatt_device_health, which also lists a meter that never answered)."""
     return tag_variable(
         contract,
         "device",
         "Meter",
         "The meters of the chosen sites (the collector's meter names).",
-        'SHOW TAG VALUES FROM "electricity" WITH KEY = "device" WHERE "site" =~ /^${site:regex}$/',
+        f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device" '
+        'WHERE "site" =~ /^${site:regex}$/',
     )
 
 

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from homewatt_grafana import queries as q
 from homewatt_grafana.contract import Contract
-from homewatt_grafana.dashboards import base, site_variable
+from homewatt_grafana.dashboards import base, device_variable, site_variable
 from homewatt_grafana.panels import (
     BYTES,
     COUNT,
@@ -26,6 +26,9 @@ UID = "homewatt-health"
 UNIT = (q.SITE,)
 BY_UNIT = ("site", "unit")
 ALIAS = "$tag_site $tag_unit"
+METER = (q.SITE, q.DEVICE)
+BY_METER = ("site", "device")
+METER_ALIAS = "$tag_site $tag_device"
 ANY_IS_BAD = (Step("green"), Step("red", 1))
 
 
@@ -51,6 +54,20 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
             steps=steps,
             bars=bars,
             decimals=0 if unit == COUNT else 1,
+            min_interval="1s",
+        )
+
+    def meter_series(title: str, description: str, field: str) -> timeseries.Panel:
+        query = q.series("sum", field, q.DEVICE_HEALTH, METER, BY_METER, fill="0")
+        return series_panel(
+            contract,
+            title,
+            description,
+            COUNT,
+            [InfluxQL(contract, "A", query).alias(METER_ALIAS)],
+            steps=ANY_IS_BAD,
+            bars=True,
+            decimals=0,
             min_interval="1s",
         )
 
@@ -117,6 +134,65 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
         steps=ANY_IS_BAD,
         fill="0",
         bars=True,
+    )
+    salvaged = health_series(
+        "Salvaged from a damaged outbox",
+        "Samples read back from an outbox file that was damaged (a power cut, a failing SD "
+        "card) and moved aside at start: they are delivered after all. Not 0 means the Pi's "
+        "storage had a problem; look at the journal.",
+        ("sum", "outbox_salvaged"),
+        COUNT,
+        steps=(Step("green"), Step("orange", 1)),
+        fill="0",
+        bars=True,
+    )
+    rejected = health_series(
+        "Rejected by the database",
+        "Points InfluxDB dropped from a write it otherwise took (a 422 partial write: older "
+        "than the bucket's retention, or a field type conflict): lost for the database.",
+        ("sum", "sink_rejected"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    restarts = health_series(
+        "Worker restarts",
+        "Unexpected exceptions a worker of the collector (the source loop, a sink's "
+        "forwarder) survived and went on after: a bug to report, with the journal's line.",
+        ("sum", "worker_restarts"),
+        COUNT,
+        steps=ANY_IS_BAD,
+        fill="0",
+        bars=True,
+    )
+    meter_errors = meter_series(
+        "Read errors per meter",
+        "Failed or rejected reads of each meter per interval (timeouts, CRC errors, exception "
+        "answers, impossible values, implausible counters).",
+        "read_errors",
+    )
+    meter_timeouts = meter_series(
+        "Timeouts per meter",
+        "Requests each meter left unanswered per interval: a meter that is off, unwired or "
+        "at another address times out every cycle.",
+        "timeouts",
+    )
+    last_ok = stat_panel(
+        contract,
+        "Since the last good read",
+        "Seconds since each meter last answered with good values, at the collector's latest "
+        "cycle (last five minutes); 0 when it answered then. A meter that never answered "
+        "since the collector started has no value: see Timeouts per meter.",
+        SECONDS,
+        [
+            InfluxQL(
+                contract, "A", q.latest("last_ok_age_s", q.DEVICE_HEALTH, METER, BY_METER)
+            ).alias(METER_ALIAS)
+        ],
+        steps=(Step("green"), Step("orange", 5), Step("red", 60)),
+        decimals=0,
+        time_from="5m",
     )
     errors_in_range = stat_panel(
         contract,
@@ -229,6 +305,7 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
         "now-6h",
     )
     board = board.with_variable(site_variable(contract))
+    board = board.with_variable(device_variable(contract, "homewatt_device_health"))
     return lay_out(
         board,
         [
@@ -239,11 +316,25 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
                     (backlog_now, 12, 4),
                     (lateness, 12, 8),
                     (bus_time, 12, 8),
-                    (read_errors, 12, 8),
-                    (skipped, 12, 8),
+                    (read_errors, 8, 8),
+                    (skipped, 8, 8),
+                    (restarts, 8, 8),
                 ],
             ),
-            ("Delivery", [(backlog, 8, 8), (dropped, 8, 8), (sink_errors, 8, 8)]),
+            (
+                "Meters",
+                [(last_ok, 24, 4), (meter_errors, 12, 8), (meter_timeouts, 12, 8)],
+            ),
+            (
+                "Delivery",
+                [
+                    (backlog, 12, 8),
+                    (sink_errors, 12, 8),
+                    (dropped, 8, 8),
+                    (salvaged, 8, 8),
+                    (rejected, 8, 8),
+                ],
+            ),
             (
                 "Backups",
                 [
