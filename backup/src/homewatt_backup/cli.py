@@ -447,13 +447,15 @@ def restore(
 
     def action() -> None:
         settings = _settings(ctx)
+        if (name is None) == (at is None):
+            raise option_problem("--at", "give either a backup NAME or --at TIME")
         engine = _engine(settings)
+        if not config_files:  # a hung InfluxDB is told in seconds, not after a query's timeout
+            engine.version()
         destination = target or engine.source.split("/")[-1]
         restorer = Restorer(
             engine, _store(settings), LocalArchives(settings.state_dir), workdir, _RichReporter()
         )
-        if (name is None) == (at is None):
-            raise option_problem("--at", "give either a backup NAME or --at TIME")
         if config_files:
             _restore_config(settings, restorer, name=name, at=at, root=root, force=force)
             return

@@ -97,13 +97,20 @@ def from_oserror(exc: OSError, action: str) -> ArchiveError:
 
 def from_requests(exc: requests.RequestException, what: str, url: str) -> InfluxError:
     """`what` names the operation, e.g. 'InfluxDB export'."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return InfluxError(
+            f"{what}: InfluxDB at {url} is unreachable (connect timed out): is it running,"
+            " and is the url in the config right?"
+        )
     if isinstance(exc, requests.ConnectionError):
         return InfluxError(
             f"{what}: InfluxDB at {url} is unreachable (connection failed): "
             "is it running, and is the url in the config right?"
         )
     if isinstance(exc, requests.Timeout):
-        return InfluxError(f"{what}: InfluxDB at {url} did not answer in time")
+        return InfluxError(
+            f"{what}: InfluxDB at {url} accepted the connection but did not answer in time"
+        )
     return InfluxError(f"{what}: request to {url} failed: {first_line(str(exc))}")
 
 

@@ -21,6 +21,9 @@ READ_CHUNK = 64 * 1024
 # Connecting to InfluxDB (local, or on the LAN) never takes longer: a wrong address is told
 # in seconds, not after `timeout_s`, which is for answers (a long export query).
 CONNECT_TIMEOUT_S = 5
+# /ping answers at once on a live InfluxDB (1.x and 2.x): a server that accepts and then says
+# nothing (hung, or not InfluxDB) is told in seconds too, before any long query
+PING_TIMEOUT_S = 5
 
 
 class _Retryable(Exception):
@@ -59,10 +62,13 @@ class InfluxHTTP:
         what: str,
         ok: tuple[int, ...] = (200, 204),
         stream: bool = False,
+        *,
+        answer_timeout_s: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """One request to `path`; a status outside `ok` raises InfluxError. A streamed body
-        (a file object as `data`) is sent once, never retried."""
+        (a file object as `data`) is sent once, never retried. The answer is awaited
+        `answer_timeout_s` (default: `timeout_s`) seconds, the connection CONNECT_TIMEOUT_S."""
         url = f"{self.url}{path}"
         attempts = 1 if hasattr(kwargs.get("data"), "read") else self.attempts
 
@@ -76,7 +82,11 @@ class InfluxHTTP:
         )
         def attempt() -> requests.Response:
             response = self.session.request(
-                method, url, timeout=(CONNECT_TIMEOUT_S, self.timeout_s), stream=stream, **kwargs
+                method,
+                url,
+                timeout=(CONNECT_TIMEOUT_S, answer_timeout_s or self.timeout_s),
+                stream=stream,
+                **kwargs,
             )
             if response.status_code >= 500:
                 raise _Retryable(response)
@@ -95,7 +105,9 @@ class InfluxHTTP:
         return response
 
     def version(self) -> str:
-        response = self.request("GET", "/ping", "InfluxDB ping")
+        """The server's version (X-Influxdb-Version of /ping); InfluxError when it is
+        unreachable or does not answer within PING_TIMEOUT_S."""
+        response = self.request("GET", "/ping", "InfluxDB ping", answer_timeout_s=PING_TIMEOUT_S)
         return response.headers.get("X-Influxdb-Version", "unknown")
 
     def post_lines(
