@@ -449,6 +449,8 @@ def restore(
         settings = _settings(ctx)
         if (name is None) == (at is None):
             raise option_problem("--at", "give either a backup NAME or --at TIME")
+        backup_id = None if name is None else _parse_name(name, settings.config.site)
+        when = None if at is None else _parse_time(at)
         engine = _engine(settings)
         if not config_files:  # a hung InfluxDB is told in seconds, not after a query's timeout
             engine.version()
@@ -459,13 +461,12 @@ def restore(
         if config_files:
             _restore_config(settings, restorer, name=name, at=at, root=root, force=force)
             return
-        if name is not None:
-            backup_id = _parse_name(name, settings.config.site)
+        if backup_id is not None:
             manifest = restorer.restore(backup_id, destination, force)
             typer.echo(f"restored {manifest.backup_id.name} into {destination}")
         else:
-            assert at is not None
-            chain = restorer.restore_at(settings.config.site, _parse_time(at), destination, force)
+            assert when is not None
+            chain = restorer.restore_at(settings.config.site, when, destination, force)
             typer.echo(
                 f"restored {len(chain)} backups into {destination}: "
                 + ", ".join(b.name for b in chain)
