@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from homewatt_collector.models import Sample
 from homewatt_collector.outbox import Outbox
-from tests.collector.conftest import pending, wait_for_samples, write_config
+from tests.collector.conftest import pending, query, wait_for_samples, write_config
 from tests.support.faultproxy import FaultProxy
+from tests.support.filesizes import MB, FileSizes
 from tests.support.processes import ServerProcess, wait_until
 from tests.support.victoria import VictoriaMetrics
 
@@ -368,3 +370,56 @@ def test_an_unexpected_exception_in_each_worker_is_survived_counted_and_delivery
     ):
         assert log.count(line) == 1, log
     assert "Traceback" not in log
+
+
+def test_a_full_outbox_with_the_database_down_stays_within_1_mb_and_keeps_the_newest(
+    rig: Rig,
+) -> None:
+    """`max_size_mb: 1`, the database away, the outbox filled to its bound by an earlier outage
+    (a backlog that fits in one batch, so the forwarder holds all of it in flight): the
+    collector drops the oldest samples, those in flight too, keeps every one it reads, logs
+    the drop once and counts it in homewatt_health; every file of the outbox together stays
+    within 1 MiB the whole time."""
+    rig.proxy.down()
+    rig.outbox.parent.mkdir(parents=True)
+    scratch = Outbox(rig.tmp_path / "scratch.sqlite", max_bytes=MB, lock=False)
+    budget = scratch.data_budget  # what the collector's 1 MiB outbox leaves its live pages
+    scratch.close()
+    box = Outbox(rig.outbox, max_bytes=16 * MB)  # fast to fill; the collector opens it at 1 MB
+    old = int(time.time()) - 10 * 86400
+    while box.live_bytes() < budget - 2 * 4096:
+        box.put(
+            Sample("electricity", {"site": "test", "device": "old"}, {"power_w": 1.5}, ts)
+            for ts in range(old, old + 50)
+        )
+        old += 50
+    backlog = box.backlog
+    box.close()
+    with FileSizes(rig.outbox) as sizes:
+        collector = rig.start(outbox={"max_size_mb": 1})
+        wait_until(
+            lambda: query(rig.outbox, "SELECT value FROM counters WHERE name = 'dropped'") > 0,
+            60,
+            "the full outbox to drop",
+        )
+        time.sleep(3)
+        oldest_kept = query(rig.outbox, "SELECT min(ts) FROM pending")
+        dropped = query(rig.outbox, "SELECT value FROM counters WHERE name = 'dropped'")
+        rig.proxy.up()
+        wait_until(lambda: rig.pending() <= 3, 60, "the backlog to drain")
+        audit = rig.audit(collector)
+    assert sizes.peak_total <= MB, sizes.peaks
+    assert 0 < dropped < backlog, "only old samples were dropped"
+    assert oldest_kept > int(time.time()) - 10 * 86400, "the oldest went first"
+    assert audit.counters["dropped"] == dropped, "the collector's own samples were all kept"
+    assert len(audit.electricity) == len(set(audit.electricity))
+    produced = [ts for ts, _, _ in rig.vm.samples("electricity_power_w", device="sim")]
+    assert len(produced) == len(set(produced))
+    assert_no_gaps(
+        Audit(produced, [], [], audit.skipped_slots, audit.counters, 0), allowed_gap_s=0
+    )
+    reported = sum(int(v) for _, v, _ in rig.vm.samples("homewatt_health_outbox_dropped"))
+    assert reported == dropped, "every drop is counted in homewatt_health.outbox_dropped"
+    log = collector.log_tail(200)
+    assert log.count("is full") == 1, log
+    assert "oldest samples" in log

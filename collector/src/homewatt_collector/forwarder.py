@@ -8,7 +8,9 @@ everything else delivered. A 422 partial write (InfluxDB stored all but N points
 the bucket's retention, a field type conflict) acknowledges the batch, logs the server's
 message once and counts N in `sink_rejected`: no bisection. An unexpected exception never
 ends the thread (workers.py): it is counted as a sink error and a worker restart, and delivery
-goes on after a backoff.
+goes on after a backoff. A batch being sent (up to `batch_size` samples, retried for as long as
+the sink fails) is not protected in the outbox: a full outbox drops its oldest samples, in
+flight or not, and the batch's acknowledgement then deletes only what is still there.
 """
 
 from __future__ import annotations
@@ -127,7 +129,6 @@ class Forwarder:
                     break
                 continue
             except Exception as exc:  # noqa: BLE001 (survived: logged, counted, backed off)
-                self.outbox.release_inflight()
                 unexpected += 1
                 pause = min(self.backoff.min_s * 2 ** (unexpected - 1), self.backoff.max_s)
                 self.state = f"unexpected {type(exc).__name__}; going on in {pause:g} s"
@@ -139,7 +140,6 @@ class Forwarder:
             if sent == 0:
                 self.wake.wait(self.idle_poll_s)
                 self.wake.clear()
-        self.outbox.release_inflight()
 
     # -- delivery ------------------------------------------------------------------------------
 

@@ -6,13 +6,21 @@
   and spares the SD card an fsync per sample.
 - Order is insertion order (the integer primary key); a sample's identity is a 64-bit hash of
   its series key and timestamp, and a second sample with the same identity is ignored.
-- Bounded: when the file holds more than `max_bytes`, the oldest samples not in flight are
-  dropped (and counted) to make room. Points a server refused are kept in `quarantine`.
+- Bounded: every file of the outbox together (the database, its -wal and -shm, the moved-aside
+  damaged copies) stays within `max_bytes`. The WAL may take `wal_limit` of it (1/8 of the
+  bound, between 64 KiB and 16 MiB): a write transaction touches at most half of that (acks, drops and
+  salvage go in chunks of `rows_per_transaction`), and a checkpoint that truncates the WAL
+  follows as soon as it holds more than half. The database's live pages get the rest
+  (`data_budget`); past it the oldest samples are dropped, in flight or not (a dropped sample
+  that was in flight is simply not there to acknowledge), counted in `dropped` and logged once
+  a minute. New files use `auto_vacuum=INCREMENTAL`, so a file larger than its budget (a bound
+  lowered in the config) gives its free pages back. Points a server refused are kept in
+  `quarantine` (and dropped, oldest first, only when no pending sample is left to drop).
 - Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
 - A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB: what a power cut can do to an SD card) is
   moved aside at open and a fresh outbox started (`moved_aside` names the copy; one log line);
   `salvage()` then puts back what can still be read (salvage.py). At most 3 copies are kept,
-  and they count against the bound.
+  and they count against the bound from the moment they are moved aside.
 - One process at a time: an exclusive flock on `<path>.lock` (the service holds it while it runs).
 - Opened by root in a directory that belongs to the service's user (`sudo homewatt-collector
   outbox replay`), every file it creates there is handed to that user, so the service can open
@@ -39,12 +47,14 @@ from typing import IO
 from homewatt_collector.errors import CollectorError, OutboxBusy
 from homewatt_collector.models import Sample
 from homewatt_collector.salvage import (
+    SIDE_FILES,
     damaged_bytes,
     is_damage,
     move_aside,
     prune_damaged,
     read_damaged,
 )
+from homewatt_collector.throttle import LogThrottle
 from homewatt_common.lineprotocol import encode_line, series_key, series_of_line
 from homewatt_common.ownership import hand_over
 
@@ -52,8 +62,21 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 COUNTERS = ("enqueued", "duplicates", "delivered", "dropped", "quarantined", "salvaged")
-# When full, drop down to this fraction of the bound, so drops come in batches, not per sample.
+# When full, drop down to this fraction of the data budget, so drops come in batches.
 REFILL_FRACTION = 0.9
+# The WAL's share of the bound: the most it holds before a truncating checkpoint (half of it)
+# plus one write transaction (the other half). Source for sizes: sqlite.org/walformat.html
+# (a 32-byte header, then a 24-byte header per page frame; the -shm index takes 32 KiB per
+# 4096 frames).
+WAL_SHARE = 8
+MIN_WAL_BYTES = 64 * 1024
+MAX_WAL_BYTES = 16 * 2**20  # plenty for batches of 5,000 (about 1,000 rows a transaction)
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+_SHM_BLOCK = 32 * 1024
+_SHM_FRAMES = 4096
+# Pages a write transaction touches besides its rows: counters, a B-tree split, the freelist.
+_TXN_OVERHEAD_PAGES = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -80,6 +103,7 @@ class Entry:
     id: int
     ts: int
     line: str
+    ident: int  # with `id`, names the row an ack deletes (ids of dropped rows can come again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +120,7 @@ class OutboxStats:
     backlog: int
     oldest_ts: int | None
     quarantined_now: int
-    size_bytes: int
+    size_bytes: int  # every file: database, -wal, -shm, moved-aside copies
     max_bytes: int
     counters: dict[str, int]
 
@@ -155,10 +179,12 @@ class Outbox:
             ) from exc
         # Moved-aside copies count against the bound, the one waiting for salvage() not yet.
         self._damaged_bytes = damaged_bytes(path)
-        if self.moved_aside is not None:
-            self._damaged_bytes = max(0, self._damaged_bytes - _size(self.moved_aside))
-        self._inflight_upto = 0  # ids <= this are being sent: never dropped to make room
+        self._drops = LogThrottle(clock=clock)
+        self._dropped_unlogged = 0
         self._last_checkpoint = clock()
+        if lock:  # the owner of the file, not a status reader beside the service
+            self._shrink_legacy_file()
+            self._enforce_bound()
 
     def _open(self) -> None:
         """Settings, schema, counters; a damaged file shows here (sqlite3.DatabaseError), not
@@ -166,6 +192,8 @@ class Outbox:
         about a second per 25 MB, once per start)."""
         path = self.path
         path.chmod(0o600)
+        # Takes effect only in a file without tables yet (a new one); see _shrink_legacy_file.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints (the fsyncs) happen on our schedule, not every 1000 pages.
@@ -188,6 +216,7 @@ class Outbox:
             path.parent,
         )
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
         self._backlog = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
         self._db.execute("SELECT count(*) FROM quarantine").fetchone()
         self._counters = {
@@ -198,7 +227,8 @@ class Outbox:
     # -- producer side -------------------------------------------------------------------------
 
     def put(self, samples: Iterable[Sample]) -> int:
-        """Commit samples (in order); returns how many were new. Duplicates are ignored.
+        """Commit samples (in order, in chunks of `rows_per_transaction`: a transaction's WAL
+        must fit the bound); returns how many were new. Duplicates are ignored.
 
         LineProtocolError (nothing stored) when a sample cannot be written as line protocol:
         the caller checks samples first (homewatt_common.lineprotocol.point_problem)."""
@@ -207,50 +237,58 @@ class Outbox:
             line = encode_line(sample.measurement, sample.tags, sample.fields, sample.ts)
             series = series_key(sample.measurement, sample.tags)
             rows.append((identity(series, sample.ts), sample.ts, line))
-        if not rows:
-            return 0
-        with self._lock, self._transaction():
-            cursor = self._db.executemany(
-                "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)", rows
-            )
-            added = max(cursor.rowcount, 0)
-            self._bump("enqueued", added)
-            self._bump("duplicates", len(rows) - added)
-            self._backlog_delta += added
-        self._enforce_bound()
+        added = 0
+        for start in range(0, len(rows), self.rows_per_transaction):
+            chunk = rows[start : start + self.rows_per_transaction]
+            with self._lock, self._transaction():
+                cursor = self._db.executemany(
+                    "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)", chunk
+                )
+                self._bump("enqueued", cursor.rowcount)
+                self._bump("duplicates", len(chunk) - cursor.rowcount)
+                self._backlog_delta += cursor.rowcount
+                added += cursor.rowcount
+            self._after_write()
+            self._enforce_bound()
         self.maybe_checkpoint()
         return added
 
     # -- consumer side -------------------------------------------------------------------------
 
     def peek(self, limit: int) -> list[Entry]:
-        """The oldest `limit` pending entries, marked in flight (safe from drop-oldest)."""
+        """The oldest `limit` pending entries. They stay droppable while they are sent: a full
+        outbox drops the oldest samples, in flight or not."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, ts, line FROM pending ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, ts, line, ident FROM pending ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
-            if rows:
-                self._inflight_upto = rows[-1][0]
         return [Entry(*row) for row in rows]
 
     def ack(self, entries: Sequence[Entry]) -> int:
-        """The sink has these entries (a contiguous run from `peek`): delete them."""
-        if not entries:
-            return 0
-        with self._lock, self._transaction():
-            cursor = self._db.execute(
-                "DELETE FROM pending WHERE id BETWEEN ? AND ?", (entries[0].id, entries[-1].id)
-            )
-            deleted = cursor.rowcount
-            self._bump("delivered", deleted)
-            self._backlog_delta -= deleted
+        """The sink has these entries (from `peek`): delete them; returns how many were still
+        there (one dropped to make room while it was sent is not, and is not counted twice).
+        In chunks of `rows_per_transaction`, so the WAL stays within its share of the bound."""
+        deleted = 0
+        for start in range(0, len(entries), self.rows_per_transaction):
+            chunk = entries[start : start + self.rows_per_transaction]
+            with self._lock, self._transaction():
+                cursor = self._db.executemany(
+                    "DELETE FROM pending WHERE id = ? AND ident = ?",
+                    [(entry.id, entry.ident) for entry in chunk],
+                )
+                self._bump("delivered", cursor.rowcount)
+                self._backlog_delta -= cursor.rowcount
+                deleted += cursor.rowcount
+            self._after_write()
         self.maybe_checkpoint()
         return deleted
 
     def quarantine(self, entry: Entry, status: int, reason: str) -> None:
         """The server refused this point: keep it aside, counted, out of the delivery queue."""
         with self._lock, self._transaction():
-            deleted = self._db.execute("DELETE FROM pending WHERE id = ?", (entry.id,)).rowcount
+            deleted = self._db.execute(
+                "DELETE FROM pending WHERE id = ? AND ident = ?", (entry.id, entry.ident)
+            ).rowcount
             if deleted:
                 self._db.execute(
                     "INSERT INTO quarantine (ts, line, status, reason, quarantined_at)"
@@ -259,6 +297,7 @@ class Outbox:
                 )
                 self._bump("quarantined", 1)
                 self._backlog_delta -= 1
+        self._after_write()
 
     def salvage(self) -> int:
         """Put what can still be read from the damaged file this outbox replaced back into
@@ -267,22 +306,8 @@ class Outbox:
             return 0
         self._salvaged = True
         rows, how = read_damaged(self.moved_aside)
-        with self._lock, self._transaction():
-            added = 0
-            for ts, line in rows:
-                added += self._db.execute(
-                    "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)",
-                    (identity(series_of_line(line), ts), ts, line),
-                ).rowcount
-            self._bump("salvaged", added)
-            self._backlog_delta += added
-        log.info(
-            "outbox %s: salvaged %d samples from %s (%s)",
-            self.path,
-            added,
-            self.moved_aside.name,
-            how,
-        )
+        # The copies are read: keep them (for inspection) within half the bound before the
+        # salvaged rows take room of their own.
         for deleted in prune_damaged(self.path, self.max_bytes // 2):
             log.warning(
                 "outbox %s: deleted %s (damaged copies past half the bound)",
@@ -290,12 +315,29 @@ class Outbox:
                 deleted.name,
             )
         self._damaged_bytes = damaged_bytes(self.path)
-        self._enforce_bound()
+        added = 0
+        for start in range(0, len(rows), self.rows_per_transaction):
+            with self._lock, self._transaction():
+                cursor = self._db.executemany(
+                    "INSERT OR IGNORE INTO pending (ident, ts, line) VALUES (?, ?, ?)",
+                    [
+                        (identity(series_of_line(line), ts), ts, line)
+                        for ts, line in rows[start : start + self.rows_per_transaction]
+                    ],
+                )
+                self._bump("salvaged", cursor.rowcount)
+                self._backlog_delta += cursor.rowcount
+                added += cursor.rowcount
+            self._after_write()
+            self._enforce_bound()
+        log.info(
+            "outbox %s: salvaged %d samples from %s (%s)",
+            self.path,
+            added,
+            self.moved_aside.name,
+            how,
+        )
         return added
-
-    def release_inflight(self) -> None:
-        with self._lock:
-            self._inflight_upto = 0
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -307,11 +349,42 @@ class Outbox:
         """A lifetime counter (enqueued, duplicates, delivered, dropped, quarantined, salvaged)."""
         return self._counters[name]
 
+    @property
+    def wal_limit(self) -> int:
+        """Bytes the -wal file may reach: 1/8 of the bound, at least 64 KiB, at most 16 MiB."""
+        return min(max(self.max_bytes // WAL_SHARE, MIN_WAL_BYTES), MAX_WAL_BYTES)
+
+    @property
+    def rows_per_transaction(self) -> int:
+        """Rows one write transaction may insert or delete: each touches at most a page of the
+        identity index and one of the table (rows are appended in id order, so far fewer),
+        and the transaction must fit in half of `wal_limit`."""
+        frames = (self.wal_limit // 2 - _WAL_HEADER) // (self._page_size + _FRAME_HEADER)
+        return max(1, (frames - _TXN_OVERHEAD_PAGES) // 2)
+
+    @property
+    def data_budget(self) -> int:
+        """Bytes the database's live pages may take: the bound less the WAL's share, the -shm
+        index for it, the moved-aside copies and a few pages of one transaction's slack."""
+        frames = self.wal_limit // (self._page_size + _FRAME_HEADER) + 1
+        shm = _SHM_BLOCK * (frames // _SHM_FRAMES + 1)
+        slack = _TXN_OVERHEAD_PAGES * self._page_size
+        return self.max_bytes - self.wal_limit - shm - self._damaged_bytes - slack
+
+    def live_bytes(self) -> int:
+        """Bytes of the database's pages in use (what `data_budget` bounds)."""
+        with self._lock:
+            return self._live_bytes()
+
+    def disk_bytes(self) -> int:
+        """Bytes every file of the outbox takes now: database, -wal, -shm, moved-aside copies."""
+        return _size(self.path) + self._damaged_bytes
+
     def stats(self) -> OutboxStats:
         with self._lock:
             oldest = self._db.execute("SELECT ts FROM pending ORDER BY id LIMIT 1").fetchone()
             quarantined = self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-            size = self._used_bytes()
+            size = self.disk_bytes()
         return OutboxStats(
             backlog=self._backlog,
             oldest_ts=oldest[0] if oldest else None,
@@ -343,6 +416,8 @@ class Outbox:
                 moved += cursor.rowcount
             self._db.execute("DELETE FROM quarantine")
             self._backlog_delta += moved
+        self._after_write()
+        self._enforce_bound()
         return moved
 
     def maybe_checkpoint(self, force: bool = False) -> None:
@@ -350,7 +425,7 @@ class Outbox:
         if not force and now - self._last_checkpoint < self.checkpoint_interval_s:
             return
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpoint()
         self._last_checkpoint = now
 
     def close(self) -> None:
@@ -385,44 +460,130 @@ class Outbox:
             self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name))
             self._uncommitted[name] = self._uncommitted.get(name, 0) + by
 
-    def _used_bytes(self) -> int:
+    def _checkpoint(self) -> None:
+        """Write the WAL into the database, fsync, and truncate the WAL to 0 bytes (under
+        the lock). Costs an fsync of both files; see bench/README.md for the figures."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def _after_write(self) -> None:
+        """After each write transaction: a WAL past half its limit is checkpointed and
+        truncated, so the next transaction (at most the other half) keeps it within it."""
+        with contextlib.suppress(OSError):
+            if self._wal_path.stat().st_size > self.wal_limit // 2:
+                with self._lock:
+                    self._checkpoint()
+                self._last_checkpoint = self._clock()
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def _live_bytes(self) -> int:
         pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
         free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        return (pages - free) * self._page_size + self._damaged_bytes
+        return (pages - free) * self._page_size
 
     def _enforce_bound(self) -> None:
-        """Over the bound: drop the oldest pending samples not in flight (then quarantined ones)."""
+        """Over the data budget: drop the oldest pending samples, in flight or not (then the
+        oldest quarantined ones), in chunks; then give free pages back when the file itself
+        is larger than the budget."""
         with self._lock:
-            used = self._used_bytes()
-            if used <= self.max_bytes:
-                return
-            quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
-            rows = max(self._backlog + quarantined, 1)
-            excess = used - self.max_bytes * REFILL_FRACTION
-            to_drop = max(1, math.ceil(excess / (used / rows)))
-            with self._transaction():
-                dropped = self._db.execute(
-                    "DELETE FROM pending WHERE id IN"
-                    " (SELECT id FROM pending WHERE id > ? ORDER BY id LIMIT ?)",
-                    (self._inflight_upto, to_drop),
+            used = self._live_bytes()
+            budget = max(self.data_budget, 0)
+            if used <= budget:
+                to_drop = 0
+            else:
+                quarantined = int(
+                    self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+                )
+                rows = max(self._backlog + quarantined, 1)
+                excess = used - budget * REFILL_FRACTION
+                to_drop = max(1, math.ceil(excess / (used / rows)))
+        dropped = 0
+        while dropped < to_drop:
+            chunk = min(to_drop - dropped, self.rows_per_transaction)
+            with self._lock, self._transaction():
+                gone = self._db.execute(
+                    "DELETE FROM pending WHERE id IN (SELECT id FROM pending ORDER BY id LIMIT ?)",
+                    (chunk,),
                 ).rowcount
-                self._backlog_delta -= dropped
-                if dropped < to_drop:
-                    dropped += self._db.execute(
+                self._backlog_delta -= gone
+                if gone < chunk:
+                    gone += self._db.execute(
                         "DELETE FROM quarantine WHERE id IN"
                         " (SELECT id FROM quarantine ORDER BY id LIMIT ?)",
-                        (to_drop - dropped,),
+                        (chunk - gone,),
                     ).rowcount
-                self._bump("dropped", dropped)
+                self._bump("dropped", gone)
+            self._after_write()
+            if gone == 0:
+                break
+            dropped += gone
+        if dropped:
+            self._log_drop(dropped)
+        self._give_back_free_pages()
+
+    def _log_drop(self, dropped: int) -> None:
+        """One WARNING a minute at most, with the count since the last one."""
+        self._dropped_unlogged += dropped
+        if self._drops.ready("dropped"):
+            log.warning(
+                "outbox %s is full (%.1f MB of %.1f MB with its WAL): dropped the %d oldest"
+                " samples since the last such line; is the sink down?",
+                self.path,
+                self.disk_bytes() / 2**20,
+                self.max_bytes / 2**20,
+                self._dropped_unlogged,
+            )
+            self._dropped_unlogged = 0
+
+    def _give_back_free_pages(self) -> None:
+        """A database file larger than its budget (the bound was lowered, copies were moved
+        aside) returns its free pages to the file system, in WAL-sized steps."""
+        step = self.rows_per_transaction
+        while True:
+            with self._lock:
+                over = _file_size(self.path) - max(self.data_budget, 0)
+                free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+                vacuum = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
+                if over <= 0 or free == 0 or vacuum != 2:  # 2: INCREMENTAL
+                    return
+                pages = min(free, step, math.ceil(over / self._page_size))
+                self._db.execute(f"PRAGMA incremental_vacuum({pages})").fetchall()
+                self._checkpoint()  # the file shrinks when the WAL is written into it
+
+    def _shrink_legacy_file(self) -> None:
+        """An outbox created before auto_vacuum=INCREMENTAL is converted (VACUUM) when that
+        fits in the bound: VACUUM writes a copy and a WAL as large as the live data."""
+        with self._lock:
+            if int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+                return
+            live = self._live_bytes()
+            if 3 * live + _file_size(self.path) > self.max_bytes:
+                log.info(
+                    "outbox %s: made before free pages were given back; converted at a start"
+                    " when it holds less than a third of the bound (%.1f MB now)",
+                    self.path,
+                    live / 2**20,
+                )
+                return
+            log.info("outbox %s: converting it to give free pages back (VACUUM)", self.path)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._db.execute("VACUUM")
+            self._checkpoint()
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _size(path: Path) -> int:
     """Bytes of a database file with its -wal and -shm (0 for what is not there)."""
-    total = 0
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(OSError):
-            total += file.stat().st_size
-    return total
+    files = (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES))
+    return sum(_file_size(file) for file in files)
 
 
 def _take_flock(path: Path) -> IO[bytes]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 KEEP_DAMAGED = 3
 _DAMAGE_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-_SIDE_FILES = ("-wal", "-shm")
+SIDE_FILES = ("-wal", "-shm")
 RECOVER_TIMEOUT_S = 600.0
 _MAGIC = b"SQLite format 3\x00"
 _PAGE_SIZES = {2**n for n in range(9, 17)}
@@ -45,7 +45,7 @@ def is_damage(exc: sqlite3.Error) -> bool:
 def damaged_files(path: Path) -> list[Path]:
     """The moved-aside copies of outbox `path`, oldest first (without their -wal, -shm)."""
     return sorted(
-        p for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(_SIDE_FILES)
+        p for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(SIDE_FILES)
     )
 
 
@@ -53,7 +53,7 @@ def damaged_bytes(path: Path) -> int:
     """Bytes the moved-aside copies of `path` take, -wal and -shm included."""
     total = 0
     for kept in damaged_files(path):
-        for file in (kept, *(kept.with_name(kept.name + s) for s in _SIDE_FILES)):
+        for file in (kept, *(kept.with_name(kept.name + s) for s in SIDE_FILES)):
             with contextlib.suppress(OSError):
                 total += file.stat().st_size
     return total
@@ -66,7 +66,7 @@ def prune_damaged(path: Path, max_bytes: int) -> list[Path]:
     for old in damaged_files(path):
         if damaged_bytes(path) <= max_bytes:
             break
-        for file in (old, *(old.with_name(old.name + s) for s in _SIDE_FILES)):
+        for file in (old, *(old.with_name(old.name + s) for s in SIDE_FILES)):
             file.unlink(missing_ok=True)
         deleted.append(old)
     return deleted
@@ -80,11 +80,11 @@ def move_aside(path: Path) -> Path:
         if not target.exists():
             break
     path.rename(target)
-    for suffix in _SIDE_FILES:
+    for suffix in SIDE_FILES:
         with contextlib.suppress(FileNotFoundError):
             path.with_name(path.name + suffix).rename(target.with_name(target.name + suffix))
     for old in damaged_files(path)[:-KEEP_DAMAGED]:
-        for file in (old, *(old.with_name(old.name + s) for s in _SIDE_FILES)):
+        for file in (old, *(old.with_name(old.name + s) for s in SIDE_FILES)):
             file.unlink(missing_ok=True)
     return target
 
