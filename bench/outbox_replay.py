@@ -1,7 +1,8 @@
 """Benchmark: the outbox's bound (every file: database, -wal, -shm) while a backlog drains, and
 while the sink is down.
 
-    .tools/venv/bin/python bench/outbox_replay.py drain [--hours 72] [--meters 3] [--max-size-mb 200]
+    .tools/venv/bin/python bench/outbox_replay.py drain [--hours 72] [--meters 3]
+        [--max-size-mb 200]
     .tools/venv/bin/python bench/outbox_replay.py sink-down [--hours 6] [--max-size-mb 1]
 
 drain: the backlog a long database outage leaves behind: `--hours` of one-second samples of
@@ -40,63 +41,23 @@ from homewatt_collector.models import Sample  # noqa: E402
 from homewatt_collector.outbox import Outbox  # noqa: E402
 from homewatt_collector.sinks.influxdb import InfluxDBSink  # noqa: E402
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig  # noqa: E402
+from tests.support.filesizes import MB, FileSizes, sizes  # noqa: E402
 from tests.support.processes import wait_until  # noqa: E402
 from tests.support.victoria import VictoriaMetrics  # noqa: E402
 
-MB = 2**20
 # The fields of a small single-phase meter (power, voltage, current, total energy) out of the
 # demo household's reading: about 150 bytes of line protocol, about 205 bytes in the outbox.
 FIELDS = ("power_w", "voltage_v", "current_a", "energy_total_kwh")
 
 
-class FileSampler:
-    """Peak sizes of an outbox's files, sampled every `step_s` in a thread."""
-
-    SUFFIXES = ("", "-wal", "-shm")
-
-    def __init__(self, path: Path, step_s: float = 0.002) -> None:
-        self.path = path
-        self.step_s = step_s
-        self.peaks = dict.fromkeys(self.SUFFIXES, 0)
-        self.peak_total = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sizes(self) -> dict[str, int]:
-        sizes = {}
-        for suffix in self.SUFFIXES:
-            try:
-                sizes[suffix] = self.path.with_name(self.path.name + suffix).stat().st_size
-            except OSError:
-                sizes[suffix] = 0
-        return sizes
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sizes = self.sizes()
-            for suffix, size in sizes.items():
-                self.peaks[suffix] = max(self.peaks[suffix], size)
-            self.peak_total = max(self.peak_total, sum(sizes.values()))
-            self.samples += 1
-            time.sleep(self.step_s)
-
-    def __enter__(self) -> FileSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def figures(self, prefix: str) -> dict[str, float | int]:
-        return {
-            f"{prefix}_peak_db_bytes": self.peaks[""],
-            f"{prefix}_peak_wal_bytes": self.peaks["-wal"],
-            f"{prefix}_peak_shm_bytes": self.peaks["-shm"],
-            f"{prefix}_peak_total_bytes": self.peak_total,
-            f"{prefix}_size_samples": self.samples,
-        }
+def peaks(sizes: FileSizes, prefix: str) -> dict[str, float | int]:
+    return {
+        f"{prefix}_peak_db_bytes": sizes.peaks[""],
+        f"{prefix}_peak_wal_bytes": sizes.peaks["-wal"],
+        f"{prefix}_peak_shm_bytes": sizes.peaks["-shm"],
+        f"{prefix}_peak_total_bytes": sizes.peak_total,
+        f"{prefix}_size_samples": sizes.count,
+    }
 
 
 def cycle(source: DemoSource, ts: int, meters: int) -> list[Sample]:
@@ -122,7 +83,7 @@ def drain(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
     start_ts = int(time.time()) - seconds
 
     began = time.perf_counter()
-    with FileSampler(path) as fill:
+    with FileSizes(path):
         batch: list[Sample] = []
         for ts in range(start_ts, start_ts + seconds):
             batch.extend(cycle(source, ts, args.meters))
@@ -137,7 +98,7 @@ def drain(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
     sink = InfluxDBSink(name="vm", url=vm.url, org="o", bucket="b", token=None, timeout_s=60)
     forwarder = Forwarder(outbox, sink, threading.Event(), batch_size=5000)
     began = time.perf_counter()
-    with FileSampler(path) as during:
+    with FileSizes(path) as during:
         sent = forwarder.drain()
     replay_s = time.perf_counter() - began
     expected = seconds * args.meters
@@ -149,7 +110,7 @@ def drain(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
         step=2,
     )
     arrived = len(vm.samples("electricity_power_w"))
-    after = FileSampler(path).sizes()
+    after = sizes(path)
     sink.close()
     outbox.close()
     vm.stop()
@@ -161,7 +122,7 @@ def drain(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
         "outbox_after_fill_bytes": filled.size_bytes,
         "outbox_fill_s": round(fill_s, 1),
         "dropped_by_fill": dropped_by_fill,
-        **during.figures("drain"),
+        **peaks(during, "drain"),
         "drain_s": round(replay_s, 1),
         "drain_samples_per_s": round(sent / replay_s),
         "dropped_by_drain": dropped_by_drain,
@@ -183,7 +144,7 @@ def sink_down(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
     source = DemoSource(DemoSourceConfig(), site="bench")
     start_ts = 1_700_000_000
     began = time.perf_counter()
-    with FileSampler(path) as run:
+    with FileSizes(path) as run:
         forwarder.start()
         for ts in range(start_ts, start_ts + seconds):
             outbox.put(cycle(source, ts, args.meters))
@@ -201,7 +162,7 @@ def sink_down(args: argparse.Namespace, work: Path) -> dict[str, float | int]:
         "meters": args.meters,
         "max_size_bytes": args.max_size_mb * MB,
         "samples_put": seconds * args.meters,
-        **run.figures("sink_down"),
+        **peaks(run, "sink_down"),
         "put_s": round(put_s, 1),
         "cycles_per_s": round(seconds / put_s),
         "dropped": stats.counters["dropped"],

@@ -415,9 +415,7 @@ def test_a_full_outbox_with_the_database_down_stays_within_1_mb_and_keeps_the_ne
     assert len(audit.electricity) == len(set(audit.electricity))
     produced = [ts for ts, _, _ in rig.vm.samples("electricity_power_w", device="sim")]
     assert len(produced) == len(set(produced))
-    assert_no_gaps(
-        Audit(produced, [], [], audit.skipped_slots, audit.counters, 0), allowed_gap_s=0
-    )
+    assert_no_gaps(Audit(produced, [], [], audit.skipped_slots, audit.counters, 0), allowed_gap_s=0)
     reported = sum(int(v) for _, v, _ in rig.vm.samples("homewatt_health_outbox_dropped"))
     assert reported == dropped, "every drop is counted in homewatt_health.outbox_dropped"
     log = collector.log_tail(200)

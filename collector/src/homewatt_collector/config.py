@@ -132,7 +132,8 @@ class OutboxConfig(ConfigModel):
         200,
         ge=1,
         le=100_000,
-        description="per sink (MB of 1,048,576 bytes); oldest dropped when full",
+        description="per sink (MB of 1,048,576 bytes), every file of the outbox (database, WAL,"
+        " moved-aside copies); oldest dropped when full",
     )
     checkpoint_interval_s: float = Field(
         10.0, ge=0.5, le=300, description="fsync interval: what a power cut may lose at most"

@@ -8,14 +8,14 @@
   its series key and timestamp, and a second sample with the same identity is ignored.
 - Bounded: every file of the outbox together (the database, its -wal and -shm, the moved-aside
   damaged copies) stays within `max_bytes`. The WAL may take `wal_limit` of it (1/8 of the
-  bound, between 64 KiB and 16 MiB): a write transaction touches at most half of that (acks, drops and
-  salvage go in chunks of `rows_per_transaction`), and a checkpoint that truncates the WAL
-  follows as soon as it holds more than half. The database's live pages get the rest
-  (`data_budget`); past it the oldest samples are dropped, in flight or not (a dropped sample
-  that was in flight is simply not there to acknowledge), counted in `dropped` and logged once
-  a minute. New files use `auto_vacuum=INCREMENTAL`, so a file larger than its budget (a bound
-  lowered in the config) gives its free pages back. Points a server refused are kept in
-  `quarantine` (and dropped, oldest first, only when no pending sample is left to drop).
+  bound, between 64 KiB and 16 MiB): a write transaction touches at most half of that (puts,
+  acks, drops and salvage go in chunks of `rows_per_transaction`), and a checkpoint that
+  truncates the WAL follows as soon as it holds more than half. The database's live pages get
+  the rest (`data_budget`); past it the oldest samples are dropped, in flight or not (a
+  dropped sample that was in flight is simply not there to acknowledge), counted in `dropped`
+  and logged once a minute. New files use `auto_vacuum=INCREMENTAL`, so a file larger than its
+  budget (a bound lowered in the config) gives its free pages back. Points a server refused
+  are kept in `quarantine` (dropped, oldest first, only when no pending sample is left).
 - Thread-safe: one connection behind one lock (the source loop puts, the forwarder peeks/acks).
 - A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB: what a power cut can do to an SD card) is
   moved aside at open and a fresh outbox started (`moved_aside` names the copy; one log line);
@@ -75,8 +75,9 @@ _WAL_HEADER = 32
 _FRAME_HEADER = 24
 _SHM_BLOCK = 32 * 1024
 _SHM_FRAMES = 4096
-# Pages a write transaction touches besides its rows: counters, a B-tree split, the freelist.
-_TXN_OVERHEAD_PAGES = 4
+# Pages a write transaction touches besides its rows: counters, page 1 (the freelist count), a
+# freelist trunk, B-tree splits and merges (measured: 4 was exceeded by a few hundred bytes).
+_TXN_OVERHEAD_PAGES = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -469,7 +470,9 @@ class Outbox:
         """After each write transaction: a WAL past half its limit is checkpointed and
         truncated, so the next transaction (at most the other half) keeps it within it."""
         with contextlib.suppress(OSError):
-            if self._wal_path.stat().st_size > self.wal_limit // 2:
+            frame = self._page_size + _FRAME_HEADER
+            # a B-tree rebalance can touch a few pages more than a transaction's estimate
+            if self._wal_path.stat().st_size > self.wal_limit // 2 - _TXN_OVERHEAD_PAGES * frame:
                 with self._lock:
                     self._checkpoint()
                 self._last_checkpoint = self._clock()
@@ -493,9 +496,7 @@ class Outbox:
             if used <= budget:
                 to_drop = 0
             else:
-                quarantined = int(
-                    self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-                )
+                quarantined = int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
                 rows = max(self._backlog + quarantined, 1)
                 excess = used - budget * REFILL_FRACTION
                 to_drop = max(1, math.ceil(excess / (used / rows)))
@@ -543,7 +544,10 @@ class Outbox:
         step = self.rows_per_transaction
         while True:
             with self._lock:
-                over = _file_size(self.path) - max(self.data_budget, 0)
+                # The file may pass the budget by the slack: live pages do, for a transaction,
+                # between a put and the drop that follows it.
+                slack = _TXN_OVERHEAD_PAGES * self._page_size
+                over = _file_size(self.path) - max(self.data_budget, 0) - slack
                 free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
                 vacuum = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
                 if over <= 0 or free == 0 or vacuum != 2:  # 2: INCREMENTAL
