@@ -184,6 +184,8 @@ class Outbox:
         self._dropped_unlogged = 0
         self._last_checkpoint = clock()
         if lock:  # the owner of the file, not a status reader beside the service
+            with self._lock:
+                self._checkpoint()  # what opening wrote (a new file's schema: ~30 pages)
             self._shrink_legacy_file()
             self._enforce_bound()
 
