@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import urllib.error
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,7 @@ from homewatt_common.lineprotocol import (
 from tests.support.influxdb1 import InfluxDB1
 from tests.support.influxdb2.lineprotocol import LineProtocolError as StandInParseError
 from tests.support.influxdb2.lineprotocol import parse as standin_parse
-from tests.support.lineprotocol_cases import CASES, REFUSED, Case
+from tests.support.lineprotocol_cases import CASES, REFUSED, Case, expected_point, stored_points
 
 # InfluxQL field types (SHOW FIELD KEYS) as Python types (its JSON writes 230.0 as 230)
 _JSON_TYPES = {"float": float, "integer": int, "boolean": bool, "string": str}
@@ -40,23 +39,6 @@ def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
 
 def _ids(cases: list[Case]) -> list[str]:
     return [case.name for case in cases]
-
-
-def _expected(case: Case) -> tuple[str, dict[str, str], dict[str, Any]]:
-    tags = {k: v for k, v in case.tags.items() if v != ""}
-    fields = {k: case.fields[k] for k in case.stored_fields}
-    return case.measurement, tags, fields
-
-
-def _stored(influx: InfluxDB1, db: str) -> list[tuple[str, dict[str, str], int, dict[str, Any]]]:
-    out = []
-    for result in influx.query("SELECT * FROM /.*/ GROUP BY *", db=db, epoch="s"):
-        for series in result.get("series", []):
-            columns = series["columns"]
-            for row in series["values"]:
-                fields = {c: v for c, v in zip(columns[1:], row[1:], strict=True) if v is not None}
-                out.append((series["name"], series.get("tags") or {}, row[0], fields))
-    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
@@ -82,8 +64,8 @@ def test_each_case_reads_back_from_influxdb_1_6_7_as_it_was_given(
     db = f"case{CASES.index(case)}"
     influxdb1.create_database(db)
     influxdb1.write(db, [case.line])
-    [(measurement, tags, ts, fields)] = _stored(influxdb1, db)
-    want_measurement, want_tags, want_fields = _expected(case)
+    [(measurement, tags, ts, fields)] = stored_points(influxdb1, db)
+    want_measurement, want_tags, _, want_fields = expected_point(case)
     assert (measurement, tags, ts) == (want_measurement, want_tags, case.ts)
     assert fields == want_fields  # exact: every digit, every character
     types = {key: kind for (_, key), kind in influxdb1.field_types(db).items()}
@@ -96,7 +78,7 @@ def test_each_case_reads_back_from_influxdb_1_6_7_as_it_was_given(
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_each_case_parses_back_in_the_influxdb_2_standin_as_it_was_given(case: Case) -> None:
     [point] = standin_parse((case.line + "\n").encode(), "s", 0)
-    want_measurement, want_tags, want_fields = _expected(case)
+    want_measurement, want_tags, _, want_fields = expected_point(case)
     assert point.measurement == want_measurement
     assert dict(point.tags) == want_tags
     assert {name: value for name, _, value in point.fields} == want_fields
@@ -117,9 +99,10 @@ def test_what_a_non_refusing_encoder_writes_is_lost_or_changed_by_influxdb_1_6_7
         assert exc.code == 400 and case.answers["influxdb1"].startswith("400")
         return
     assert case.answers["influxdb1"].startswith("204")
+    want_measurement, want_tags, _, want_fields = expected_point(case)
     assert all(
-        (m, t, f) != _expected(case)
-        for m, t, _, f in _stored(influxdb1, db)  # nothing stored, or something else
+        (m, t, f) != (want_measurement, want_tags, want_fields)
+        for m, t, _, f in stored_points(influxdb1, db)  # nothing stored, or something else
     )
 
 
@@ -136,7 +119,8 @@ def test_what_a_non_refusing_encoder_writes_is_lost_or_changed_by_the_influxdb_2
         assert case.answers["influxdb2"].split(": ", 1)[1].split(" (")[0] in str(exc)
         return
     assert not case.answers["influxdb2"].startswith("unable to parse")
-    want = _expected(case)
+    want_measurement, want_tags, _, want_fields = expected_point(case)
+    want = (want_measurement, want_tags, want_fields)
     assert all(
         (p.measurement, dict(p.tags), {n: v for n, _, v in p.fields}) != want for p in points
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from homewatt_common.lineprotocol import FieldValue, Unsigned
 from tests.support.contracts import REPO
+from tests.support.influxdb1 import InfluxDB1
 
 CONTRACT = REPO / "contracts" / "line-protocol.json"
 
@@ -71,3 +72,28 @@ def _load() -> tuple[list[Case], list[Case]]:
 
 
 CASES, REFUSED = _load()
+
+
+Point = tuple[str, dict[str, str], int, dict[str, Any]]  # measurement, tags, time, fields
+
+
+def expected_point(case: Case, ts: int | None = None) -> Point:
+    """The point a server holds after a write of `case.line` (at `ts`, default the case's)."""
+    tags = {k: v for k, v in case.tags.items() if v != ""}
+    fields = {k: case.fields[k] for k in case.stored_fields}
+    return case.measurement, tags, case.ts if ts is None else ts, fields
+
+
+def stored_points(influx: InfluxDB1, db: str) -> list[Point]:
+    """Every point of database `db` of a real InfluxDB 1.x, read back with InfluxQL (times in
+    seconds; a field the point does not have is left out, as is a tag of another series of the
+    measurement, which GROUP BY * gives as "")."""
+    out = []
+    for result in influx.query("SELECT * FROM /.*/ GROUP BY *", db=db, epoch="s"):
+        for series in result.get("series", []):
+            columns = series["columns"]
+            for row in series["values"]:
+                fields = {c: v for c, v in zip(columns[1:], row[1:], strict=True) if v is not None}
+                tags = {k: v for k, v in (series.get("tags") or {}).items() if v != ""}
+                out.append((series["name"], tags, row[0], fields))
+    return out

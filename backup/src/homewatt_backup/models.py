@@ -15,6 +15,12 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 PRECISION_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 ARCHIVE_EXT = "tar"
 MANIFEST_FORMAT = 1
+# How an hourly archive's data.lp.gz escapes names (the manifest's `line_protocol`):
+# 2: homewatt_common.lineprotocol, InfluxDB's own rules (a backslash in a name is literal);
+# 1 (archives without the key, made before it): every backslash in a measurement, tag key,
+# tag value or field key doubled and a newline written as `\n`, which InfluxDB reads back as
+# two backslashes (and a backslash and an n): restore rewrites such lines (legacy_lines.py).
+LINE_PROTOCOL = 2
 MANIFEST_MEMBER = "manifest.json"
 # A site name: exactly Terraform's rule for the keys of `sites` (terraform/variables.tf), which
 # become container names (homewatt-<site>) and blob prefixes. contracts/backup-azure.json
@@ -190,6 +196,7 @@ class Manifest:
 
     `field_values` (hourly): the completeness check of the dump; `shards` (daily): every shard
     the engine listed and what became of it. Both are absent in archives of earlier versions.
+    `line_protocol` (hourly): how data.lp.gz escapes names (LINE_PROTOCOL; 1 when absent).
     """
 
     site: str
@@ -206,6 +213,7 @@ class Manifest:
     format: int = MANIFEST_FORMAT
     field_values: FieldValueCheck | None = None
     shards: tuple[ShardRecord, ...] = ()
+    line_protocol: int = LINE_PROTOCOL
 
     @property
     def backup_id(self) -> BackupId:
@@ -235,6 +243,11 @@ class Manifest:
             raise ValueError("manifest lacks created or range_stop")
         if int(data.get("format", 0)) != MANIFEST_FORMAT:
             raise ValueError(f"unsupported manifest format {data.get('format')!r}")
+        if int(data.get("line_protocol", 1)) not in (1, LINE_PROTOCOL):
+            raise ValueError(
+                f"unsupported line protocol version {data['line_protocol']!r} (made by a later"
+                " homewatt-backup?)"
+            )
         return cls(
             site=str(data["site"]),
             kind=Kind(data["kind"]),
@@ -255,6 +268,7 @@ class Manifest:
                 else FieldValueCheck.from_dict(data["field_values"])
             ),
             shards=tuple(ShardRecord.from_dict(s) for s in data.get("shards") or ()),
+            line_protocol=int(data.get("line_protocol", 1)),
         )
 
     @classmethod

@@ -19,7 +19,7 @@ from homewatt_backup.archive import LocalArchives, check_archive, temporary_dir
 from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefusedError
 from homewatt_backup.ledger import VerificationLedger
-from homewatt_backup.lineprotocol import line_timestamp
+from homewatt_backup.legacy_lines import rewrite_legacy_line
 from homewatt_backup.models import (
     PRECISION_PER_SECOND,
     BackupId,
@@ -30,6 +30,7 @@ from homewatt_backup.models import (
     utc_now,
 )
 from homewatt_backup.store import BlobStore
+from homewatt_common.lineprotocol import line_timestamp, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,28 @@ def plan_chain(available: Sequence[BackupId], at: datetime) -> list[BackupId]:
     return chain
 
 
-def filtered_lines(path: Path, until: int | None) -> Iterator[str]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
+def filtered_lines(
+    path: Path, until: int | None, legacy: bool = False, name: str = ""
+) -> Iterator[str]:
+    """The lines of an hourly archive's data.lp.gz (`path`), as InfluxDB splits them (a newline
+    inside a string field stays in its line), without those stamped after `until` (None: all).
+    `legacy`: the archive's manifest says `line_protocol` 1; each line is rewritten in the
+    current escaping (legacy_lines.py). CorruptArchiveError names the backup (`name`) and the
+    line when one cannot be read or restored."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
+        for number, line in enumerate(read_lines(handle), 1):
             if until is not None:
                 ts = line_timestamp(line)
                 if ts is not None and ts > until:
                     continue
+            if legacy:
+                try:
+                    line = rewrite_legacy_line(line)  # noqa: PLW2901 (the same line, re-escaped)
+                except (ValueError, IndexError) as exc:
+                    raise CorruptArchiveError(
+                        f"{name}: line {number} of data.lp.gz cannot be restored: {exc}"
+                        f" ({line[:200]!r})"
+                    ) from None
             yield line
 
 
@@ -181,7 +197,12 @@ class Restorer:
         self.engine.ensure_target(target)
         advance = self.reporter.task(f"write {name}", manifest.lines)
         written = self.engine.write_lines(
-            filtered_lines(extracted / "data.lp.gz", limit), target, manifest.precision, advance
+            filtered_lines(
+                extracted / "data.lp.gz", limit, legacy=manifest.line_protocol == 1, name=name
+            ),
+            target,
+            manifest.precision,
+            advance,
         )
         log.info("restored %s: %d lines into %s", name, written, target)
 

@@ -37,7 +37,6 @@ from homewatt_backup.errors import (
     from_oserror,
 )
 from homewatt_backup.ledger import LedgerEntry, VerificationLedger
-from homewatt_backup.lineprotocol import format_line
 from homewatt_backup.models import (
     BackupId,
     BackupRef,
@@ -52,6 +51,7 @@ from homewatt_backup.models import (
 from homewatt_backup.rotation import future_dated, plan_rotation
 from homewatt_backup.store import BlobStore, inspect_sas
 from homewatt_common import clock as shared_clock
+from homewatt_common.lineprotocol import FieldValue, encode_line
 from homewatt_common.secretfile import parse_sas
 
 log = logging.getLogger(__name__)
@@ -107,15 +107,15 @@ def health_line(
 ) -> str:
     """The `homewatt_backup` point (README's data model). `sas_expires_in_days`: days until the
     SAS's expiry (`se`), negative once expired; left out without Azure or without an expiry."""
-    fields = {
-        "ok": f"{int(ok)}i",
-        "duration_s": repr(round(duration_s, 3)),
-        "bytes": f"{size}i",
-        "pending_uploads": f"{pending}i",
+    fields: dict[str, FieldValue] = {
+        "ok": int(ok),
+        "duration_s": round(duration_s, 3),
+        "bytes": size,
+        "pending_uploads": pending,
     }
     if sas_expires_in_days is not None:
-        fields["sas_expires_in_days"] = repr(round(sas_expires_in_days, 2))
-    return format_line("homewatt_backup", {"site": site, "kind": kind.value}, fields, timestamp)
+        fields["sas_expires_in_days"] = round(sas_expires_in_days, 2)
+    return encode_line("homewatt_backup", {"site": site, "kind": kind.value}, fields, timestamp)
 
 
 def sas_expires_in_days(sas: str | None, now: datetime) -> float | None:

@@ -19,6 +19,11 @@ InfluxDB 1.6.7 by tests/common/test_lineprotocol.py with the cases of contracts/
   Floats are written in full precision (repr); NaN and infinities cannot be written and are left
   out; integers carry `i`, `Unsigned` integers `u`, booleans are `true`/`false`.
 
+Reading back (the backup's restore): `read_lines` splits text into lines as InfluxDB's scanner
+does (a newline inside a string field value does not end a line), `line_timestamp` reads a
+line's timestamp, and `typed_value` turns a value as InfluxDB exports it (a type name and its
+JSON or CSV text) into the value this encoder takes.
+
 Errors: LineProtocolError (a ValueError) names the value and why it cannot be written.
 `name_problem` and `point_problem` say the same without raising: config validation refuses such
 a name before anything starts (check-config), a source's point is checked before it is stored.
@@ -27,7 +32,7 @@ a name before anything starts (check-config), a source's point is checked before
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal
 
 NameKind = Literal["measurement", "tag key", "tag value", "field key"]
@@ -159,3 +164,90 @@ def series_of_line(line: str) -> str:
         if char == " " and (index == 0 or line[index - 1] != "\\"):
             return line[:index]
     return line
+
+
+# InfluxDB's names for field types: InfluxQL's SHOW FIELD KEYS (1.x) and annotated CSV's
+# #datatype (2.x, Flux's csv/result.go).
+_FLOAT_TYPES = frozenset({"float", "double"})
+_INTEGER_TYPES = frozenset({"integer", "long"})
+_UNSIGNED_TYPES = frozenset({"unsigned", "unsignedLong"})
+FIELD_TYPES = _FLOAT_TYPES | _INTEGER_TYPES | _UNSIGNED_TYPES | {"boolean", "string"}
+
+
+def typed_value(raw: str | float, field_type: str) -> FieldValue:
+    """A field value as InfluxDB exports it, typed for `encode_line`.
+
+    `field_type` is one of FIELD_TYPES: float/double, integer/long, unsigned/unsignedLong
+    (an `Unsigned`), boolean, string. `raw` is what the export holds: a JSON number, bool or
+    string (InfluxQL's /query answer, where a float 230.0 arrives as 230) or the cell text of
+    an annotated CSV (`"230"`, `"true"`). LineProtocolError for an unknown type name;
+    ValueError when `raw` is not a value of that type."""
+    if field_type in _FLOAT_TYPES:
+        return float(raw)
+    if field_type in _INTEGER_TYPES:
+        return int(raw)
+    if field_type in _UNSIGNED_TYPES:
+        return Unsigned(raw)
+    if field_type == "boolean":
+        return raw.lower() == "true" if isinstance(raw, str) else bool(raw)
+    if field_type == "string":
+        return str(raw)
+    raise LineProtocolError(f"field type {field_type!r} is not one line protocol can carry")
+
+
+def line_timestamp(line: str) -> int | None:
+    """The timestamp at the end of one line (as `read_lines` gives it; a trailing newline is
+    ignored), or None for a blank line, a comment or a line without a timestamp.
+
+    The last space-separated token is the timestamp when it is an integer: a line without one
+    ends with a field (`f=1`, or a string's closing quote), never with a bare integer."""
+    stripped = line.rstrip("\n")
+    if not stripped or stripped.startswith("#"):
+        return None
+    _, _, last = stripped.rpartition(" ")
+    try:
+        return int(last)
+    except ValueError:
+        return None
+
+
+def read_lines(text: Iterable[str]) -> Iterator[str]:
+    """The lines of line protocol `text` (an iterable of chunks, e.g. a text file), each with
+    its newline, split where InfluxDB's scanner splits them (models/points.go scanLine): a
+    newline inside a string field value belongs to the value, so `m s="a\nb" 1` is one line.
+
+    As there: a backslash skips the character after it; after the first space (the fields),
+    a double quote after more equals signs than commas opens or closes a string value. The
+    last line is given as it is, with or without a newline."""
+    pending: list[str] = []
+    quoted = in_fields = escaped = False
+    equals = commas = 0
+    for chunk in text:
+        if not pending and chunk.endswith("\n") and '"' not in chunk and "\\" not in chunk:
+            # the common case, fast: whole lines without a string value or an escape
+            yield from chunk.splitlines(keepends=True)
+            continue
+        start = 0
+        for index, char in enumerate(chunk):
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "\n" and not quoted:
+                pending.append(chunk[start : index + 1])
+                yield "".join(pending)
+                pending, start = [], index + 1
+                in_fields = False
+                equals = commas = 0
+            elif char == " " and not in_fields:
+                in_fields = True
+            elif in_fields and not quoted and char == "=":
+                equals += 1
+            elif in_fields and not quoted and char == ",":
+                commas += 1
+            elif in_fields and char == '"' and equals > commas:
+                quoted = not quoted
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield "".join(pending)

@@ -1,5 +1,6 @@
 """InfluxDB 2's annotated CSV (the /api/v2/query answer) read as a stream of typed records,
-and each record of an export turned into a line of line protocol.
+and each record of an export turned into a line of line protocol (homewatt_common's encoder,
+the one the collector writes with).
 
 The format (influxdata/flux csv/result.go, the encoder of InfluxDB v2.7.12's Flux; the
 "Annotated CSV" page of the InfluxDB 2 docs): RFC 4180 CSV with CRLF line ends; each table
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from homewatt_backup.errors import InfluxError
-from homewatt_backup.lineprotocol import FieldValue, format_field, format_line
 from homewatt_backup.models import PRECISION_PER_SECOND
+from homewatt_common.lineprotocol import LineProtocolError, encode_line, format_value, typed_value
 
 # Columns every Flux table from a storage read carries besides its tags.
 FLUX_COLUMNS = frozenset(
@@ -123,9 +124,13 @@ def record_to_line(record: Record, precision: str, what: str) -> tuple[str, str]
             f"{what}: InfluxDB's answer row {record.row} holds {kind} value, "
             "which is not a field type"
         )
-    typed: FieldValue = float(value) if datatype == "double" else value
-    formatted = format_field(typed, datatype)
-    if formatted is None:
+    try:
+        typed = typed_value(value, datatype)
+    except ValueError:
+        raise InfluxError(
+            f"{what}: InfluxDB's answer row {record.row} holds {value!r}, not a {datatype}"
+        ) from None
+    if format_value(typed) is None:  # NaN or an infinity: line protocol has none
         return None
     try:
         timestamp = rfc3339_to_epoch(cells["_time"], precision)
@@ -133,7 +138,13 @@ def record_to_line(record: Record, precision: str, what: str) -> tuple[str, str]
         raise InfluxError(f"{what}: InfluxDB's answer row {record.row}: {exc}") from None
     measurement = cells["_measurement"]
     tags = {k: v for k, v in cells.items() if k not in FLUX_COLUMNS and v != ""}
-    return measurement, format_line(measurement, tags, {cells["_field"]: formatted}, timestamp)
+    try:
+        line = encode_line(measurement, tags, {cells["_field"]: typed}, timestamp)
+    except LineProtocolError as exc:
+        raise InfluxError(
+            f"{what}: InfluxDB's answer row {record.row} cannot be written back: {exc}"
+        ) from None
+    return measurement, line
 
 
 def annotated_csv_to_lines(text: Iterable[str], precision: str, what: str) -> Iterator[str]:

@@ -41,8 +41,14 @@ from homewatt_backup.engines.protocol import (
 )
 from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
-from homewatt_backup.lineprotocol import FieldValue, format_field, format_line
 from homewatt_backup.models import Engine, ShardRecord, format_ts
+from homewatt_common.lineprotocol import (
+    FieldValue,
+    LineProtocolError,
+    encode_line,
+    format_value,
+    typed_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,18 +275,24 @@ class InfluxDB1Engine:
                 for series in self._select(db, measurement, window_start, window_stop, precision):
                     tags = {str(k): str(v) for k, v in (series.get("tags") or {}).items()}
                     columns = list(series["columns"])
+                    name = str(series["name"])
                     for row in series.get("values", []):
-                        fields: dict[str, str] = {}
+                        fields: dict[str, FieldValue] = {}
                         for column, value in zip(columns[1:], row[1:], strict=True):
                             if value is None:
                                 continue
-                            kind = types.get(column) or _json_type(value)
-                            formatted = format_field(value, kind)
-                            if formatted is not None:
-                                fields[column] = formatted
+                            typed = typed_value(value, types.get(column) or _json_type(value))
+                            if format_value(typed) is not None:  # NaN, infinities: left out
+                                fields[column] = typed
                         if fields:
-                            name = str(series["name"])
-                            out.write(format_line(name, tags, fields, int(row[0])) + "\n")
+                            try:
+                                line = encode_line(name, tags, fields, int(row[0]))
+                            except LineProtocolError as exc:
+                                raise InfluxError(
+                                    f"incremental export of {name!r}: a point at {row[0]} "
+                                    f"cannot be written back: {exc}"
+                                ) from None
+                            out.write(line + "\n")
                             exported.add(name, len(fields))
         return exported
 
