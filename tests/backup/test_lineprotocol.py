@@ -21,7 +21,7 @@ import pytest
 from homewatt_backup.archive import LocalArchives
 from homewatt_backup.config import NO_SECRETS, InfluxDB1Config, InfluxDB2Config, Secrets
 from homewatt_backup.engines import DatabaseEngine, make_engine
-from homewatt_backup.errors import CorruptArchiveError
+from homewatt_backup.errors import CorruptArchiveError, InfluxError
 from homewatt_backup.legacy_lines import rewrite_legacy_line
 from homewatt_backup.models import Engine, Kind, Manifest
 from homewatt_backup.restore import Restorer, filtered_lines
@@ -272,3 +272,18 @@ def test_an_hourly_archive_of_either_encoder_restores_what_was_backed_up(
     restorer.restore(backup.id, target)
     stored = sorted(stored_points(influxdb1, target), key=lambda point: point[2])
     assert stored == [expected_point(case, ts) for case, ts in stamped]
+
+
+def test_a_point_influxdb1_holds_but_line_protocol_2_refuses_fails_the_export_by_name(
+    influxdb1: InfluxDB1,
+) -> None:
+    """InfluxDB 1.x stores a tag key `_field` (contracts/line-protocol.json: 2.x refuses it);
+    the export says which point instead of writing an archive that cannot be restored."""
+    influxdb1.create_database("reserved")
+    influxdb1.write("reserved", [f"m,_field=x f=1.0 {CASES[0].ts}"])
+    with pytest.raises(InfluxError) as refused:
+        _dump(_influxdb1_engine(influxdb1, "reserved"))
+    assert str(refused.value) == (
+        f"incremental export of 'm': a point at {CASES[0].ts} cannot be written back: "
+        "tag key '_field' is reserved: InfluxDB refuses the point"
+    )
