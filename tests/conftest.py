@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.dockerd import RigUnavailable
 from tests.support.faultproxy import FaultProxy
+from tests.support.homewatt_install import build_wheels
 from tests.support.systemd_container import SystemdContainer
 from tests.support.systemd_rig import SystemdRig
 from tests.support.victoria import VictoriaMetrics
@@ -36,6 +37,13 @@ def victoria_proxy(victoria: VictoriaMetrics) -> Iterator[FaultProxy]:
 
 
 # -- the systemd test rig (tests/support/systemd_rig.py): a private dockerd and systemd images --
+
+
+@pytest.fixture(scope="session")
+def homewatt_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheelhouse of homewatt-common, -collector, -backup and their pinned dependencies,
+    built once per session (tests/support/homewatt_install.py); install with install_app."""
+    return build_wheels(tmp_path_factory.mktemp("homewatt-wheels"))
 
 
 @pytest.fixture(scope="session")

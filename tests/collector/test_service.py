@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -15,6 +17,52 @@ from homewatt_collector.models import DeviceStatus, Reading, Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Collector, Delivery
 from homewatt_collector.sinks.influxdb import InfluxDBSink
+
+
+class CountingSource(Protocol):
+    kind: str
+    reads: int
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read(self, ts: int) -> Reading: ...
+
+
+RunCollector = Callable[[CountingSource, int], list[str]]
+
+
+@pytest.fixture
+def run_collector(tmp_path: Path) -> RunCollector:
+    """`run(source, reads)`: a collector (1 s cycles, no clock wait) reading `source` into an
+    outbox whose sink is unreachable (nothing is delivered), stopped after the cycle of the
+    `reads`-th read; the lines the outbox then holds, in order."""
+
+    def run(source: CountingSource, reads: int) -> list[str]:
+        stop = threading.Event()
+        outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+        sink = InfluxDBSink(
+            name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None
+        )
+        forwarder = Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2))
+        collector = Collector(
+            site="s",
+            unit="u",
+            interval_s=1,
+            source=source,
+            deliveries=[Delivery(outbox, forwarder)],
+            stop=stop,
+            wait_for_clock_sync=False,
+            on_cycle=lambda cycle: stop.set() if source.reads >= reads else None,
+        )
+        collector.run()
+        reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+        lines = [e.line for e in reopened.peek(100)]
+        reopened.close()
+        return lines
+
+    return run
 
 
 class FlakySource:
@@ -39,29 +87,12 @@ class FlakySource:
 
 
 def test_a_source_that_raises_is_counted_and_the_loop_goes_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    run_collector: RunCollector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stop = threading.Event()
-    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
-    forwarder = Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2))
     source = FlakySource()
-    collector = Collector(
-        site="s",
-        unit="u",
-        interval_s=1,
-        source=source,
-        deliveries=[Delivery(outbox, forwarder)],
-        stop=stop,
-        wait_for_clock_sync=False,
-        on_cycle=lambda cycle: stop.set() if source.reads >= 4 else None,
-    )
     with caplog.at_level(logging.ERROR):
-        collector.run()
+        lines = run_collector(source, 4)
     assert source.reads == 4
-    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    lines = [e.line for e in reopened.peek(100)]
-    reopened.close()
     health = [ln for ln in lines if ln.startswith("homewatt_health")]
     assert len(health) == 4
     assert sum("read_errors=1i" in ln for ln in health) == 2
@@ -73,24 +104,10 @@ def test_a_source_that_raises_is_counted_and_the_loop_goes_on(
 
 
 def test_the_traceback_of_a_survived_exception_is_logged_at_debug_level(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    run_collector: RunCollector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stop = threading.Event()
-    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
-    source = FlakySource()
-    collector = Collector(
-        site="s",
-        unit="u",
-        interval_s=1,
-        source=source,
-        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
-        stop=stop,
-        wait_for_clock_sync=False,
-        on_cycle=lambda cycle: stop.set() if source.reads >= 2 else None,
-    )
     with caplog.at_level(logging.DEBUG, logger="homewatt_collector"):
-        collector.run()
+        run_collector(FlakySource(), 2)
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "Traceback" in r.message]
     assert len(debug) == 1 and "RuntimeError: a bug" in debug[0].message
     assert "in read" in debug[0].message, "the frame that raised"
@@ -126,26 +143,9 @@ class TwoMeterSource:
 
 
 def test_each_device_gets_a_health_point_per_cycle_beside_the_one_per_cycle_health_point(
-    tmp_path: Path,
+    run_collector: RunCollector,
 ) -> None:
-    stop = threading.Event()
-    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
-    source = TwoMeterSource()
-    collector = Collector(
-        site="s",
-        unit="u",
-        interval_s=1,
-        source=source,
-        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
-        stop=stop,
-        wait_for_clock_sync=False,
-        on_cycle=lambda cycle: stop.set() if source.reads >= 4 else None,
-    )
-    collector.run()
-    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    lines = [e.line for e in reopened.peek(100)]
-    reopened.close()
+    lines = run_collector(TwoMeterSource(), 4)
     assert sum(ln.startswith("homewatt_health,") for ln in lines) == 4, "one per cycle, still"
     assert sum("read_errors=1i" in ln for ln in lines if ln.startswith("homewatt_health,")) == 2
     device = [ln for ln in lines if ln.startswith("homewatt_device_health,")]

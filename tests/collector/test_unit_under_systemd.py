@@ -20,8 +20,6 @@ host's kernel, whose NTP state a container cannot change (and must not: the mach
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.homewatt_install import install_app
 from tests.support.systemd_container import SystemdContainer
 from tests.support.systemd_rig import SystemdRig
 from tests.support.victoria import VictoriaMetrics
@@ -40,52 +39,17 @@ DROP_INS = REPO / "systemd" / "collector-instance"
 FAULTINJECT = REPO / "tests" / "support" / "faultinject"
 
 
-@pytest.fixture(scope="module")
-def collector_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of the collector, homewatt-common and their pinned dependencies, built on the host
-    (Python 3.11 as in bookworm), installed with --no-index as the collector role will do."""
-    wheels = tmp_path_factory.mktemp("collector") / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--constraint",
-            str(REPO / "constraints.txt"),
-            "--wheel-dir",
-            str(wheels),
-            str(REPO / "common"),
-            str(REPO / "collector"),
-        ],
-        check=True,
-        timeout=600,
-    )
-    return wheels
-
-
 def install_collector(box: SystemdContainer, wheels: Path) -> None:
-    """The README's hand install: a venv in /opt/homewatt, the command on PATH, the unit."""
-    box.copy_in(wheels, "/opt/homewatt")
-    box.run(
-        "python3 -m venv /opt/homewatt/venv"
-        " && /opt/homewatt/venv/bin/pip install --quiet --no-index"
-        " --find-links /opt/homewatt/wheels homewatt-collector"
-        " && ln -s /opt/homewatt/venv/bin/homewatt-collector /usr/local/bin/homewatt-collector"
-    )
-    unit = (REPO / "systemd" / "homewatt-collector@.service").read_text()
-    box.write_file("/etc/systemd/system/homewatt-collector@.service", unit)
+    """The README's hand install of the collector and its unit, plus the fault injector."""
+    install_app(box, wheels, "homewatt-collector", units=["homewatt-collector@.service"])
     box.copy_in(FAULTINJECT, "/opt/homewatt-test")
-    box.systemctl("daemon-reload")
 
 
 @pytest.fixture(scope="module")
-def box(systemd_rig: SystemdRig, collector_wheels: Path) -> Iterator[SystemdContainer]:
+def box(systemd_rig: SystemdRig, homewatt_wheels: Path) -> Iterator[SystemdContainer]:
     container = systemd_rig.boot("bookworm", purpose="collector")
     try:
-        install_collector(container, collector_wheels)
+        install_collector(container, homewatt_wheels)
         yield container
     finally:
         container.stop(timeout=60)

@@ -153,14 +153,28 @@ class SystemdContainer:
         """`systemctl ARGS` inside the container."""
         return self.run(["systemctl", *args], check=check)
 
-    def journal(self, unit: str | None = None, lines: int | None = None) -> str:
-        """The journal of this boot (of one unit if given), oldest first, precise timestamps."""
+    def journal(
+        self, unit: str | None = None, lines: int | None = None, after_cursor: str | None = None
+    ) -> str:
+        """The journal of this boot (of one unit if given), oldest first, precise timestamps;
+        only what came after `after_cursor` (journal_cursor()) if given."""
         argv = ["journalctl", "--boot", "--no-pager", "--output=short-precise"]
         if unit is not None:
             argv.append(f"--unit={unit}")
         if lines is not None:
             argv.append(f"--lines={lines}")
+        if after_cursor is not None:
+            argv.append(f"--after-cursor={after_cursor}")
         return self.run(argv).stdout
+
+    def journal_cursor(self) -> str:
+        """The cursor of the journal's last entry now: journal(after_cursor=...) then shows
+        only what a test did after it, in a container other tests used before."""
+        shown = self.run(["journalctl", "--boot", "--lines=1", "--show-cursor", "--no-pager"])
+        for line in shown.stdout.splitlines():
+            if line.startswith("-- cursor: "):
+                return line.removeprefix("-- cursor: ")
+        raise AssertionError(f"journalctl showed no cursor: {shown.stdout!r}")
 
     def unit_properties(self, unit: str, *names: str) -> dict[str, str]:
         """`systemctl show` values by name, e.g. ActiveState, SubState, NRestarts, Result."""
