@@ -287,3 +287,14 @@ def test_a_point_influxdb1_holds_but_line_protocol_2_refuses_fails_the_export_by
         f"incremental export of 'm': a point at {CASES[0].ts} cannot be written back: "
         "tag key '_field' is reserved: InfluxDB refuses the point"
     )
+
+
+def test_a_carriage_return_in_a_string_field_is_restored_as_it_is(tmp_path: Path) -> None:
+    """The archive is read with newline="\\n": universal newlines would turn it into "\\n"."""
+    data = tmp_path / "data.lp.gz"
+    with gzip.open(data, "wt", encoding="utf-8", newline="") as out:
+        out.write('m note="a\rb\r\nc" 1700000000\nm f=1.0 1700000001\n')
+    assert list(filtered_lines(data, None)) == [
+        'm note="a\rb\r\nc" 1700000000\n',
+        "m f=1.0 1700000001\n",
+    ]
