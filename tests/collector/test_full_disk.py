@@ -63,7 +63,11 @@ def test_sigterm_while_the_disk_is_full_stops_cleanly(tmp_path: Path) -> None:
         f"""
         {COLLECTOR_BIN} run -c {config} --no-table 2>{tmp_path}/log &
         pid=$!
-        sleep 4
+        for i in $(seq 120); do  # until the outbox is open (60 s at most; a loaded start is slow)
+            [ -s {state}/outbox-local.sqlite ] && break
+            sleep 0.5
+        done
+        sleep 1
         dd if=/dev/zero of={state}/filler bs=4k count=64 2>/dev/null
         for i in $(seq 120); do  # until the collector meets the full disk (60 s at most)
             grep -q "cannot store samples" {tmp_path}/log && break
