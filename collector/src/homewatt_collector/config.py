@@ -28,6 +28,7 @@ from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.demo import DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSourceConfig
+from homewatt_collector.sources.shelly import ShellySourceConfig
 from homewatt_common.configmodel import ConfigModel, PathField, validate
 from homewatt_common.credentials import (
     SecretLocation,
@@ -48,7 +49,8 @@ TAG_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 EXAMPLE = "collector.example.yaml and the JSON Schema"
 
 # One member per registered source kind (a test checks the two agree).
-SourceConfig = Annotated[DemoSourceConfig | ModbusSourceConfig, Field(discriminator="kind")]
+SourceConfig = Annotated[
+    DemoSourceConfig | ModbusSourceConfig | ShellySourceConfig, Field(discriminator="kind")]
 
 
 class SinkConfig(ConfigModel):

@@ -18,6 +18,7 @@ from homewatt_collector.models import Reading
 from homewatt_collector.registry import Registry
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources import shelly
 
 
 class Source(Protocol):
@@ -50,6 +51,7 @@ def _modbus(config: ModbusSourceConfig, site: str, state_dir: Path | None) -> So
 SOURCES: Registry[SourceKind] = Registry("source kind")
 SOURCES.register("demo", SourceKind(DemoSourceConfig, _demo))
 SOURCES.register("modbus", SourceKind(ModbusSourceConfig, _modbus))
+SOURCES.register("shelly", SourceKind(shelly.ShellySourceConfig, shelly.create))
 
 
 def create_source(config: BaseModel, site: str, state_dir: Path | None = None) -> Source:
