@@ -55,6 +55,7 @@ from homewatt_collector.modbus.scan import (
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Cycle, build_collector, make_forwarder, outbox_path
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources.shelly.cli import shelly_app
 from homewatt_common.cli import (
     EVERY_COMMAND,
     CheckReport,
@@ -110,6 +111,7 @@ outbox_app = typer.Typer(
     help="Inspect and drain the outbox (samples not yet delivered).", cls=OutboxGroup
 )
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(shelly_app, name="shelly")
 command = app.command
 
 

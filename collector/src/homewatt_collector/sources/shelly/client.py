@@ -57,16 +57,23 @@ class ShellyClient:
         self.session.close()
 
     def info(self) -> DeviceInfo:
-        """`GET /shelly`, and the auth its generation takes from now on."""
+        """`GET /shelly`, and the auth its generation takes from now on; AuthFailed when the
+        device asks for a password and none is configured."""
+        info = self.detect()
+        if info.auth and self.password is None:
+            raise AuthFailed(
+                f"{self.host} asks for a password (auth enabled) but the config names none:"
+                " set password_credential or password_file"
+            )
+        return info
+
+    def detect(self) -> DeviceInfo:
+        """`GET /shelly` (never protected): the generation, model and whether it asks for a
+        password; sets the auth the generation takes (Basic for Gen1, Digest for Gen2+)."""
         try:
             info = parse_info(self._get("/shelly", None, auth=False))
         except BadAnswer as exc:
             raise AnswerError(f"{self.host}: {exc}") from None
-        if info.auth and self.password is None:
-            raise AuthFailed(
-                f"{self.host} asks for a password (auth enabled) but the config names none:"
-                " set password_file or password_credential"
-            )
         self._auth = None
         if self.password is not None:
             if info.gen >= 2:

@@ -32,12 +32,14 @@ class BadAnswer(ValueError):
 @dataclass(frozen=True)
 class DeviceInfo:
     """From `GET /shelly`: the generation (1, 2, 3, 4...), the model (Gen1 `type`, Gen2+
-    `model`, the `model` tag), whether it asks for a password, and its meter counts (Gen1)."""
+    `model`, the `model` tag), whether it asks for a password, its id (Gen2+ `id`, Gen1 model
+    and MAC) and its meter counts (Gen1)."""
 
     gen: int
     model: str
     auth: bool
     app: str = ""
+    device_id: str = ""
     num_meters: int = 0
     num_emeters: int = 0
 
@@ -63,7 +65,13 @@ def parse_info(answer: Any) -> DeviceInfo:
         model = answer.get("model")
         if not isinstance(model, str) or not model:
             raise BadAnswer(f"/shelly of a gen {gen} device has no `model`")
-        return DeviceInfo(gen, model, answer.get("auth_en") is True, str(answer.get("app", "")))
+        return DeviceInfo(
+            gen,
+            model,
+            answer.get("auth_en") is True,
+            str(answer.get("app", "")),
+            str(answer.get("id", "")),
+        )
     model = answer.get("type")
     if not isinstance(model, str) or not model:
         raise BadAnswer("/shelly has neither `gen` nor `type`: not a Shelly device?")
@@ -72,9 +80,17 @@ def parse_info(answer: Any) -> DeviceInfo:
         model,
         answer.get("auth") is True,
         GEN1_MODELS.get(model, ""),
+        _gen1_id(model, answer.get("mac")),
         _count(answer, "num_meters"),
         _count(answer, "num_emeters"),
     )
+
+
+def _gen1_id(model: str, mac: Any) -> str:
+    """A Gen1 device's name as its hostname is built: model and the MAC's last six digits
+    (`shplg-s-a1c3`... the docs' `shellyplug-s-DDEEFF` style)."""
+    tail = mac[-6:].lower() if isinstance(mac, str) and len(mac) >= 6 else ""
+    return f"{model.lower()}-{tail}" if tail else ""
 
 
 def _count(answer: dict[str, Any], key: str) -> int:

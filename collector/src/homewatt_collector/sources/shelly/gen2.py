@@ -136,3 +136,12 @@ def _em1(component: Component, status: dict[str, Any], data: dict[str, Any]) -> 
     put(values, "energy_import_kwh", number(data, "total_act_energy", data_where), WH_KWH)
     put(values, "energy_export_kwh", number(data, "total_act_ret_energy", data_where), WH_KWH)
     return values
+
+
+def channel_names(component: Component) -> list[str]:
+    """The channel tags a component's samples carry (before any rename in the config)."""
+    if component.kind == "em":
+        prefix = "" if component.id == 0 else f"em{component.id}_"
+        return [prefix + name for name in ("l1", "l2", "l3", "total")]
+    prefix = {"switch": "switch", "pm1": "pm", "em1": "em"}[component.kind]
+    return [f"{prefix}{component.id}"]
