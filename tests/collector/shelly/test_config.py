@@ -1,0 +1,71 @@
+"""The shelly source's config: clear errors naming the key, passwords only from files or
+systemd credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homewatt_collector.config import validate_config
+from homewatt_collector.errors import ConfigError
+from homewatt_collector.sources.shelly.config import read_passwords
+
+
+def collector(devices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "site": "home",
+        "source": {"kind": "shelly", "devices": devices},
+        "sinks": [{"url": "http://127.0.0.1:8086", "org": "o", "bucket": "b", "anonymous": True}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ({"password": "x"}, "a password must not be written in the config file"),
+        ({"interval_s": 0}, "source.devices[0].interval_s"),
+        ({"interval_s": 61}, "less than or equal to 60"),
+        ({"name": "bad name"}, "source.devices[0].name"),
+        ({"password_file": "/a", "password_credential": "b"}, "at most one of password_file"),
+        ({"channels": {"switch0": "no spaces"}}, "channel name 'no spaces'"),
+    ],
+)
+def test_a_bad_device_entry_is_told_by_key(device: dict[str, Any], message: str) -> None:
+    entry = {"name": "plug", "host": "192.0.2.10", **device}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(collector([entry]), "plugs.yaml")
+    assert message in str(caught.value)
+
+
+def test_two_devices_with_one_name_are_refused() -> None:
+    devices = [{"name": "plug", "host": "192.0.2.10"}, {"name": "plug", "host": "192.0.2.11"}]
+    with pytest.raises(ConfigError, match=r"device names must be unique: \['plug'\]"):
+        validate_config(collector(devices), "plugs.yaml")
+
+
+def test_a_password_file_open_to_others_is_refused_naming_the_key(tmp_path: Path) -> None:
+    secret = tmp_path / "plug.password"
+    secret.write_text("secret\n")
+    secret.chmod(0o644)
+    config = validate_config(
+        collector([{"name": "plug", "host": "192.0.2.10", "password_file": str(secret)}]), ""
+    )
+    with pytest.raises(ConfigError, match=r"source\.devices\[0\]\.password_file"):
+        read_passwords(config.source)  # type: ignore[arg-type]
+    secret.chmod(0o600)
+    assert read_passwords(config.source) == {"plug": "secret"}  # type: ignore[arg-type]
+
+
+def test_a_password_credential_is_read_from_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shelly-plug").write_text("from systemd")
+    (tmp_path / "shelly-plug").chmod(0o600)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config = validate_config(
+        collector([{"name": "plug", "host": "192.0.2.10", "password_credential": "shelly-plug"}]),
+        "",
+    )
+    assert read_passwords(config.source) == {"plug": "from systemd"}  # type: ignore[arg-type]
