@@ -249,7 +249,7 @@ class FakeShelly:
 
 
 def main() -> None:
-    """Serve `--plugs` Gen2 plugs (Digest auth) on 127.0.0.2... at `--port`; the first
+    """Serve `--plugs` Gen2 plugs (Digest auth with --password) on <network>.2... at `--port`; the first
     `--slow` answer after 2 s. Prints one JSON line of their addresses, runs until SIGTERM."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--plugs", type=int, default=20)
@@ -257,11 +257,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--password", default=None)
     parser.add_argument("--fixture", default="gen2-plus-plug-s")
+    parser.add_argument("--network", default="127.0.0", help="the first three octets")
     args = parser.parse_args()
     devices = [
         FakeShelly(
             args.fixture,
-            f"127.0.0.{2 + i}",
+            f"{args.network}.{2 + i}",
             args.port,
             password=args.password,
             delay_s=2.0 if i < args.slow else 0.0,

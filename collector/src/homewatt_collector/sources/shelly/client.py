@@ -50,6 +50,9 @@ class ShellyClient:
         self.username = username
         self.password = password
         self.session = requests.Session()
+        # Devices on the LAN: no proxy and no .netrc from the environment (looking them up
+        # on every request is also a good part of requests' CPU time per poll).
+        self.session.trust_env = False
         self.session.headers["User-Agent"] = "homewatt-collector"
         self._auth: AuthBase | None = None
 

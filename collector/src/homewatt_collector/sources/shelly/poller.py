@@ -7,6 +7,11 @@ attempt to the source through a queue. A failed poll (no connection, a timeout, 
 password, an answer it cannot read) is one error; the device is then retried with backoff
 (1, 2, 4... up to MAX_BACKOFF_S seconds, on its next slot after that) and its generation is
 detected again on the next contact (a device may have been replaced or updated).
+
+The devices of one instance are spread over the first half of the second (`phase_s`, device
+i of n at i/n x SPREAD_S after its slot), so twenty plugs are not asked in the same instant:
+their answers do not collide on the WiFi, nor their threads on the interpreter. A sample keeps
+its slot's timestamp (whole seconds); lateness is counted from the slot plus the phase.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from homewatt_collector.scheduler import Scheduler, Slot
@@ -28,6 +33,7 @@ from homewatt_collector.throttle import LogThrottle
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+SPREAD_S = 0.5
 UNKNOWN_MODEL = "shelly"  # the model tag before the device ever answered /shelly
 
 
@@ -56,8 +62,12 @@ class DevicePoller:
         password: str | None,
         results: queue.Queue[PollResult],
         stop: threading.Event,
+        phase_s: float = 0.0,
     ) -> None:
+        """`phase_s`: how long after each slot's deadline the poll starts (0 <= phase_s <
+        SPREAD_S)."""
         self.config = config
+        self.phase_s = phase_s
         self.client = ShellyClient(config.host, config.timeout_s, config.username, password)
         self.results = results
         self.stop = stop
@@ -85,6 +95,10 @@ class DevicePoller:
         for slot in scheduler.slots():
             if time.monotonic() < self.retry_at:
                 continue  # backing off: this slot is not due
+            due = time.monotonic() - slot.lateness_s + self.phase_s
+            if self.stop.wait(max(due - time.monotonic(), 0.0)):
+                return
+            slot = replace(slot, lateness_s=max(time.monotonic() - due, 0.0))
             try:
                 result = self.poll(slot)
             except Exception as exc:  # noqa: BLE001 (a bug must not end the device's thread)

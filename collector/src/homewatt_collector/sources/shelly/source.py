@@ -22,7 +22,7 @@ from homewatt_collector.counters import COUNTERS_FILE, CounterGuard, RiseLimit, 
 from homewatt_collector.models import ELECTRICITY, DeviceStatus, Reading, Sample
 from homewatt_collector.sources.shelly.config import ShellyDeviceConfig, ShellySourceConfig
 from homewatt_collector.sources.shelly.decode import ChannelValues
-from homewatt_collector.sources.shelly.poller import DevicePoller, PollResult
+from homewatt_collector.sources.shelly.poller import SPREAD_S, DevicePoller, PollResult
 
 PLUG_MAX_POWER_W = 4_600.0  # 20 A at 230 V: above any Shelly plug's or switch's rating
 METER_MAX_POWER_W = 100_000.0  # a phase of a 3EM with 120 A clamps is 28 kW: ample
@@ -55,9 +55,16 @@ class ShellySource:
         if self.pollers:
             return
         self.stop.clear()
+        count = len(self.config.devices)
         self.pollers = [
-            DevicePoller(device, self.passwords.get(device.name), self.results, self.stop)
-            for device in self.config.devices
+            DevicePoller(
+                device,
+                self.passwords.get(device.name),
+                self.results,
+                self.stop,
+                phase_s=SPREAD_S * index / count,
+            )
+            for index, device in enumerate(self.config.devices)
         ]
         for poller in self.pollers:
             poller.start()
