@@ -69,3 +69,12 @@ def test_a_password_credential_is_read_from_the_credentials_directory(
         "",
     )
     assert read_passwords(config.source) == {"plug": "from systemd"}  # type: ignore[arg-type]
+
+
+def test_the_shelly_example_config_is_valid() -> None:
+    from homewatt_collector.config import load_config  # noqa: PLC0415
+    from tests.collector.conftest import REPO  # noqa: PLC0415
+
+    config = load_config(REPO / "collector" / "shelly.example.yaml")
+    assert config.source.kind == "shelly"
+    assert [d.name for d in config.source.devices] == ["kitchen-plug", "office-plug"]  # type: ignore[union-attr]
