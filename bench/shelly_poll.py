@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="list the ten latest polls")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603
+    server = subprocess.Popen(
         [
             sys.executable,
             "-m",

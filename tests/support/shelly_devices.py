@@ -152,7 +152,9 @@ class FakeShelly:
                 source = answers[counter.get("power_answer", key)]
                 power = float(get_path(source, counter["power"]))
                 flow = max(power, 0.0) if counter["direction"] == "import" else max(-power, 0.0)
-                value = self._base[counter["counter"]] + flow * hours * UNITS_PER_WH[counter["unit"]]
+                value = (
+                    self._base[counter["counter"]] + flow * hours * UNITS_PER_WH[counter["unit"]]
+                )
                 decimals = counter.get("decimals", 3)
                 set_path(body, counter["path"], round(value, decimals) if decimals else int(value))
         return body
@@ -167,8 +169,11 @@ class FakeShelly:
         if self.gen == 1:
             expected = base64.b64encode(f"admin:{self.password}".encode()).decode()
             return header == f"Basic {expected}"
-        if not header.startswith("Digest "):
-            return False
+        return header.startswith("Digest ") and self._digest_ok(header, method, uri)
+
+    def _digest_ok(self, header: str, method: str, uri: str) -> bool:
+        """RFC 7616 with SHA-256 as a Gen2+ device checks it (its docs: realm the device id,
+        user admin, qop auth)."""
         pairs = re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', header[len("Digest ") :])
         parts = {key: quoted or bare for key, quoted, bare in pairs}
         realm = self.fixture["shelly"]["id"]
@@ -209,10 +214,10 @@ class FakeShelly:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 device.requests += 1
                 if device.delay_s:
                     time.sleep(device.delay_s)
@@ -249,8 +254,9 @@ class FakeShelly:
 
 
 def main() -> None:
-    """Serve `--plugs` Gen2 plugs (Digest auth with --password) on <network>.2... at `--port`; the first
-    `--slow` answer after 2 s. Prints one JSON line of their addresses, runs until SIGTERM."""
+    """Serve `--plugs` Gen2 plugs (Digest auth with --password) on <network>.2... at
+    `--port`; the first `--slow` answer after 2 s. Prints one JSON line of their addresses,
+    runs until SIGTERM."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--plugs", type=int, default=20)
     parser.add_argument("--slow", type=int, default=1)

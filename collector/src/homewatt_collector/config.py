@@ -50,7 +50,8 @@ EXAMPLE = "collector.example.yaml and the JSON Schema"
 
 # One member per registered source kind (a test checks the two agree).
 SourceConfig = Annotated[
-    DemoSourceConfig | ModbusSourceConfig | ShellySourceConfig, Field(discriminator="kind")]
+    DemoSourceConfig | ModbusSourceConfig | ShellySourceConfig, Field(discriminator="kind")
+]
 
 
 class SinkConfig(ConfigModel):

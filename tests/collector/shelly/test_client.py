@@ -50,7 +50,7 @@ def test_gen1_with_a_wrong_password_is_refused_with_a_clear_error(gen1: FakeShel
 
 
 def test_a_device_asking_for_a_password_the_config_lacks_is_told(gen1: FakeShelly) -> None:
-    with pytest.raises(AuthFailed, match="asks for a password .* set password_credential"):
+    with pytest.raises(AuthFailed, match=r"asks for a password .* set password_credential"):
         ShellyClient(gen1.address, 2).info()
 
 
@@ -107,9 +107,11 @@ def test_a_refused_connection_is_unreachable() -> None:
 
 
 def test_a_host_that_drops_packets_times_out_within_the_timeout() -> None:
-    with unreachable_address("127.0.0.24") as address:
-        with pytest.raises(TimedOut, match="no answer within 0.3 s"):
-            ShellyClient(address, 0.3).info()
+    with (
+        unreachable_address("127.0.0.24") as address,
+        pytest.raises(TimedOut, match=r"no answer within 0\.3 s"),
+    ):
+        ShellyClient(address, 0.3).info()
 
 
 def test_an_rpc_error_answer_names_the_method(gen2: FakeShelly) -> None:

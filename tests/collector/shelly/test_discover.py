@@ -3,6 +3,7 @@ Shelly test devices listen (mDNS is not tried: no multicast responder runs here)
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -108,4 +109,4 @@ def test_probes_are_paced_at_the_rate() -> None:
     for _ in paced([str(i) for i in range(101)], 50, clock=lambda: now[0], sleep=sleep):
         starts.append(now[0])
     assert starts[-1] == pytest.approx(2.0)
-    assert all(b - a == pytest.approx(0.02) for a, b in zip(starts, starts[1:]))
+    assert all(b - a == pytest.approx(0.02) for a, b in itertools.pairwise(starts))

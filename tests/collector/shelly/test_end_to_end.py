@@ -36,6 +36,13 @@ DEVICES = {
     "gen2-pro-em": None,
 }
 WMIN, WH = 60_000.0, 1000.0
+SWITCH0, SWITCH1 = "/rpc/Switch.GetStatus?id=0", "/rpc/Switch.GetStatus?id=1"
+EM, EMDATA, EM1, EM1DATA = (
+    "/rpc/EM.GetStatus?id=0",
+    "/rpc/EMData.GetStatus?id=0",
+    "/rpc/EM1.GetStatus?id=0",
+    "/rpc/EM1Data.GetStatus?id=1",
+)
 # (device, channel, field, the answer it comes from, the path in it, divisor to kWh or 1)
 CHECKS = [
     ("gen1-plug", "switch0", "energy_total_kwh", "/status", "meters.0.total", WMIN),
@@ -50,15 +57,15 @@ CHECKS = [
     ("gen1-3em", "l3", "power_w", "/status", "emeters.2.power", 1),
     ("gen1-3em", "l3", "energy_export_kwh", "/status", "emeters.2.total_returned", WH),
     ("gen1-3em", "total", "power_w", "/status", "total_power", 1),
-    ("gen2-plus-plug-s", "switch0", "power_w", "/rpc/Switch.GetStatus?id=0", "apower", 1),
-    ("gen2-plus-plug-s", "switch0", "energy_total_kwh", "/rpc/Switch.GetStatus?id=0", "aenergy.total", WH),
-    ("gen3-2pm", "switch1", "energy_export_kwh", "/rpc/Switch.GetStatus?id=1", "ret_aenergy.total", WH),
+    ("gen2-plus-plug-s", "switch0", "power_w", SWITCH0, "apower", 1),
+    ("gen2-plus-plug-s", "switch0", "energy_total_kwh", SWITCH0, "aenergy.total", WH),
+    ("gen3-2pm", "switch1", "energy_export_kwh", SWITCH1, "ret_aenergy.total", WH),
     ("gen3-pm-mini", "pm0", "energy_total_kwh", "/rpc/PM1.GetStatus?id=0", "aenergy.total", WH),
-    ("gen2-pro-3em", "l3", "power_w", "/rpc/EM.GetStatus?id=0", "c_act_power", 1),
-    ("gen2-pro-3em", "l3", "energy_export_kwh", "/rpc/EMData.GetStatus?id=0", "c_total_act_ret_energy", WH),
-    ("gen2-pro-3em", "total", "energy_import_kwh", "/rpc/EMData.GetStatus?id=0", "total_act", WH),
-    ("gen2-pro-em", "em1", "energy_export_kwh", "/rpc/EM1Data.GetStatus?id=1", "total_act_ret_energy", WH),
-    ("gen2-pro-em", "em0", "current_a", "/rpc/EM1.GetStatus?id=0", "current", 1),
+    ("gen2-pro-3em", "l3", "power_w", EM, "c_act_power", 1),
+    ("gen2-pro-3em", "l3", "energy_export_kwh", EMDATA, "c_total_act_ret_energy", WH),
+    ("gen2-pro-3em", "total", "energy_import_kwh", EMDATA, "total_act", WH),
+    ("gen2-pro-em", "em1", "energy_export_kwh", EM1DATA, "total_act_ret_energy", WH),
+    ("gen2-pro-em", "em0", "current_a", EM1, "current", 1),
 ]  # fmt: skip
 
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 
 from homewatt_collector.models import Reading
 from homewatt_collector.registry import Registry
+from homewatt_collector.sources import shelly
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
-from homewatt_collector.sources import shelly
 
 
 class Source(Protocol):

@@ -21,9 +21,7 @@ def discover(
     timeout: Annotated[
         float, typer.Option(min=0.1, max=10, help="seconds to wait for each address")
     ] = 1.0,
-    force: Annotated[
-        bool, typer.Option("--force", help="scan a subnet larger than a /22")
-    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="scan a subnet larger than a /22")] = False,
 ) -> None:
     """Find Shelly devices (GET /shelly on every address, at most 50 a second) and print them
     as a config block ready to paste."""
@@ -41,4 +39,3 @@ def discover(
             " the devices are on this network"
         )
     plain_console().print(scan.render(found, subnet), end="")
-

@@ -89,7 +89,7 @@ class ShellyClient:
         """Gen1 `GET /status`."""
         return self._get("/status", None, auth=True)
 
-    def rpc(self, method: str, id: int | None = None) -> Any:  # noqa: A002 (the RPC's name)
+    def rpc(self, method: str, id: int | None = None) -> Any:
         """Gen2+ `GET /rpc/<method>?id=N`; a JSON-RPC error answer is an AnswerError."""
         return self._get(f"/rpc/{method}", None if id is None else {"id": id}, auth=True)
 

@@ -92,7 +92,6 @@ class ShellySourceConfig(ConfigModel):
         return f"Shelly devices {devices}"
 
 
-
 def read_passwords(config: ShellySourceConfig) -> dict[str, str | None]:
     """Each device's password (None: none configured) from its file or systemd credential,
     checked as every homewatt secret is (homewatt_common: mode 0600, not empty); ConfigError

@@ -157,6 +157,8 @@ def render(found: list[Found], subnet: str) -> str:
                 f"      # it asks for a password: /etc/homewatt/credentials/{credential} (0600),"
                 " handed over by a drop-in line"
             )
-            lines.append(f"      # LoadCredential={credential}:/etc/homewatt/credentials/{credential}")
+            lines.append(
+                f"      # LoadCredential={credential}:/etc/homewatt/credentials/{credential}"
+            )
             lines.append(f"      password_credential: {credential}")
     return "\n".join(lines) + "\n"

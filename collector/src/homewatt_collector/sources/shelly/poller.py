@@ -98,12 +98,12 @@ class DevicePoller:
             due = time.monotonic() - slot.lateness_s + self.phase_s
             if self.stop.wait(max(due - time.monotonic(), 0.0)):
                 return
-            slot = replace(slot, lateness_s=max(time.monotonic() - due, 0.0))
+            timed = replace(slot, lateness_s=max(time.monotonic() - due, 0.0))
             try:
-                result = self.poll(slot)
-            except Exception as exc:  # noqa: BLE001 (a bug must not end the device's thread)
+                result = self.poll(timed)
+            except Exception as exc:
                 log.exception("shelly %s: unexpected %s", self.config.name, type(exc).__name__)
-                result = PollResult(self.config.name, self.model, slot.ts, slot.lateness_s)
+                result = PollResult(self.config.name, self.model, timed.ts, timed.lateness_s)
                 result.errors = 1
                 self._failed()
             self.results.put(result)

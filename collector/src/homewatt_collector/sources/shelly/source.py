@@ -116,9 +116,7 @@ class ShellySource:
     def _check_counters(
         self, device: ShellyDeviceConfig, result: PollResult, channel: ChannelValues
     ) -> int:
-        max_power = device.max_power_w or (
-            METER_MAX_POWER_W if channel.meter else PLUG_MAX_POWER_W
-        )
+        max_power = device.max_power_w or (METER_MAX_POWER_W if channel.meter else PLUG_MAX_POWER_W)
         refresh = max_power * COUNTER_REFRESH_S / 3.6e6
         limit = RiseLimit(max_power, channel.resolution_kwh + refresh)
         rejected = 0
