@@ -53,6 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=600, help="seconds to run (default 600)")
     parser.add_argument("--verbose", action="store_true", help="list the ten latest polls")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen(
@@ -80,13 +81,15 @@ def main() -> int:
         assert server.stdout is not None
         addresses: list[str] = json.loads(server.stdout.readline())
         with unreachable_address(f"{NETWORK}.250") as dead:
-            return run(addresses, dead, args.cycles, args.verbose)
+            return run(addresses, dead, args.cycles, args.verbose, args.json)
     finally:
         server.terminate()
         server.wait(10)
 
 
-def run(addresses: list[str], dead: str, cycles: int, verbose: bool = False) -> int:
+def run(
+    addresses: list[str], dead: str, cycles: int, verbose: bool = False, out: Path | None = None
+) -> int:
     devices = [
         {"name": f"plug{i:02d}", "host": a, "interval_s": 1, "timeout_s": 1.0}
         for i, a in enumerate(addresses)
@@ -134,8 +137,11 @@ def run(addresses: list[str], dead: str, cycles: int, verbose: bool = False) -> 
         "cpu_pct_of_one_core": round(100 * cpu_s / cycles, 2),
         "sick_plug_attempts": failed,
         "rss_mb": round(process.memory_info().rss / 2**20, 1),
+        "load_average_1m": round(psutil.getloadavg()[0], 2),
     }
     print(json.dumps(report, indent=1))
+    if out is not None:
+        out.write_text(json.dumps(report, indent=1) + "\n")
     if verbose:
         worst = sorted(healthy, key=lambda r: -r.lateness_s)[:10]
         for r in worst:
