@@ -14,8 +14,10 @@ max_power_w (COUNTER_REFRESH_S) to the counter rule's bound.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from pathlib import Path
 
 from homewatt_collector.counters import COUNTERS_FILE, CounterGuard, RiseLimit, Series
@@ -23,6 +25,9 @@ from homewatt_collector.models import ELECTRICITY, DeviceStatus, Reading, Sample
 from homewatt_collector.sources.shelly.config import ShellyDeviceConfig, ShellySourceConfig
 from homewatt_collector.sources.shelly.decode import ChannelValues
 from homewatt_collector.sources.shelly.poller import SPREAD_S, DevicePoller, PollResult
+from homewatt_collector.throttle import LogThrottle
+
+log = logging.getLogger(__name__)
 
 PLUG_MAX_POWER_W = 4_600.0  # 20 A at 230 V: above any Shelly plug's or switch's rating
 METER_MAX_POWER_W = 100_000.0  # a phase of a 3EM with 120 A clamps is 28 kW: ample
@@ -50,6 +55,7 @@ class ShellySource:
         self.stop = threading.Event()
         self.pollers: list[DevicePoller] = []
         self.devices = {device.name: device for device in config.devices}
+        self.throttle = LogThrottle()
 
     def open(self) -> None:
         if self.pollers:
@@ -71,9 +77,10 @@ class ShellySource:
 
     def close(self) -> None:
         self.stop.set()
+        deadline = time.monotonic() + STOP_WAIT_S
         try:
             for poller in self.pollers:
-                poller.join(STOP_WAIT_S)
+                poller.join(max(deadline - time.monotonic(), 0.0))
             self.pollers = []
         finally:
             self.counters.close()
@@ -129,6 +136,14 @@ class ShellySource:
                 channel.fields[name] = verdict.value
             if verdict.rejected:
                 rejected += 1
+                kind = f"{device.name} {series.describe()}"
+                if self.throttle.ready(kind):
+                    log.warning(
+                        "shelly %s: %s %s: not stored",
+                        device.name,
+                        series.describe(),
+                        verdict.rejected,
+                    )
         return rejected
 
     def _sample(
