@@ -71,7 +71,7 @@ def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> No
         (("  kind: demo", "  kind: demo\n  colour: red"), ":4: source.colour: unknown key"),
         (
             ("  kind: demo", "  kind: teleport"),
-            ":3: source.kind: must be one of 'demo', 'modbus', not 'teleport'",
+            ":3: source.kind: must be one of 'demo', 'modbus', 'shelly', not 'teleport'",
         ),
         (
             ("    anonymous: true", "    anonymous: true\n    token: abc"),
