@@ -11,14 +11,20 @@ the counter rule on the devices' own energy counters), `discover.py` and `cli.py
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from homewatt_collector.sources.shelly.config import ShellySourceConfig, read_passwords
-from homewatt_collector.sources.shelly.source import ShellySource
 
-__all__ = ["ShellySource", "ShellySourceConfig", "create"]
+if TYPE_CHECKING:
+    from homewatt_collector.sources.shelly.source import ShellySource
+
+__all__ = ["ShellySourceConfig", "create"]
 
 
 def create(config: ShellySourceConfig, site: str, state_dir: Path | None) -> ShellySource:
     """The registry's factory: reads the passwords now, so a missing or unreadable password
-    file is a config error before the collector starts (ConfigError)."""
+    file is a config error before the collector starts (ConfigError). The HTTP client
+    (requests) is imported only here: other kinds' commands do not pay for it."""
+    from homewatt_collector.sources.shelly.source import ShellySource  # noqa: PLC0415 (start-up)
+
     return ShellySource(config, site, read_passwords(config), state_dir)

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from homewatt_collector.sources.shelly import discover as scan
 from homewatt_common.cli import HomewattCommand, fail, plain_console, progress_console
 
 shelly_app = typer.Typer(help="Shelly plugs, switches and energy meters on the local network.")
@@ -25,6 +24,8 @@ def discover(
 ) -> None:
     """Find Shelly devices (GET /shelly on every address, at most 50 a second) and print them
     as a config block ready to paste."""
+    from homewatt_collector.sources.shelly import discover as scan  # noqa: PLC0415 (start-up time)
+
     try:
         addresses = scan.hosts_of(subnet, force)
     except scan.SubnetError as exc:
