@@ -291,6 +291,8 @@ mkdir -p "$inventory/host_vars/localhost"
     printf '      meters:\n        - {name: main, model: "%s", device_id: %s}\n' "$METER_MODEL" "$METER_ID"
   fi
   printf 'grafana_listen_address: %s\n' "$([ "$GRAFANA_LAN" = yes ] && echo 0.0.0.0 || echo 127.0.0.1)"
+  # Each daily backup keeps this file too (a Pi rebuilt from its backup gets its answers back).
+  printf 'backup_config_files_install_answers: "%s"\n' "$here/$inventory/host_vars/localhost/install.yml"
   if [ "$AZURE" = yes ]; then
     printf 'backup_azure_enabled: true\nbackup_azure_account_url: "%s"\nbackup_azure_container: "%s"\n' \
       "$AZURE_ACCOUNT_URL" "$AZURE_CONTAINER"
