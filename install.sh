@@ -191,7 +191,9 @@ fi
 ask() { # ask VAR "question" default
   local var=$1 question=$2 default=$3 reply
   if [ -n "${!var}" ]; then return; fi
-  if [ "$NON_INTERACTIVE" = true ] || [ ! -r /dev/tty ]; then
+  # No terminal to ask on (a pipe, cron, `docker exec` without -t: /dev/tty exists but cannot
+  # be opened): the default, as with --non-interactive.
+  if [ "$NON_INTERACTIVE" = true ] || ! { : </dev/tty; } 2>/dev/null; then
     printf -v "$var" '%s' "$default"
     return
   fi
