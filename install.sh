@@ -8,6 +8,7 @@
 # overwriting yours) and runs ansible/site.yml against this machine. Safe to re-run: it
 # upgrades in place and keeps secrets, data and outboxes. `--help` lists the options.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 
 # The repository a piped run clones, and the release it checks out.
 HOMEWATT_REPO_URL=${HOMEWATT_REPO_URL:-}
@@ -57,7 +58,8 @@ EOF
 }
 
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
-step_no=0
+# Numbered steps, counted on across the re-run from the fetched release.
+step_no=${HOMEWATT_STEP_NO:-0}
 step() { step_no=$((step_no + 1)); printf '\n[%d] %s\n' "$step_no" "$*"; }
 
 # --- options ---------------------------------------------------------------------------------
@@ -155,11 +157,12 @@ if [ -z "$here" ] || [ ! -f "$here/ansible/site.yml" ]; then
   command -v git >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq git >/dev/null; } \
     || die "cannot install git: no network to the package mirrors?"
   if [ -d "$HOMEWATT_SRC/.git" ]; then
-    git -C "$HOMEWATT_SRC" fetch --quiet --depth 1 origin "$HOMEWATT_REF" && git -C "$HOMEWATT_SRC" checkout --quiet --force FETCH_HEAD
+    git -C "$HOMEWATT_SRC" fetch --quiet --depth 1 origin "$HOMEWATT_REF" \
+      && git -C "$HOMEWATT_SRC" -c advice.detachedHead=false checkout --quiet --force FETCH_HEAD
   else
-    git clone --quiet --depth 1 --branch "$HOMEWATT_REF" "$HOMEWATT_REPO_URL" "$HOMEWATT_SRC"
+    git -c advice.detachedHead=false clone --quiet --depth 1 --branch "$HOMEWATT_REF" "$HOMEWATT_REPO_URL" "$HOMEWATT_SRC"
   fi
-  exec bash "$HOMEWATT_SRC/install.sh" "${ARGS[@]}"
+  HOMEWATT_STEP_NO=$step_no exec bash "$HOMEWATT_SRC/install.sh" "${ARGS[@]}"
 fi
 cd "$here"
 
@@ -249,16 +252,19 @@ case $GRAFANA_LAN in yes | true | 1) GRAFANA_LAN=yes ;; *) GRAFANA_LAN=no ;; esa
 
 # --- prerequisites and Ansible -----------------------------------------------------------------
 step "Installing the prerequisites (apt)"
-export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || die "apt-get update failed: no network to the package mirrors?"
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv git iproute2 ca-certificates >/dev/null \
   || die "apt-get install failed: no network to the package mirrors?"
 
 step "Installing Ansible, pinned, into $ANSIBLE_VENV"
 [ -x "$ANSIBLE_VENV/bin/python" ] || python3 -m venv "$ANSIBLE_VENV"
-# Only Ansible itself, at the versions tools/ansible/requirements.txt pins (the tests' set).
-"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check -c tools/ansible/requirements.txt ansible ansible-core \
-  || die "pip could not install Ansible: no network to PyPI?"
+# Only Ansible itself, at the versions tools/ansible/requirements.txt pins (the tests' set);
+# pip takes no extras in a constraints file (molecule-plugins[docker]), so they are cut off.
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+sed -E 's/\[[^]]*\]//' tools/ansible/requirements.txt >"$constraints"
+"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" ansible ansible-core \
+  || die "pip could not install Ansible (pip's lines above say why; no network to PyPI?)"
 
 # --- the inventory -----------------------------------------------------------------------------
 step "The inventory ansible/inventories/local"
