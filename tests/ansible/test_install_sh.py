@@ -134,7 +134,8 @@ def test_a_taken_port_is_refused(tmp_path: Path, port: int) -> None:
         # Waits until the listener is up (a fixed sleep lost that race under load, and the
         # script went on to install on this machine).
         f'ip link set lo up; python3 -c "{listener}" & '
-        f"for i in $(seq 300); do ss -Htln 'sport = :{port}' | grep -q . && break; sleep 0.1; done; "
+        f"for i in $(seq 300); do ss -Htln 'sport = :{port}' | grep -q . && break; sleep 0.1;"
+        " done; "
         f"HOMEWATT_OS_RELEASE={tmp_path}/os-release bash {SCRIPT} --demo; rc=$?; kill %1; exit $rc"
     )
     os_release(tmp_path)
