@@ -260,10 +260,12 @@ step "Installing Ansible, pinned, into $ANSIBLE_VENV"
 [ -x "$ANSIBLE_VENV/bin/python" ] || python3 -m venv "$ANSIBLE_VENV"
 # Only Ansible itself, at the versions tools/ansible/requirements.txt pins (the tests' set);
 # pip takes no extras in a constraints file (molecule-plugins[docker]), so they are cut off.
+# --no-compile: the ansible package is some 50,000 files, which pip would all byte-compile
+# (under load here the step took over 30 min); Python compiles what Ansible imports on use.
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 sed -E 's/\[[^]]*\]//' tools/ansible/requirements.txt >"$constraints"
-"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" ansible ansible-core \
+"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check --no-compile -c "$constraints" ansible ansible-core \
   || die "pip could not install Ansible (pip's lines above say why; no network to PyPI?)"
 
 # --- the inventory -----------------------------------------------------------------------------
