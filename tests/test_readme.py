@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 WHEELHOUSE = REPO / ".tools" / "wheels"
 MARKERS = {"no-test", "stop-with-ctrl-c", "systemd"}
-QUICK_START = "Quick start on a Raspberry Pi (by hand, until install.sh lands)"
+QUICK_START = "Install by hand on a Raspberry Pi (what install.sh automates)"
 NO_TEST_REASON = re.compile(r"^# not run by the tests: \S.*$")
 CTRL_C_AFTER_S = 5
 # What a user pastes when a command waits for a secret: printable ASCII without spaces (a
