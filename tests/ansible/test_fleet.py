@@ -94,25 +94,29 @@ def playbook(
     inv: Path, env: dict[str, str], *args: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
-    done = subprocess.run(
-        [str(TOOLS_BIN / "ansible-playbook"), "-i", str(inv), *args],
-        cwd=REPO / "ansible",
-        env={
-            **os.environ,
-            **env,
-            "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
-            "MOLECULE_PROJECT_DIRECTORY": str(REPO),
-            "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "NO_COLOR": "1",
-        },
-        capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
+    # Written as it runs (a hung or slow run shows where it is): <tmp_path>/ansible-*.log
+    log = tmp_path / f"ansible-{len(list(tmp_path.glob('ansible-*.log'))):02}.log"
+    with log.open("w") as sink:
+        done = subprocess.run(
+            [str(TOOLS_BIN / "ansible-playbook"), "-i", str(inv), *args],
+            cwd=REPO / "ansible",
+            env={
+                **os.environ,
+                **env,
+                "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
+                "MOLECULE_PROJECT_DIRECTORY": str(REPO),
+                "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path),
+                "ANSIBLE_FORCE_COLOR": "0",
+                "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+                "NO_COLOR": "1",
+            },
+            stdout=sink, stderr=subprocess.STDOUT, text=True, timeout=3600, check=False,
+        )  # fmt: skip
+    output = log.read_text()
     seconds = time.monotonic() - started
-    print(f"ansible-playbook {' '.join(args)}: rc={done.returncode} in {seconds:.0f} s")
+    print(f"ansible-playbook {' '.join(args)}: rc={done.returncode} in {seconds:.0f} s ({log})")
     assert done.returncode == 0, output[-8000:]
-    return done
+    return subprocess.CompletedProcess(done.args, done.returncode, output, "")
 
 
 def recaps(output: str) -> dict[str, int]:
