@@ -151,3 +151,55 @@ def test_the_rendered_backup_config_passes_check_config(azure: bool, tmp_path: P
         assert parsed["azure"]["container"] == "homewatt-cabin-2"
     done = check_config("homewatt-backup", config)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+TENANT = "4f1c2b7e-0d39-4a8e-9c1e-5b2a7d9e3f10"
+CLIENT = "0b7a1e52-9c3d-4f6e-8a21-d5c4b3a29e87"
+ENTRA = {
+    "backup_azure_enabled": True,
+    "backup_azure_account_url": "https://homewattbackups.blob.core.windows.net",
+    "backup_azure_auth": "service_principal",
+    "backup_azure_tenant_id": TENANT,
+    "backup_azure_client_id": CLIENT,
+}
+
+
+@pytest.mark.parametrize("credential", ["certificate", "secret"])
+def test_a_service_principal_config_names_its_credential_and_passes_check_config(
+    credential: str, tmp_path: Path
+) -> None:
+    variables = {**ENTRA, "backup_azure_client_credential": credential}
+    text = static.render("backup", "backup.yaml.j2", tmp_path, **variables)
+    azure = yaml.safe_load(text)["azure"]
+    assert azure["auth"] == "service_principal"
+    assert (azure["tenant_id"], azure["client_id"]) == (TENANT, CLIENT)
+    assert azure[f"client_{credential}_credential"] == f"azure-client-{credential}"
+    assert "sas_credential" not in azure
+    config = tmp_path / "backup.yaml"
+    config.write_text(text)
+    done = check_config("homewatt-backup", config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = directives(static.render("backup", "dropin.conf.j2", tmp_path, **variables))
+    assert loaded == [
+        "[Service]",
+        "LoadCredential=",
+        "LoadCredential=influxdb-operator-token:/etc/homewatt/credentials/influxdb-operator-token",
+        f"LoadCredential=azure-client-{credential}:/etc/homewatt/credentials/azure-client-{credential}",
+    ]
+
+
+def test_a_service_principal_without_its_ids_is_refused(tmp_path: Path) -> None:
+    text = refused("backup", tmp_path, **{**ENTRA, "backup_azure_tenant_id": ""})
+    assert "service_principal needs backup_azure_tenant_id and backup_azure_client_id" in text
+
+
+def test_install_answers_are_archived_when_set(tmp_path: Path) -> None:
+    answers = "/opt/homewatt/src/ansible/inventories/local/host_vars/localhost/install.yml"
+    text = static.render(
+        "backup", "backup.yaml.j2", tmp_path, backup_config_files_install_answers=answers
+    )
+    files = yaml.safe_load(text)["config_files"]
+    assert files == {"enabled": True, "directory": "/etc/homewatt", "install_answers": answers}
+    config = tmp_path / "backup.yaml"
+    config.write_text(text)
+    assert check_config("homewatt-backup", config).returncode == 0
