@@ -181,7 +181,8 @@ if [ "$ACTION" = uninstall ]; then
   if [ "$PURGE" = true ]; then
     step "Deleting data, secrets and configs (--purge)"
     rm -rf /etc/homewatt /var/lib/homewatt /var/lib/private/homewatt-collector /var/lib/private/homewatt-backup \
-      /var/lib/homewatt-collector /var/lib/homewatt-backup /opt/homewatt/venv /opt/homewatt/wheels /opt/homewatt/wheelhouse
+      /var/lib/homewatt-collector /var/lib/homewatt-backup /opt/homewatt/venv /opt/homewatt/wheels /opt/homewatt/wheelhouse \
+      /var/log/homewatt
     printf '\nhomewatt is removed, its data and secrets too.\n'
   else
     printf '\nhomewatt is removed. Kept: data (/var/lib/homewatt, the outboxes), secrets and configs\n'
@@ -321,8 +322,13 @@ fi
 step "Running ansible/site.yml on this machine (a few minutes the first time)"
 extra=()
 [ "$RESET_GRAFANA" = false ] || extra+=(-e '{"homewatt_rotate_secrets": ["grafana-admin-password"]}')
+# The play's output is also kept, root-only, for a look later (no secret is in it: no_log).
+log_dir=/var/log/homewatt
+install -d -m 0700 "$log_dir"
+export ANSIBLE_LOG_PATH=$log_dir/install.log
+(umask 077 && : >>"$ANSIBLE_LOG_PATH")
 (cd ansible && "$ANSIBLE_VENV/bin/ansible-playbook" -i inventories/local site.yml "${extra[@]}" ${HOMEWATT_EXTRA_VARS:+-e "$HOMEWATT_EXTRA_VARS"}) \
-  || die "the play failed: its last task above says why; fix it and run me again (safe to re-run)"
+  || die "the play failed: its last task above says why (all of it: $ANSIBLE_LOG_PATH); fix it and run me again (safe to re-run)"
 
 # --- where to look -----------------------------------------------------------------------------
 step "Done"
