@@ -198,6 +198,8 @@ def test_the_one_liner_installs_the_demo_on_trixie_reruns_unchanged_uninstalls_a
     assert re.search(r"(0\.0\.0\.0|\*|\[::\]):3000\b", listening), listening
     assert not re.search(r"(0\.0\.0\.0|\*|\[::\]):8086\b", listening), listening
     assert exists(pi, "/opt/homewatt/src/.git", "-d")
+    # The play's log is kept root-only.
+    assert pi.run("stat -c '%a %U' /var/log/homewatt/install.log").stdout.split() == ["600", "root"]
 
     # The same command again: nothing changes, no secret is rewritten.
     before = secret_files(pi)
@@ -223,7 +225,8 @@ def test_the_one_liner_installs_the_demo_on_trixie_reruns_unchanged_uninstalls_a
     out = pi.run(["/opt/homewatt/src/install.sh", "--uninstall", "--purge"]).stdout
     assert "its data and secrets too" in out
     left = pi.run(
-        "ls -d /etc/homewatt /var/lib/homewatt /var/lib/private/homewatt-* /opt/homewatt/venv",
+        "ls -d /etc/homewatt /var/lib/homewatt /var/lib/private/homewatt-* /opt/homewatt/venv"
+        " /var/log/homewatt",
         check=False,
     ).stdout.strip()
     assert left == ""
