@@ -59,6 +59,8 @@ def fleet(systemd_rig: SystemdRig) -> Iterator[dict[str, SystemdContainer]]:
                 image,
                 purpose=host,
                 extra_options=(f"--volume={REPO}/.tools/wheels:{WHEELS}:ro",),
+                # 90 s (the default) was not enough to boot at a load of 27.
+                timeout=600,
             )
         yield boxes
     finally:

@@ -76,6 +76,7 @@ def pi(systemd_rig: SystemdRig, standin_images: dict[str, str]) -> Iterator[Syst
             *caps,
             f"--volume={standin_images['HOMEWATT_MOLECULE_IMAGES_DIR']}:{IMAGES_IN_CONTAINER}:ro",
         ),
+        timeout=600,  # boot; 90 s (the default) was not enough at a load of 27
     )
     try:
         with tempfile.TemporaryDirectory() as workdir:
