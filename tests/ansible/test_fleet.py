@@ -88,6 +88,9 @@ def inventory(tmp_path: Path, fleet: dict[str, SystemdContainer]) -> Path:
         f"backup_wheelhouse: {WHEELS}\n"
         "# A test value, not a secret: the central InfluxDB is the example's placeholder.\n"
         "vault_influxdb_central_token: fleet-test-central-token\n"
+        "# The host's kernel clock (shared by containers) is not NTP-synchronised here.\n"
+        "collector_wait_for_time_sync_enabled: false\n"
+        "backup_wait_for_time_sync_enabled: false\n"
     )
     return inv
 
