@@ -79,6 +79,14 @@ def pi(systemd_rig: SystemdRig, standin_images: dict[str, str]) -> Iterator[Syst
         timeout=600,  # boot; 90 s (the default) was not enough at a load of 27
     )
     try:
+        # Test-only, as molecule/site/prepare.yml: this container's /proc/sys is read-only, so
+        # trixie's Docker 26 cannot turn IPv6 off on a new container's interface and refuses to
+        # start it unless told to go on (its own error names the variable); a Pi needs none of
+        # this. In place before install.sh installs Docker, so its first start has it.
+        box.write_file(
+            "/etc/systemd/system/docker.service.d/homewatt-test-nested.conf",
+            "[Service]\nEnvironment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1\n",
+        )
         with tempfile.TemporaryDirectory() as workdir:
             box.copy_in(remote_repository(Path(workdir)), str(Path(REMOTE).parent))
         yield box
@@ -170,9 +178,10 @@ def unit_files(pi: SystemdContainer) -> str:
     ).stdout.strip()
 
 
-# Long: apt (Docker), PyPI (Ansible, the apps' dependencies), site.yml twice. Measured on the
-# shared 2-core VM at a load of 23-29: the first run did not reach the play within 30 min
-# (pip installing Ansible); times of a whole run: see the report of issue 14. Hang guard.
+# Long: apt (Docker), PyPI (Ansible, the apps' dependencies), site.yml twice. Not passed whole
+# yet: at a load of 23-29 the first run did not reach the play within 30 min (pip byte-compiling
+# Ansible, since turned off); at a load of 9-11 it failed after 497 s at "InfluxDB runs" (Docker
+# 26's IPv6 refusal, since handled above). Hang guard.
 @long_scenario
 @pytest.mark.timeout(5400)
 def test_the_one_liner_installs_the_demo_on_trixie_reruns_unchanged_uninstalls_and_purges(
