@@ -3,11 +3,13 @@ preflight refusals with faked facts, the RS485 udev rule, the Flux text and the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,7 +108,7 @@ def preflight(
 ) -> subprocess.CompletedProcess[str]:
     """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
     cache = tmp_path / "facts"
-    cache.mkdir()
+    cache.mkdir(parents=True)
     # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in __payload__.
     (cache / "s1_pi").write_text(json.dumps({"__payload__": json.dumps({**FACTS, **facts})}))
     playbook = tmp_path / "preflight.yml"
@@ -190,12 +192,115 @@ def test_influxdb_preflight_refuses_a_raw_bucket_larger_than_the_disk(tmp_path: 
     small = {"ansible_mounts": [{"mount": "/", "size_available": 200 * 1024**2}]}
     done = preflight(
         "influxdb", tmp_path, small, influxdb_data_dir=str(tmp_path / "influxdb"),
-        influxdb_raw_retention_days=365, collector_meters=[{}, {}, {}],
+        influxdb_raw_retention_days=365, collector_instances=[DEMO_INSTANCE],
     )  # fmt: skip
     text = " ".join(done.stdout.split())
     assert done.returncode != 0
     assert "InfluxDB's raw bucket needs about" in text
     assert "/ has 200 MiB free" in text
+
+
+# The example inventory's instances (ansible/inventories/example/host_vars).
+DEMO_INSTANCE = {"name": "demo", "source": {"kind": "demo", "device": "demo-meter"}}
+WORKSHOP_INSTANCE = {
+    "name": "main",
+    "source": {
+        "kind": "modbus",
+        "port": "/dev/homewatt-rs485-main",
+        "meters": [
+            {"name": "mains", "model": "sdm630", "device_id": 1},
+            {"name": "heatpump", "model": "sdm120", "device_id": 2},
+        ],
+    },
+}
+
+
+def test_influxdb_disk_estimate_counts_the_points_collector_instances_write(
+    tmp_path: Path,
+) -> None:
+    """2 GiB free holds a demo instance's 30 days (3 points a second: 1.1 GiB with the margin)
+    but not the workshop's SDM630 + SDM120 (8 a second: 2.9 GiB); the refusal names the points
+    a day it counted from collector_instances (the variable the collector role reads)."""
+    disk = {"ansible_mounts": [{"mount": "/", "size_available": 2 * 1024**3}]}
+    data_dir = str(tmp_path / "influxdb")
+    demo = preflight(
+        "influxdb", tmp_path / "demo", disk, influxdb_data_dir=data_dir,
+        collector_instances=[DEMO_INSTANCE],
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    workshop = preflight(
+        "influxdb", tmp_path / "workshop", disk, influxdb_data_dir=data_dir,
+        collector_instances=[WORKSHOP_INSTANCE],
+    )  # fmt: skip
+    text = " ".join(workshop.stdout.split())
+    assert workshop.returncode != 0
+    assert f"({8 * 86400} points a day x 100 bytes x 30 days" in text, text
+    # Read once every 10 s, the workshop fits again.
+    slow = preflight(
+        "influxdb", tmp_path / "slow", disk, influxdb_data_dir=data_dir,
+        collector_instances=[{**WORKSHOP_INSTANCE, "interval_s": 10}],
+    )  # fmt: skip
+    assert slow.returncode == 0, slow.stdout + slow.stderr
+
+
+def points_per_day_filter() -> Callable[..., int]:
+    """The influxdb role's filter, loaded from its file as Ansible loads a role's plugins."""
+    path = ROLES_DIR / "influxdb" / "filter_plugins" / "influxdb_disk.py"
+    spec = importlib.util.spec_from_file_location("influxdb_disk", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FilterModule().filters()["homewatt_points_per_day"]
+
+
+METERS = REPO / "collector" / "src" / "homewatt_collector" / "meters"
+
+
+@pytest.mark.parametrize(
+    ("instances", "interval_s", "per_day"),
+    [
+        # No instance yet: sized as one point a second.
+        ([], 1, 86400),
+        # Demo: health + device health + one channel.
+        ([DEMO_INSTANCE], 1, 3 * 86400),
+        # health + SDM630 (device health + total, l1, l2, l3) + SDM120 (device health + total).
+        ([WORKSHOP_INSTANCE], 1, 8 * 86400),
+        # Each instance at its own interval_s, else the default one.
+        ([DEMO_INSTANCE, {**WORKSHOP_INSTANCE, "interval_s": 5}], 2, 3 * 43200 + 8 * 17280),
+        # An inline template (source.templates) with two channels.
+        (
+            [
+                {
+                    "name": "custom",
+                    "source": {
+                        "kind": "modbus",
+                        "meters": [{"name": "m", "model": "mine", "device_id": 3}],
+                        "templates": {
+                            "mine": {
+                                "registers": [
+                                    {"field": "power_w", "address": 0},
+                                    {"field": "power_w", "channel": "l1", "address": 2},
+                                ]
+                            }
+                        },
+                    },
+                }
+            ],
+            1,
+            (1 + 1 + 2) * 86400,
+        ),
+        # A model in no template counts as the most channels a meter has (4).
+        (
+            [{"name": "x", "source": {"kind": "modbus", "meters": [{"model": "unknown-9"}]}}],
+            1,
+            (1 + 1 + 4) * 86400,
+        ),
+    ],
+)
+def test_points_per_day_follow_the_collectors_points_per_cycle(
+    instances: list[dict], interval_s: int, per_day: int
+) -> None:
+    assert points_per_day_filter()(instances, interval_s, str(METERS)) == per_day
 
 
 def test_influxdb_preflight_accepts_the_default_retention_on_a_16gb_card(tmp_path: Path) -> None:
