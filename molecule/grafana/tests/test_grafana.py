@@ -9,34 +9,34 @@ Grafana's uid, and answers /api/health. Dashboards and alert rules are tested in
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable
 
 import pytest
 import testinfra.host
+from conftest import NestedContainer
 
 CONTAINER = "homewatt-grafana"
 CONFIG = "/etc/homewatt/grafana"
 
 
-def inspect(host: testinfra.host.Host) -> dict:
-    return json.loads(host.check_output(f"docker inspect {CONTAINER}"))[0]
+@pytest.fixture
+def grafana(nested_container: Callable[[str], NestedContainer]) -> NestedContainer:
+    return nested_container(CONTAINER)
 
 
 def test_container_runs_the_pinned_image_and_restarts_unless_stopped(
-    host: testinfra.host.Host,
+    grafana: NestedContainer,
 ) -> None:
-    container = inspect(host)
-    assert container["State"]["Running"]
-    assert container["Config"]["Image"].startswith("homewatt-test/grafana-standin:")
-    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-    assert container["HostConfig"]["Memory"] == 192 * 1024 * 1024
-    assert container["HostConfig"]["OomScoreAdj"] == 500
+    grafana.assert_runs_pinned_and_restarts_unless_stopped(
+        "homewatt-test/grafana-standin", memory_mb=192
+    )
+    assert grafana.inspect()["HostConfig"]["OomScoreAdj"] == 500
 
 
 def test_no_anonymous_access_no_sign_up_no_analytics_and_the_site_time_zone(
-    host: testinfra.host.Host,
+    grafana: NestedContainer,
 ) -> None:
-    env = dict(item.split("=", 1) for item in inspect(host)["Config"]["Env"])
+    env = grafana.env()
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert env["GF_ANALYTICS_REPORTING_ENABLED"] == "false"
@@ -49,9 +49,9 @@ def test_no_anonymous_access_no_sign_up_no_analytics_and_the_site_time_zone(
 
 
 def test_repository_files_are_mounted_read_only_and_secrets_for_grafana_only(
-    host: testinfra.host.Host,
+    host: testinfra.host.Host, grafana: NestedContainer
 ) -> None:
-    mounts = {m["Destination"]: m for m in inspect(host)["Mounts"]}
+    mounts = {m["Destination"]: m for m in grafana.inspect()["Mounts"]}
     assert mounts[CONFIG]["Source"] == CONFIG and not mounts[CONFIG]["RW"]
     secrets = mounts["/run/secrets/homewatt"]
     assert secrets["Source"] == f"{CONFIG}/secrets" and not secrets["RW"]
@@ -78,20 +78,15 @@ def test_alert_limits_and_contact_points_come_from_role_variables(
     assert '"phone"' in text and "ntfy.invalid" in text and "homewatt" in text
 
 
-def test_web_ui_on_localhost_only_and_healthy(host: testinfra.host.Host) -> None:
-    bindings = inspect(host)["HostConfig"]["PortBindings"]["3000/tcp"]
-    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": "3000"}]
-    assert not host.socket("tcp://0.0.0.0:3000").is_listening
+def test_web_ui_on_localhost_only_and_healthy(
+    host: testinfra.host.Host, grafana: NestedContainer
+) -> None:
+    grafana.assert_published_on(3000, "127.0.0.1")
+    grafana.assert_health_check("http://127.0.0.1:3000/api/health")
     health = json.loads(host.check_output("curl -fsS http://127.0.0.1:3000/api/health"))
     assert health["database"] == "ok"
-    assert inspect(host)["Config"]["Healthcheck"]["Test"] == [
-        "CMD", "curl", "-fsS", "http://127.0.0.1:3000/api/health"
-    ]  # fmt: skip
 
 
 @pytest.mark.usefixtures("nested_docker_exec")
-def test_healthcheck_turns_healthy(host: testinfra.host.Host) -> None:
-    deadline = time.monotonic() + 120
-    while inspect(host)["State"]["Health"]["Status"] != "healthy":
-        assert time.monotonic() < deadline, "the container never turned healthy"
-        time.sleep(2)
+def test_healthcheck_turns_healthy(grafana: NestedContainer) -> None:
+    grafana.wait_healthy()

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 import testinfra.host
+from conftest import NestedContainer
 
 CONTAINER = "homewatt-influxdb"
 CREDENTIALS = "/etc/homewatt/credentials"
 URL = "http://127.0.0.1:8086"
-
-
-def inspect(host: testinfra.host.Host) -> dict:
-    return json.loads(host.check_output(f"docker inspect {CONTAINER}"))[0]
 
 
 def curl(method: str, path: str, token: str, *args: str) -> str:
@@ -49,20 +47,18 @@ def query(host: testinfra.host.Host, token: str, influxql: str, rp: str = "") ->
     return int(code or 0), body
 
 
-def test_container_runs_the_pinned_image_and_restarts_unless_stopped(
-    host: testinfra.host.Host,
+@pytest.fixture
+def influxdb(nested_container: Callable[[str], NestedContainer]) -> NestedContainer:
+    return nested_container(CONTAINER)
+
+
+def test_container_runs_the_pinned_image_restarts_and_is_limited_for_a_1gb_pi(
+    influxdb: NestedContainer,
 ) -> None:
-    container = inspect(host)
-    assert container["State"]["Running"]
-    assert container["Config"]["Image"].startswith("homewatt-test/influxdb-standin:")
-    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-
-
-def test_memory_is_limited_for_a_1gb_pi(host: testinfra.host.Host) -> None:
-    container = inspect(host)
-    assert container["HostConfig"]["Memory"] == 320 * 1024 * 1024
-    assert container["HostConfig"]["MemorySwap"] == 320 * 1024 * 1024
-    env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+    influxdb.assert_runs_pinned_and_restarts_unless_stopped(
+        "homewatt-test/influxdb-standin", memory_mb=320
+    )
+    env = influxdb.env()
     assert env["INFLUXD_STORAGE_CACHE_MAX_MEMORY_SIZE"] == "64MiB"
     assert env["INFLUXD_STORAGE_MAX_CONCURRENT_COMPACTIONS"] == "1"
     assert env["INFLUXD_QUERY_CONCURRENCY"] == "4"
@@ -71,25 +67,20 @@ def test_memory_is_limited_for_a_1gb_pi(host: testinfra.host.Host) -> None:
     assert env["INFLUXD_REPORTING_DISABLED"] == "true"
 
 
-def test_healthcheck_is_curl_on_health(host: testinfra.host.Host) -> None:
-    health = inspect(host)["Config"]["Healthcheck"]
-    assert health["Test"] == ["CMD", "curl", "-fsS", "http://127.0.0.1:8086/health"]
+def test_healthcheck_is_curl_on_health(
+    host: testinfra.host.Host, influxdb: NestedContainer
+) -> None:
+    influxdb.assert_health_check(f"{URL}/health")
     assert json.loads(host.check_output(f"curl -fsS {URL}/health"))["status"] == "pass"
 
 
 @pytest.mark.usefixtures("nested_docker_exec")
-def test_healthcheck_turns_healthy(host: testinfra.host.Host) -> None:
-    deadline = time.monotonic() + 120
-    while inspect(host)["State"]["Health"]["Status"] != "healthy":
-        assert time.monotonic() < deadline, "the container never turned healthy"
-        time.sleep(2)
+def test_healthcheck_turns_healthy(influxdb: NestedContainer) -> None:
+    influxdb.wait_healthy()
 
 
-def test_api_is_published_on_localhost_only(host: testinfra.host.Host) -> None:
-    bindings = inspect(host)["HostConfig"]["PortBindings"]["8086/tcp"]
-    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": "8086"}]
-    assert host.socket("tcp://127.0.0.1:8086").is_listening
-    assert not host.socket("tcp://0.0.0.0:8086").is_listening
+def test_api_is_published_on_localhost_only(influxdb: NestedContainer) -> None:
+    influxdb.assert_published_on(8086, "127.0.0.1")
 
 
 def test_secret_files_are_root_only(host: testinfra.host.Host) -> None:
@@ -143,12 +134,14 @@ def test_grafana_token_reads_both_buckets_and_cannot_write(host: testinfra.host.
     )
 
 
-def test_data_survives_a_recreated_container(host: testinfra.host.Host) -> None:
-    mounts = {m["Destination"]: m for m in inspect(host)["Mounts"]}
+def test_data_survives_a_recreated_container(
+    host: testinfra.host.Host, influxdb: NestedContainer
+) -> None:
+    mounts = {m["Destination"]: m for m in influxdb.inspect()["Mounts"]}
     assert mounts["/var/lib/influxdb2"]["Source"] == "/var/lib/homewatt/influxdb/data"
     assert mounts["/etc/influxdb2"]["Source"] == "/var/lib/homewatt/influxdb/config"
     operator = "influxdb-operator-token"
-    image = inspect(host)["Config"]["Image"]
+    image = influxdb.inspect()["Config"]["Image"]
     run_args = host.check_output(
         "docker inspect -f '{{range .Config.Env}}-e {{.}} {{end}}' " + CONTAINER
     )
