@@ -24,6 +24,7 @@ from tests.support.systemd_rig import SystemdRig
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".tools" / "ansible" / "bin"  # scripts/bootstrap builds it
 CAP_SYS_PTRACE = 19  # linux/capability.h
+LOG_DAYS = 1  # Molecule's logs of older sessions are removed
 
 
 def can_grant_sys_ptrace() -> bool:
@@ -138,8 +139,18 @@ def molecule(systemd_rig: SystemdRig) -> Molecule:
         "PY_COLORS": "0",
         "NO_COLOR": "1",
     }
-    # Beside the rig's own logs, not in pytest's temp dirs (which other sessions clean up).
-    log_dir = systemd_rig.daemon.log_dir / "molecule"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
+    # Beside the rig's own logs, not in pytest's temp dirs (which other sessions clean up): one
+    # folder per session, since two sessions of one checkout share the rig (say, the long site
+    # scenario beside the role scenarios); those of sessions over a day old are removed.
+    logs = systemd_rig.daemon.log_dir / "molecule"
+    logs.mkdir(parents=True, exist_ok=True)
+    for old in logs.iterdir():
+        if time.time() - old.stat().st_mtime < LOG_DAYS * 86400:
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    log_dir = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    log_dir.mkdir()
     return Molecule(env=env, log_dir=log_dir)

@@ -5,42 +5,105 @@ The docker, influxdb and grafana scenarios run Docker-in-Docker inside the insta
 official InfluxDB 2 and Grafana images are not run here (no registry can be reached): their
 scenarios use locally built stand-in images, and say so in their names.
 
-Each test's timeout covers the session's one-off setup too (the private dockerd, images built
-by debootstrap on a clean machine); Molecule itself gets 1200 s, a guard against a hang: the
+The four scenarios are independent (own instance, own Molecule state, own nested dockerd), and
+much of a run is waiting on `docker exec` round trips, image loads and container starts rather
+than computing, so they run PARALLEL scenarios at a time, the longest first; each test waits for
+its own scenario's result and reports it. Each test's timeout covers the session's one-off
+setup too (the private dockerd, images built by debootstrap on a clean machine) and the
+scenarios queued before its own; Molecule itself gets 1200 s, a guard against a hang: the
 influxdb and grafana scenarios took 570-700 s on the shared 2-core VM at a load average of
 10-13 (one grafana run at 600 s was killed by the old limit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
 import pytest
 
 from tests.ansible.conftest import Molecule, MoleculeRun
+
+# Longest first, so that the two queues end together.
+SCENARIOS = ("influxdb", "grafana", "base", "docker")
+WITH_STANDINS = {"influxdb", "grafana"}
+# Two at a time on the 2-core machines.
+PARALLEL = 2
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def scenario(name: str) -> Callable[[F], F]:
+    """Marks the test that reports `name`'s run (only the selected tests' scenarios run)."""
+
+    def mark(test: F) -> F:
+        test.scenario = name  # type: ignore[attr-defined]
+        return test
+
+    return mark
+
+
+@pytest.fixture(scope="module")
+def role_runs(
+    request: pytest.FixtureRequest, molecule: Molecule
+) -> Iterator[dict[str, Future[MoleculeRun]]]:
+    """`molecule test` of the selected tests' scenarios, started at once in the background."""
+    selected = {
+        getattr(item.function, "scenario", None)
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.module is request.module
+    }
+    standins = request.getfixturevalue("standin_images") if selected & WITH_STANDINS else {}
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="molecule") as pool:
+        runs = {
+            name: pool.submit(
+                molecule.run,
+                name,
+                "test",
+                timeout=1200,
+                env=standins if name in WITH_STANDINS else None,
+            )
+            for name in SCENARIOS
+            if name in selected
+        }
+        try:
+            yield runs
+        finally:
+            for run_ in runs.values():
+                run_.cancel()
 
 
 def assert_passed(run_: MoleculeRun) -> None:
     assert run_.returncode == 0, f"molecule test -s {run_.scenario} failed:\n{run_.output[-6000:]}"
 
 
-@pytest.mark.timeout(1800)
-def test_docker_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
-    assert_passed(molecule.run("docker", "test", timeout=1200))
+@pytest.mark.timeout(2700)
+@scenario("docker")
+def test_docker_role_converges_idempotently_and_passes_its_verifier(
+    role_runs: dict[str, Future[MoleculeRun]],
+) -> None:
+    assert_passed(role_runs["docker"].result())
 
 
-@pytest.mark.timeout(1800)
-def test_base_role_converges_idempotently_and_passes_its_verifier(molecule: Molecule) -> None:
-    assert_passed(molecule.run("base", "test", timeout=1200))
+@pytest.mark.timeout(2700)
+@scenario("base")
+def test_base_role_converges_idempotently_and_passes_its_verifier(
+    role_runs: dict[str, Future[MoleculeRun]],
+) -> None:
+    assert_passed(role_runs["base"].result())
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2700)
+@scenario("influxdb")
 def test_influxdb_role_against_the_standin_not_a_real_influxdb2(
-    molecule: Molecule, standin_images: dict[str, str]
+    role_runs: dict[str, Future[MoleculeRun]],
 ) -> None:
-    assert_passed(molecule.run("influxdb", "test", timeout=1200, env=standin_images))
+    assert_passed(role_runs["influxdb"].result())
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2700)
+@scenario("grafana")
 def test_grafana_role_against_the_standin_not_a_real_grafana(
-    molecule: Molecule, standin_images: dict[str, str]
+    role_runs: dict[str, Future[MoleculeRun]],
 ) -> None:
-    assert_passed(molecule.run("grafana", "test", timeout=1200, env=standin_images))
+    assert_passed(role_runs["grafana"].result())
