@@ -40,6 +40,7 @@ from homewatt_collector.display import (
     render_outbox_status,
     render_scan,
 )
+from homewatt_collector.cost.cli import cost_command
 from homewatt_collector.errors import CollectorError, ConfigError
 from homewatt_collector.meters import SerialSettings, builtin_templates
 from homewatt_collector.modbus.bus import ModbusBus
@@ -113,6 +114,7 @@ outbox_app = typer.Typer(
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(shelly_app, name="shelly")
 command = app.command
+command("cost", cls=HomewattCommand)(cost_command)
 
 
 def _version(value: bool) -> None:
