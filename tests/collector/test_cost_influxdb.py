@@ -241,3 +241,90 @@ def test_a_counter_reset_inside_a_day_loses_nothing_it_could_know(
     table = rows(done.stdout)
     assert table[("heater", "total", "flat")][:3] == ["24.000", "0.2450", "5.88"]
     assert table[("total", "", "")][2] == "6.48"
+
+
+def energy_cost_points(influx: InfluxDB1, site: str) -> dict[tuple[int, str, str, str], tuple[float, float]]:
+    """(time, device, channel, period) -> (energy, cost) of measurement energy_cost."""
+    out = {}
+    q = f"SELECT energy, cost FROM energy_cost WHERE site = '{site}' GROUP BY *"  # noqa: S608
+    for result in influx.query(q, db=DB, epoch="s"):
+        for series in result.get("series", []):
+            tags = series["tags"]
+            for ts, energy, cost_value in series["values"]:
+                out[(ts, tags["device"], tags["channel"], tags["period"])] = (energy, cost_value)
+    return out
+
+
+def test_write_stores_each_day_at_local_midnight_and_a_rerun_overwrites(
+    influx: InfluxDB1, tmp_path: Path
+) -> None:
+    """--from 2026-10-24 --to 2026-10-26 --write (Saturday, the 25 h Sunday, Monday): one
+    energy_cost point per day and period for the meter and a `bill` point per day, stamped at
+    local midnight (22:00 UTC before the change, 23:00 UTC after). Hand bills: a 24 h day has
+    night 9 h (4.5 kWh, 2.475), day 20 kWh (19.00), evening 7.5 kWh (9.00), export 2 kWh
+    (-0.50): 34 kWh... import 32 kWh, 30.475 + 1.25 - 0.50 = 31.225 PLN; the 25 h day 31.50.
+    Running it again (or for one day of it) writes the same series and times: nothing new."""
+    first, last = date(2026, 10, 24), date(2026, 10, 26)
+    lines = counter_lines("writes", "main", "energy_import_kwh", WARSAW, first, last, HOUSE)
+    lines += counter_lines(
+        "writes", "main", "energy_export_kwh", WARSAW, first, last, SOLAR, start_kwh=300.0
+    )
+    write(influx, lines)
+    config = site_files(tmp_path, influx, "writes", TOU)
+
+    done = cost(config, "--from", "2026-10-24", "--to", "2026-10-26", "--write")
+
+    assert done.returncode == 0, done.stderr
+    assert "energy_cost points written" in done.stdout
+    points = energy_cost_points(influx, "writes")
+    midnights = {
+        first: int(datetime(2026, 10, 23, 22, tzinfo=UTC).timestamp()),
+        date(2026, 10, 25): int(datetime(2026, 10, 24, 22, tzinfo=UTC).timestamp()),
+        last: int(datetime(2026, 10, 25, 23, tzinfo=UTC).timestamp()),
+    }
+    assert len(points) == 3 * (4 + 1)  # night, day, evening, export, and the bill
+    bills = {ts: value for (ts, device, _, period), value in points.items() if period == "bill"}
+    assert sorted(bills) == sorted(midnights.values())
+    assert bills[midnights[first]] == pytest.approx((32.0, 31.225))
+    assert bills[midnights[date(2026, 10, 25)]] == pytest.approx((32.5, 31.5))
+    assert bills[midnights[last]] == pytest.approx((32.0, 31.225))
+    autumn = midnights[date(2026, 10, 25)]
+    assert points[(autumn, "main", "total", "night")] == pytest.approx((5.0, 2.75))
+    assert points[(autumn, "main", "total", "export")] == pytest.approx((2.0, -0.5))
+
+    again = cost(config, "--day", "2026-10-25", "--write")
+    assert again.returncode == 0, again.stderr
+    assert energy_cost_points(influx, "writes") == points
+
+
+def test_a_month_of_time_of_use_with_a_holiday_matches_the_hand_bill(
+    influx: InfluxDB1, tmp_path: Path
+) -> None:
+    """February 2026 at a constant 1 kW, peak on weekdays 07-13 and 16-21 (11 h) at 1.18,
+    off-peak otherwise at 0.64, Monday 16th a holiday: 19 peak days x 11 = 209 kWh (246.62),
+    672 - 209 = 463 kWh off-peak (296.32), 28 x 1.25 standing: 577.94 PLN for 672 kWh."""
+    tariff = {
+        "timezone": "Europe/Warsaw",
+        "currency": "PLN",
+        "standing_charge_per_day": 1.25,
+        "periods": [
+            {"name": "peak", "price": 1.18, "days": ["mon", "tue", "wed", "thu", "fri"],
+             "hours": ["07-13", "16-21"]},
+            {"name": "offpeak", "price": 0.64},
+        ],
+        "holidays": ["2026-02-16"],
+    }
+    write(influx, counter_lines("month", "main", "energy_total_kwh", WARSAW,
+                                date(2026, 2, 1), date(2026, 2, 28), lambda _: 1.0))
+    config = site_files(tmp_path, influx, "month", tariff)
+
+    done = cost(config, "--month", "2026-02")
+
+    assert done.returncode == 0, done.stderr
+    table = rows(done.stdout)
+    assert table[("main", "total", "peak")][:3] == ["209.000", "1.1800", "246.62"]
+    assert table[("main", "total", "offpeak")][:3] == ["463.000", "0.6400", "296.32"]
+    assert table[("standing charge", "", "")][2:4] == ["35.00", "28 days"]
+    assert table[("total", "", "")][0] == "672.000"
+    assert table[("total", "", "")][2] == "577.94"
+    assert done.stderr == ""

@@ -21,10 +21,10 @@ import re
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, Strict, field_validator, model_validator
 
 from homewatt_common.configmodel import ConfigModel, validate
 from homewatt_common.problems import ProblemsError
@@ -96,8 +96,8 @@ class Tariff(ConfigModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. PLN")
     import_price: float | None = Field(None, ge=0, description="flat price per kWh imported")
     periods: list[Period] | None = Field(None, min_length=1, description="time-of-use periods")
-    holidays: list[date] = Field(
-        default_factory=list, strict=False, description="dates priced as day kind `holiday`"
+    holidays: list[Annotated[date, Strict(False)]] = Field(
+        default_factory=list, description="dates (2026-12-25) priced as day kind `holiday`"
     )
     standing_charge_per_day: float = Field(0.0, ge=0, description="currency per local day")
     export_price: float = Field(0.0, ge=0, description="currency per kWh exported")
