@@ -55,10 +55,8 @@ def choose_days(
     year: str | None,
     since: str | None,
     until: str | None,
-    default: date | None,
 ) -> tuple[date, date, str]:
-    """(first day, last day, a label) from the options; `default`: the day when none is given
-    (None: one is required)."""
+    """(first day, last day, a label) from the options; ProblemsError naming the option."""
     given = [o for o, v in (("--day", day), ("--month", month), ("--year", year)) if v]
     ranged = since is not None or until is not None
     if len(given) + ranged > 1:
@@ -81,9 +79,9 @@ def choose_days(
         if last < first:
             raise option_problem("--to", f"{until} is before --from {since}")
         return first, last, f"{first.isoformat()} to {last.isoformat()}"
-    if default is None:
-        raise option_problem("--day", "give --day, --month, --year or --from/--to (or --write for the day just ended)")
-    return default, default, default.isoformat()
+    raise option_problem(
+        "--day", "give --day, --month, --year or --from/--to (or --write for the day just ended)"
+    )
 
 
 def render_bill(bill: Bill, site: str, label: str) -> Table:
@@ -202,15 +200,22 @@ def cost_command(
     (re-running a day overwrites its points)."""
 
     def action() -> None:
+        options = {"day": day, "month": month, "year": year, "since": since, "until": until}
+        # the options are checked before any file is read; the day just ended needs the tariff
+        chosen = (
+            choose_days(**options)
+            if not write or any(v is not None for v in options.values())
+            else None
+        )
         loaded = load_cost_config(_config_path(config, site))
         try:
             tariff = load_tariff(loaded.tariff)
         except ProblemsError as exc:
             raise ConfigError(exc.problems) from None
-        default = day_just_ended(datetime.now().astimezone(), tariff) if write else None
-        first, last, label = choose_days(
-            day=day, month=month, year=year, since=since, until=until, default=default
-        )
+        if chosen is None:
+            ended = day_just_ended(datetime.now().astimezone(), tariff)
+            chosen = (ended, ended, ended.isoformat())
+        first, last, label = chosen
         bill, client = _compute(loaded, tariff, first, last)
         if write:
             count = write_bill(client, bill, loaded.site, loaded.influxdb.write_retention_policy)
