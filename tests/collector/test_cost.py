@@ -22,6 +22,7 @@ from homewatt_collector.cost.bill import (
     slot_energy,
 )
 from homewatt_collector.cost.cli import choose_days, day_just_ended
+from homewatt_collector.cost.config import load_cost_config
 from homewatt_collector.cost.tariff import Tariff, hours_of, load_tariff
 from homewatt_common.problems import ProblemsError
 from tests.collector.conftest import COLLECTOR_BIN, REPO
@@ -39,8 +40,6 @@ def test_the_example_tariff_and_cost_config_are_valid() -> None:
     assert tariff.period_at(datetime(2026, 12, 1, 7, 0)) == ("peak", 1.18)
     assert tariff.period_at(datetime(2026, 12, 25, 7, 0)) == ("offpeak", 0.64), "a holiday"
     assert tariff.period_at(datetime(2026, 12, 5, 8, 0)) == ("offpeak", 0.64), "a Saturday"
-    from homewatt_collector.cost.config import load_cost_config
-
     config = load_cost_config(REPO / "collector" / "cost.example.yaml")
     assert config.influxdb.token_credential == "influxdb-cost-token"
 
@@ -114,20 +113,30 @@ START = int(datetime(2026, 11, 29, tzinfo=UTC).timestamp())
 
 def series(slots: list[tuple[int, float, float, float]], **near: Reading) -> CounterSeries:
     return CounterSeries(
-        "m", "total", "energy_total_kwh", tuple(Slot(START + i * SLOT_S, *v) for i, *v in slots), **near  # type: ignore[arg-type]
+        "m",
+        "total",
+        "energy_total_kwh",
+        tuple(Slot(START + i * SLOT_S, *v) for i, *v in slots),
+        **near,  # type: ignore[arg-type]
     )
 
 
-def test_a_drop_below_half_is_a_reset_counted_from_zero_and_a_small_step_back_adds_nothing() -> None:
+def test_a_drop_below_half_is_a_reset_counted_from_zero_and_a_small_step_back_adds_nothing() -> (
+    None
+):
     reset = series([(0, 10.1, 10.5, 10.5), (1, 10.6, 11.0, 0.3)], before=Reading(START, 10.0))
     assert slot_energy(reset, START, START + 2 * SLOT_S) == pytest.approx([0.5, 0.1 + 0.4 + 0.3])
     noise = series([(0, 10.1, 10.5, 10.5), (1, 10.4, 10.6, 10.6)], before=Reading(START, 10.0))
     assert slot_energy(noise, START, START + 2 * SLOT_S) == pytest.approx([0.5, 0.1])
 
 
-def test_a_gap_is_shared_evenly_by_its_quarter_hours_and_the_neighbour_days_take_their_part() -> None:
+def test_a_gap_is_shared_evenly_by_its_quarter_hours_and_the_neighbour_days_take_their_part() -> (
+    None
+):
     gap = series([(0, 10.0, 10.5, 10.5), (3, 11.5, 11.6, 11.6)], before=Reading(START - 60, 10.0))
-    assert slot_energy(gap, START, START + 4 * SLOT_S) == pytest.approx([0.5, 1 / 3, 1 / 3, 1 / 3 + 0.1])
+    assert slot_energy(gap, START, START + 4 * SLOT_S) == pytest.approx(
+        [0.5, 1 / 3, 1 / 3, 1 / 3 + 0.1]
+    )
     # the range's last reading, then the next one a quarter hour after its end: half of the
     # energy between them belongs to the next day
     edge = series([(0, 10.0, 10.5, 10.5)], after=Reading(START + 3 * SLOT_S, 11.5))
@@ -141,8 +150,20 @@ def test_energy_before_the_first_reading_is_unknown_and_the_span_says_so() -> No
 
 
 def test_the_bill_adds_a_devices_total_channel_not_its_phases_and_only_the_devices_billed() -> None:
-    keys = [("main", "l1"), ("main", "l2"), ("main", "total"), ("plug", "total"), ("ct", "a"), ("ct", "b")]
-    assert billed_channels(keys, None) == {("main", "total"), ("plug", "total"), ("ct", "a"), ("ct", "b")}
+    keys = [
+        ("main", "l1"),
+        ("main", "l2"),
+        ("main", "total"),
+        ("plug", "total"),
+        ("ct", "a"),
+        ("ct", "b"),
+    ]
+    assert billed_channels(keys, None) == {
+        ("main", "total"),
+        ("plug", "total"),
+        ("ct", "a"),
+        ("ct", "b"),
+    }
     assert billed_channels(keys, ["main"]) == {("main", "total")}
 
 
@@ -152,13 +173,24 @@ def test_import_comes_from_the_import_counter_where_there_is_one_else_the_total(
     start = day_start(day, tariff)
 
     def counter(field: str, kwh: float) -> CounterSeries:
-        return CounterSeries("m", "total", field, (Slot(start, 0.0, kwh, kwh),), Reading(start, 0.0))
+        return CounterSeries(
+            "m", "total", field, (Slot(start, 0.0, kwh, kwh),), Reading(start, 0.0)
+        )
 
     bill = compute_bill(
-        tariff, day, day,
-        [counter("energy_total_kwh", 9.0), counter("energy_import_kwh", 2.0), counter("energy_export_kwh", 1.0)],
+        tariff,
+        day,
+        day,
+        [
+            counter("energy_total_kwh", 9.0),
+            counter("energy_import_kwh", 2.0),
+            counter("energy_export_kwh", 1.0),
+        ],
     )
-    assert [(ln.period, ln.energy_kwh, ln.cost) for ln in bill.lines] == [("flat", 2.0, 2.0), ("export", 1.0, -0.5)]
+    assert [(ln.period, ln.energy_kwh, ln.cost) for ln in bill.lines] == [
+        ("flat", 2.0, 2.0),
+        ("export", 1.0, -0.5),
+    ]
     assert bill.total_cost == pytest.approx(1.5)
 
 
@@ -177,7 +209,10 @@ def test_day_options_give_a_range_of_whole_local_days() -> None:
     assert days(month="2026-02")[:2] == (date(2026, 2, 1), date(2026, 2, 28))
     assert days(month="2026-12")[:2] == (date(2026, 12, 1), date(2026, 12, 31))
     assert days(year="2026")[:2] == (date(2026, 1, 1), date(2026, 12, 31))
-    assert days(since="2026-10-24", until="2026-10-26")[:2] == (date(2026, 10, 24), date(2026, 10, 26))
+    assert days(since="2026-10-24", until="2026-10-26")[:2] == (
+        date(2026, 10, 24),
+        date(2026, 10, 26),
+    )
 
 
 def run_cost(*args: str) -> subprocess.CompletedProcess[str]:
@@ -211,8 +246,11 @@ def test_an_unreachable_influxdb_or_a_bad_config_is_one_line(tmp_path: Path) -> 
     config = tmp_path / "home.yaml"
     config.write_text(
         yaml.safe_dump(
-            {"site": "home", "tariff": "tariff.yaml",
-             "influxdb": {"url": "http://127.0.0.1:9", "anonymous": True}}
+            {
+                "site": "home",
+                "tariff": "tariff.yaml",
+                "influxdb": {"url": "http://127.0.0.1:9", "anonymous": True},
+            }
         )
     )
     done = run_cost("--config", str(config), "--day", "2026-11-29")

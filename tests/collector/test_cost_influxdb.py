@@ -59,7 +59,7 @@ def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
         server.stop()
 
 
-def counter_lines(  # noqa: PLR0913 (one counter's whole description)
+def counter_lines(  # noqa: PLR0917 (one counter's whole description, read like a sentence)
     site: str,
     device: str,
     field: str,
@@ -191,7 +191,9 @@ def test_time_of_use_across_both_dst_changes_with_a_gap_at_a_period_boundary(
         datetime(2026, 3, 29, 22, 15, tzinfo=WARSAW),
     )
     for day, gaps in ((autumn, ()), (spring, (gap,))):
-        lines = counter_lines("tou", "main", "energy_import_kwh", WARSAW, day, day, HOUSE, gaps=gaps)
+        lines = counter_lines(
+            "tou", "main", "energy_import_kwh", WARSAW, day, day, HOUSE, gaps=gaps
+        )
         lines += counter_lines(
             "tou", "main", "energy_export_kwh", WARSAW, day, day, SOLAR, start_kwh=300.0, gaps=gaps
         )
@@ -226,13 +228,23 @@ def test_a_counter_reset_inside_a_day_loses_nothing_it_could_know(
     plug rebooted twice, at 12:07:30 (inside a quarter hour) and at 18:00:00 (on a boundary),
     each time counting again from 0: 24 h x 1 kW = 24 kWh, 5.88 + 0.60 = 6.48 GBP (a plain
     last-minus-first would say 1000 kWh less)."""
-    tariff = {"timezone": "Europe/London", "currency": "GBP", "import_price": 0.245,
-              "standing_charge_per_day": 0.60}
+    tariff = {
+        "timezone": "Europe/London",
+        "currency": "GBP",
+        "import_price": 0.245,
+        "standing_charge_per_day": 0.60,
+    }
     day = date(2026, 11, 28)
-    resets = (datetime(2026, 11, 28, 12, 7, 30, tzinfo=LONDON),
-              datetime(2026, 11, 28, 18, 0, tzinfo=LONDON))
-    write(influx, counter_lines("reset", "heater", "energy_total_kwh", LONDON, day, day,
-                                lambda _: 1.0, resets=resets))
+    resets = (
+        datetime(2026, 11, 28, 12, 7, 30, tzinfo=LONDON),
+        datetime(2026, 11, 28, 18, 0, tzinfo=LONDON),
+    )
+    write(
+        influx,
+        counter_lines(
+            "reset", "heater", "energy_total_kwh", LONDON, day, day, lambda _: 1.0, resets=resets
+        ),
+    )
     config = site_files(tmp_path, influx, "reset", tariff)
 
     done = cost(config, "--day", "2026-11-28")
@@ -243,7 +255,9 @@ def test_a_counter_reset_inside_a_day_loses_nothing_it_could_know(
     assert table[("total", "", "")][2] == "6.48"
 
 
-def energy_cost_points(influx: InfluxDB1, site: str) -> dict[tuple[int, str, str, str], tuple[float, float]]:
+def energy_cost_points(
+    influx: InfluxDB1, site: str
+) -> dict[tuple[int, str, str, str], tuple[float, float]]:
     """(time, device, channel, period) -> (energy, cost) of measurement energy_cost."""
     out = {}
     q = f"SELECT energy, cost FROM energy_cost WHERE site = '{site}' GROUP BY *"  # noqa: S608
@@ -308,14 +322,28 @@ def test_a_month_of_time_of_use_with_a_holiday_matches_the_hand_bill(
         "currency": "PLN",
         "standing_charge_per_day": 1.25,
         "periods": [
-            {"name": "peak", "price": 1.18, "days": ["mon", "tue", "wed", "thu", "fri"],
-             "hours": ["07-13", "16-21"]},
+            {
+                "name": "peak",
+                "price": 1.18,
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+                "hours": ["07-13", "16-21"],
+            },
             {"name": "offpeak", "price": 0.64},
         ],
         "holidays": ["2026-02-16"],
     }
-    write(influx, counter_lines("month", "main", "energy_total_kwh", WARSAW,
-                                date(2026, 2, 1), date(2026, 2, 28), lambda _: 1.0))
+    write(
+        influx,
+        counter_lines(
+            "month",
+            "main",
+            "energy_total_kwh",
+            WARSAW,
+            date(2026, 2, 1),
+            date(2026, 2, 28),
+            lambda _: 1.0,
+        ),
+    )
     config = site_files(tmp_path, influx, "month", tariff)
 
     done = cost(config, "--month", "2026-02")

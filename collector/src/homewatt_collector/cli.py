@@ -34,13 +34,13 @@ from homewatt_collector.config import (
     token_location,
     validate_config,
 )
+from homewatt_collector.cost.cli import cost_command
 from homewatt_collector.display import (
     render_cycle,
     render_meter_reading,
     render_outbox_status,
     render_scan,
 )
-from homewatt_collector.cost.cli import cost_command
 from homewatt_collector.errors import CollectorError, ConfigError
 from homewatt_collector.meters import SerialSettings, builtin_templates
 from homewatt_collector.modbus.bus import ModbusBus

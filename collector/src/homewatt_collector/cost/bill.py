@@ -256,24 +256,28 @@ def compute_bill(
         export_series = fields.get(EXPORT_FIELD)
         if export_series is not None and not export_series.has_data:
             export_series = None
-        if import_series is None and export_series is None:
+        shown = import_series or export_series
+        if shown is None:
             continue
-        spans[key] = (import_series or export_series).span()  # type: ignore[union-attr]
+        spans[key] = shown.span()
         totals: dict[tuple[date, str], float] = {}
-        if import_series is not None:
-            for index, kwh in enumerate(slot_energy(import_series, start, end)):
-                slot_key = (slot_day[index], slot_period[index])
-                totals[slot_key] = totals.get(slot_key, 0.0) + kwh
-        if export_series is not None:
-            for index, kwh in enumerate(slot_energy(export_series, start, end)):
-                slot_key = (slot_day[index], EXPORT)
+        measured: list[tuple[CounterSeries | None, list[str] | None]] = [
+            (import_series, slot_period),
+            (export_series, None),
+        ]
+        for counter, periods in measured:
+            if counter is None:
+                continue
+            for index, kwh in enumerate(slot_energy(counter, start, end)):
+                slot_key = (slot_day[index], periods[index] if periods else EXPORT)
                 totals[slot_key] = totals.get(slot_key, 0.0) + kwh
         for day in days:
-            if import_series is not None:
-                for name in tariff.period_names():
-                    kwh = totals.get((day, name), 0.0)
-                    price = tariff.price_of(name)
-                    lines.append(Line(day, *key, name, kwh, price, kwh * price))
+            names = tariff.period_names() if import_series is not None else []
+            for name in names:
+                kwh = totals.get((day, name), 0.0)
+                lines.append(
+                    Line(day, *key, name, kwh, tariff.price_of(name), kwh * tariff.price_of(name))
+                )
             if export_series is not None:
                 kwh = totals.get((day, EXPORT), 0.0)
                 price = tariff.export_price

@@ -61,7 +61,9 @@ def choose_days(
     ranged = since is not None or until is not None
     if len(given) + ranged > 1:
         named = [*given, *(["--from/--to"] if ranged else [])]
-        raise option_problem(named[1], f"give one of --day, --month, --year or --from/--to, not {', '.join(named)}")
+        raise option_problem(
+            named[1], f"give one of --day, --month, --year or --from/--to, not {', '.join(named)}"
+        )
     if day:
         first = _date("--day", day)
         return first, first, first.isoformat()
@@ -111,11 +113,18 @@ def render_bill(bill: Bill, site: str, label: str) -> Table:
     for (device, channel, period), (energy, price, cost) in totals.items():
         note = "" if (device, channel) in bill.billed else "not in the total"
         sign = "-" if period == EXPORT else ""
-        table.add_row(device, channel, period, f"{energy:.3f}", f"{sign}{price:.4f}", f"{cost:.2f}", note)
+        table.add_row(
+            device, channel, period, f"{energy:.3f}", f"{sign}{price:.4f}", f"{cost:.2f}", note
+        )
     table.add_section()
     table.add_row(
-        "standing charge", "", "", "", f"{tariff.standing_charge_per_day:.4f}/day",
-        f"{bill.standing_charge:.2f}", f"{len(bill.days)} days",
+        "standing charge",
+        "",
+        "",
+        "",
+        f"{tariff.standing_charge_per_day:.4f}/day",
+        f"{bill.standing_charge:.2f}",
+        f"{len(bill.days)} days",
     )
     table.add_row("total", "", "", f"{bill.total_energy_kwh:.3f}", "", f"{bill.total_cost:.2f}", "")
     return table
@@ -130,9 +139,7 @@ def coverage_notes(bill: Bill) -> list[str]:
         if span is None or (span[0] <= start and span[1] >= end):
             continue
         zone = bill.tariff.zone
-        seen = " to ".join(
-            datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in span
-        )
+        seen = " to ".join(datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in span)
         notes.append(f"{device}/{channel}: readings from {seen} only: energy outside is not billed")
     return notes
 
@@ -171,6 +178,7 @@ def _compute(config: CostConfig, tariff: Tariff, first: date, last: date) -> tup
 
 
 def cost_command(
+    *,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -185,7 +193,9 @@ def cost_command(
     month: Annotated[str | None, typer.Option(help="a month, e.g. 2026-11")] = None,
     year: Annotated[str | None, typer.Option(help="a year, e.g. 2026")] = None,
     since: Annotated[str | None, typer.Option("--from", help="first day of a range")] = None,
-    until: Annotated[str | None, typer.Option("--to", help="last day of a range (included)")] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="last day of a range (included)")
+    ] = None,
     write: Annotated[
         bool,
         typer.Option(
@@ -229,5 +239,3 @@ def cost_command(
             typer.echo(note, err=True)
 
     _guarded(action)
-
-

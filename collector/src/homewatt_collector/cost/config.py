@@ -150,11 +150,7 @@ def token_location(config: CostConfig) -> SecretLocation | None:
     if directory:
         return SecretLocation(Path(directory) / name, origin, "token")
     spec = next(
-        (
-            s
-            for s in load_contract().secrets.values()
-            if (UNIT, name) in s.credentials
-        ),
+        (s for s in load_contract().secrets.values() if (UNIT, name) in s.credentials),
         None,
     )
     if spec is None:

@@ -61,7 +61,7 @@ class CounterQuery:
     def slot_statement(self, field: str, start: int, end: int) -> str:
         f = quote_identifier(field)
         return (
-            f'SELECT first({f}) AS "first", max({f}) AS "max", last({f}) AS "last"'
+            f'SELECT first({f}) AS "first", max({f}) AS "max", last({f}) AS "last"'  # noqa: S608 (InfluxQL, every name quoted)
             f" FROM {self.source()} {self.where(start, end)}"
             f' GROUP BY time({SLOT_S // 60}m, 1s), "device", "channel" fill(none)'
         )
@@ -69,14 +69,14 @@ class CounterQuery:
     def before_statement(self, field: str) -> str:
         window = self.where(self.start - NEIGHBOUR_DAYS * DAY_S, self.start)
         return (
-            f'SELECT last({quote_identifier(field)}) FROM {self.source()} {window}'
+            f"SELECT last({quote_identifier(field)}) FROM {self.source()} {window}"  # noqa: S608 (InfluxQL, every name quoted)
             ' GROUP BY "device", "channel"'
         )
 
     def after_statement(self, field: str) -> str:
         window = self.where(self.end, self.end + NEIGHBOUR_DAYS * DAY_S)
         return (
-            f'SELECT first({quote_identifier(field)}) FROM {self.source()} {window}'
+            f"SELECT first({quote_identifier(field)}) FROM {self.source()} {window}"  # noqa: S608 (InfluxQL, every name quoted)
             ' GROUP BY "device", "channel"'
         )
 

@@ -51,7 +51,7 @@ _NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 def hours_of(text: str) -> frozenset[int]:
-    """"07-13" -> {7, ..., 12}; "22-06" -> {22, 23, 0, ..., 5}; ValueError if malformed."""
+    """ "07-13" -> {7, ..., 12}; "22-06" -> {22, 23, 0, ..., 5}; ValueError if malformed."""
     match = _HOURS.fullmatch(text)
     start, end = (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
     if not (0 <= start <= 23 and 0 <= end <= 24 and start != end):

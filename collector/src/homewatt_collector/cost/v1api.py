@@ -27,9 +27,7 @@ class CostError(CollectorError):
 class V1Client:
     """`url`: InfluxDB's base URL; `token`: sent as `Authorization: Token` (None: none)."""
 
-    def __init__(
-        self, url: str, database: str, token: str | None, timeout_s: float = 60.0
-    ) -> None:
+    def __init__(self, url: str, database: str, token: str | None, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.database = database
         self.timeout_s = timeout_s
@@ -45,7 +43,9 @@ class V1Client:
         try:
             results: list[dict[str, Any]] = json.loads(answer)["results"]
         except (ValueError, KeyError, TypeError):
-            raise CostError(f"{self._where('/query')}: the answer is not InfluxQL results") from None
+            raise CostError(
+                f"{self._where('/query')}: the answer is not InfluxQL results"
+            ) from None
         for result in results:
             if "error" in result:
                 raise CostError(f"{self._where('/query')}: {result['error']}")
@@ -61,7 +61,8 @@ class V1Client:
         self._post(path, ("\n".join(lines) + "\n").encode(), "text/plain; charset=utf-8")
 
     def _where(self, path: str) -> str:
-        return f"InfluxDB {redact_url(self.url)}{path.split('?')[0]} (database {self.database})"
+        endpoint = path.split("?", maxsplit=1)[0]
+        return f"InfluxDB {redact_url(self.url)}{endpoint} (database {self.database})"
 
     def _post(self, path: str, body: bytes, content_type: str) -> bytes:
         request = urllib.request.Request(  # noqa: S310 (the configured http(s) URL)

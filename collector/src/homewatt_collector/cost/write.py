@@ -28,7 +28,12 @@ def cost_lines(bill: Bill, site: str) -> list[str]:
         lines.append(
             encode_line(
                 MEASUREMENT,
-                {"site": site, "device": line.device, "channel": line.channel, "period": line.period},
+                {
+                    "site": site,
+                    "device": line.device,
+                    "channel": line.channel,
+                    "period": line.period,
+                },
                 {"energy": float(line.energy_kwh), "cost": float(line.cost)},
                 day_start(line.day, bill.tariff),
             )
