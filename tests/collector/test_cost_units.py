@@ -1,0 +1,146 @@
+"""systemd/homewatt-cost@.service and .timer: valid for systemd, sandboxed like the other
+homewatt units, wired to the contract's credential; and started for real: the shipped unit in
+a bookworm systemd container of the test rig (the collector installed from wheels as on a Pi),
+billing the day just ended from an InfluxDB 1.6.7 on the host (reached over the rig's bridge),
+its energy_cost points read back and compared with the hand bill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from tests.collector.test_systemd_unit import directives
+from tests.collector.test_unit_under_systemd import collector_wheels, install_collector
+from tests.support.contracts import secrets_contract, unit_credentials
+from tests.support.influxdb1 import InfluxDB1
+from tests.support.systemd_container import SystemdContainer
+from tests.support.systemd_rig import SystemdRig
+from tests.support.systemd_units import security_exposure, verify_unit
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICE = REPO / "systemd" / "homewatt-cost@.service"
+TIMER = REPO / "systemd" / "homewatt-cost@.timer"
+__all__ = ["collector_wheels"]  # a module-scoped fixture of the collector unit's tests
+
+
+def test_systemd_accepts_the_cost_service_and_timer_without_a_single_warning() -> None:
+    verify_unit(SERVICE, TIMER)
+
+
+def test_the_cost_services_exposure_is_at_most_2() -> None:
+    assert security_exposure(SERVICE) <= 2.0
+
+
+def test_the_cost_unit_is_a_oneshot_of_the_sites_day_just_ended_with_the_contracts_token() -> None:
+    unit = directives(SERVICE)
+    assert unit["Type"] == ["oneshot"]
+    assert unit["ExecStart"] == ["/usr/local/bin/homewatt-collector cost --site %i --write"]
+    assert unit["DynamicUser"] == ["yes"]
+    assert set(unit["LoadCredential"]) == unit_credentials("homewatt-cost@.service")
+    assert unit["LoadCredential"] == [
+        "influxdb-cost-token:/etc/homewatt/credentials/influxdb-cost-token"
+    ]
+    secret = secrets_contract()["secrets"]["influxdb-cost-token"]
+    example = yaml.safe_load((REPO / "collector" / "cost.example.yaml").read_text())
+    assert example["influxdb"]["token_credential"] == "influxdb-cost-token"
+    assert {
+        "app": "homewatt-collector",
+        "key": "influxdb.token_credential",
+        "value": "influxdb-cost-token",
+    } in secret["config_keys"]
+    text = SERVICE.read_text()
+    block = text[text.index("# Sandboxing") :]
+    keys = [
+        ln.split("=", 1)[0] for ln in block.splitlines() if "=" in ln and not ln.startswith("#")
+    ]
+    assert keys == sorted(keys), "the sandboxing block is alphabetised"
+
+
+def test_the_timer_runs_nightly_at_an_hour_no_dst_change_touches_and_catches_up() -> None:
+    timer = directives(TIMER)
+    assert timer["OnCalendar"] == ["*-*-* 04:30:00"]
+    assert timer["Persistent"] == ["true"]
+
+
+@pytest.fixture
+def influx_on_bridge(systemd_rig: SystemdRig, tmp_path: Path) -> Iterator[InfluxDB1]:
+    server = InfluxDB1(tmp_path / "influxdb1", host=str(systemd_rig.daemon.network.ip)).start()
+    try:
+        server.create_database("homewatt")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.systemd_rig
+@pytest.mark.timeout(900)
+def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it(
+    systemd_container: SystemdContainer, collector_wheels: Path, influx_on_bridge: InfluxDB1
+) -> None:
+    """Exactly the shipped sandbox, the token by LoadCredential= from a 0600 root file (InfluxDB
+    1.6.7 without auth ignores it), config and tariff 0644 root: the run ends with success and
+    the bill of yesterday (Europe/Warsaw) is 1 kW x the day's hours (23, 24 or 25) x 0.90 PLN +
+    1.25 PLN; the timer is active and triggers the service."""
+    box = systemd_container
+    influx = influx_on_bridge
+    install_collector(box, collector_wheels)
+    for unit in (SERVICE, TIMER):
+        box.write_file(f"/etc/systemd/system/{unit.name}", unit.read_text())
+    box.systemctl("daemon-reload")
+    zone = ZoneInfo("Europe/Warsaw")
+    yesterday = datetime.now(UTC).astimezone(zone).date() - timedelta(days=1)
+    start = datetime.combine(yesterday, datetime.min.time(), zone)
+    end = datetime.combine(yesterday + timedelta(days=1), datetime.min.time(), zone)
+    hours = (end.timestamp() - start.timestamp()) / 3600
+    first, last = int(start.timestamp()) - 3600, int(end.timestamp()) + 3600
+    series = "electricity,site=rig,device=main,channel=total"
+    lines = [  # 1 kW: the counter rises by 1 kWh an hour
+        f"{series} energy_total_kwh={(ts - first) / 3600!r} {ts}"
+        for ts in range(first, last + 1, 60)
+    ]
+    influx.write("homewatt", lines)
+    box.write_file(
+        "/etc/homewatt/tariff.yaml",
+        yaml.safe_dump(
+            {
+                "timezone": "Europe/Warsaw",
+                "currency": "PLN",
+                "import_price": 0.9,
+                "standing_charge_per_day": 1.25,
+            }
+        ),
+    )
+    example = yaml.safe_load((REPO / "collector" / "cost.example.yaml").read_text())
+    example["site"] = "rig"
+    example["influxdb"]["url"] = influx.url
+    box.write_file("/etc/homewatt/cost/rig.yaml", yaml.safe_dump(example))
+    box.write_file("/etc/homewatt/credentials/influxdb-cost-token", "rig-cost-token\n", mode=0o600)
+    box.run("chmod 0700 /etc/homewatt/credentials")
+
+    done = box.systemctl("start", "homewatt-cost@rig.service", check=False)
+    journal = box.journal("homewatt-cost@rig.service")
+    assert done.exit_code == 0, journal
+    state = box.unit_properties("homewatt-cost@rig.service", "Result", "ExecMainStatus")
+    assert state == {"Result": "success", "ExecMainStatus": "0"}, journal
+    assert "status=31/SYS" not in journal and "Operation not permitted" not in journal, journal
+    assert f"site rig, {yesterday.isoformat()}: 2 energy_cost points written" in journal, journal
+    result = influx.query(
+        "SELECT energy, cost FROM energy_cost WHERE period = 'bill'", db="homewatt", epoch="s"
+    )
+    (values,) = [s["values"] for s in result[0]["series"]]
+    assert values == [
+        [int(start.timestamp()), pytest.approx(hours), pytest.approx(hours * 0.9 + 1.25)]
+    ]
+
+    box.systemctl("start", "homewatt-cost@rig.timer")
+    timer = box.unit_properties(
+        "homewatt-cost@rig.timer", "ActiveState", "Triggers", "NextElapseUSecRealtime"
+    )
+    assert timer["ActiveState"] == "active"
+    assert timer["Triggers"] == "homewatt-cost@rig.service"
+    assert timer["NextElapseUSecRealtime"], "scheduled"
