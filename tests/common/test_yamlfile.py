@@ -113,3 +113,15 @@ def test_a_missing_or_unreadable_file_is_one_line(tmp_path: Path) -> None:
         == f"{tmp_path / 'absent.yaml'}: the file does not exist"
     )
     assert problem_of(tmp_path) == f"{tmp_path}: cannot read it: Is a directory"
+
+
+def test_a_value_yaml_cannot_build_is_one_line_naming_its_key_and_line(tmp_path: Path) -> None:
+    """PyYAML resolves 2026-02-30 as a date and its constructor raises a bare ValueError."""
+    path = tmp_path / "tariff.yaml"
+    path.write_text("timezone: Europe/Warsaw\nholidays:\n  - 2026-12-25\n  - 2026-02-30\n")
+    with pytest.raises(ProblemsError) as caught:
+        load_yaml(path)
+    assert str(caught.value) == (
+        f"{path}:4: holidays[1]: '2026-02-30' is not a valid value"
+        " (day is out of range for month); quote it for text"
+    )

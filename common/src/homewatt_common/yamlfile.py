@@ -100,7 +100,10 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
                         for key, line, first in duplicates
                     ]
                 )
-        data = loader.construct_document(root) if root is not None else None
+        try:
+            data = loader.construct_document(root) if root is not None else None
+        except ValueError as exc:  # a scalar YAML resolves but cannot build: 2026-02-30
+            raise _construct_problem(where, root, exc) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not valid YAML"
@@ -124,6 +127,38 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
         if loader is not None:
             loader.dispose()
     return YamlDocument(path, data, root)
+
+
+def _construct_problem(where: str, root: yaml.Node | None, exc: ValueError) -> ProblemsError:
+    """The value PyYAML resolved but could not build (an impossible date such as 2026-02-30,
+    whose constructor raises a bare ValueError without a place), named with its key and line."""
+    for loc, node in _scalars(root, ()):
+        try:
+            yaml.constructor.SafeConstructor().construct_object(node)
+        except ValueError as error:
+            return ProblemsError(
+                [
+                    Problem(
+                        where,
+                        f"{node.value!r} is not a valid value ({error}); quote it for text",
+                        format_loc(loc) or "(top level)",
+                        node.start_mark.line + 1,
+                    )
+                ]
+            )
+    return ProblemsError.one(where, f"not valid YAML: {exc}")
+
+
+def _scalars(node: yaml.Node | None, loc: Loc) -> Iterator[tuple[Loc, yaml.ScalarNode]]:
+    """Every scalar value under `node` with its location (keys are not values)."""
+    if isinstance(node, yaml.ScalarNode):
+        yield loc, node
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _scalars(value, (*loc, getattr(key, "value", "?")))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _scalars(item, (*loc, index))
 
 
 def _duplicate_keys(
