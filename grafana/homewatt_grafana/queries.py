@@ -27,6 +27,8 @@ ELECTRICITY = '"electricity"'
 HEALTH = '"homewatt_health"'
 DEVICE_HEALTH = '"homewatt_device_health"'
 BACKUP = '"homewatt_backup"'
+ENERGY_COST = '"energy_cost"'
+BILL = "\"period\" = 'bill'"
 
 
 def where(*conditions: str) -> str:
@@ -115,4 +117,28 @@ def daily(
     return (
         f"SELECT {selection} FROM {source} WHERE {where(*filters, '$timeFilter')} "
         f"GROUP BY {contract.daily_group_by}, {tags(*group)} {tz(contract)}"
+    )
+
+
+def cost_from(contract: Contract) -> str:
+    """Where `homewatt-collector cost --write` writes energy_cost: the long-term retention
+    policy (collector/cost.example.yaml: write_retention_policy), kept for years."""
+    return f'"{contract.longterm.name}".{ENERGY_COST}'
+
+
+def bill_per_day(contract: Contract, filters: tuple[str, ...], group: tuple[str, ...]) -> str:
+    """The daily bill (currency) per calendar day: the `bill` point the cost command writes at
+    each local midnight, summed by site time day (one point a day and site)."""
+    return (
+        f'SELECT sum("cost") AS "cost" FROM {cost_from(contract)} '
+        f"WHERE {where(*filters, BILL, '$timeFilter')} "
+        f"GROUP BY {contract.daily_group_by}, {tags(*group)} {tz(contract)}"
+    )
+
+
+def bill_in_range(contract: Contract, filters: tuple[str, ...], group: tuple[str, ...]) -> str:
+    """The bill of the panel's range (whole days: each day's point is at its local midnight)."""
+    return (
+        f'SELECT sum("cost") AS "cost" FROM {cost_from(contract)} '
+        f"WHERE {where(*filters, BILL, '$timeFilter')} GROUP BY {tags(*group)}"
     )

@@ -54,6 +54,10 @@ def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     server = InfluxDB1(tmp_path_factory.mktemp("influxdb1")).start()
     try:
         server.create_database(DB)
+        # as on a Pi: energy_cost goes to the long-term retention policy (InfluxDB 2: its bucket)
+        server.query(
+            f'CREATE RETENTION POLICY "longterm" ON "{DB}" DURATION INF REPLICATION 1', post=True
+        )
         yield server
     finally:
         server.stop()
@@ -260,7 +264,7 @@ def energy_cost_points(
 ) -> dict[tuple[int, str, str, str], tuple[float, float]]:
     """(time, device, channel, period) -> (energy, cost) of measurement energy_cost."""
     out = {}
-    q = f"SELECT energy, cost FROM energy_cost WHERE site = '{site}' GROUP BY *"  # noqa: S608
+    q = f"SELECT energy, cost FROM longterm.energy_cost WHERE site = '{site}' GROUP BY *"  # noqa: S608
     for result in influx.query(q, db=DB, epoch="s"):
         for series in result.get("series", []):
             tags = series["tags"]

@@ -72,6 +72,9 @@ def influx_on_bridge(systemd_rig: SystemdRig, tmp_path: Path) -> Iterator[Influx
     server = InfluxDB1(tmp_path / "influxdb1", host=str(systemd_rig.daemon.network.ip)).start()
     try:
         server.create_database("homewatt")
+        server.query(
+            'CREATE RETENTION POLICY "longterm" ON "homewatt" DURATION INF REPLICATION 1', post=True
+        )
         yield server
     finally:
         server.stop()
@@ -130,7 +133,9 @@ def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it
     assert "status=31/SYS" not in journal and "Operation not permitted" not in journal, journal
     assert f"site rig, {yesterday.isoformat()}: 2 energy_cost points written" in journal, journal
     result = influx.query(
-        "SELECT energy, cost FROM energy_cost WHERE period = 'bill'", db="homewatt", epoch="s"
+        "SELECT energy, cost FROM longterm.energy_cost WHERE period = 'bill'",
+        db="homewatt",
+        epoch="s",
     )
     (values,) = [s["values"] for s in result[0]["series"]]
     assert values == [

@@ -5,15 +5,20 @@ only names measurements, fields and tags in it (a query for data nothing writes 
   (a real run's lines), and every field of every shipped meter template;
 - `homewatt_health`: the tags and fields of the collector's health points (a real run's lines);
 - `homewatt_backup`: the backup's `health_line()`;
-- the long-term `electricity`: the contract's downsampling fields, with the source's tags.
+- the long-term `electricity`: the contract's downsampling fields, with the source's tags;
+- the long-term `energy_cost`: the points `homewatt-collector cost --write` makes of a bill.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from homewatt_backup.models import Kind
 from homewatt_backup.runner import health_line
+from homewatt_collector.cost.bill import CounterSeries, Reading, Slot, compute_bill
+from homewatt_collector.cost.tariff import Tariff
+from homewatt_collector.cost.write import cost_lines
 from homewatt_collector.meters import builtin_templates
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
 from homewatt_grafana.contract import Contract
@@ -66,6 +71,12 @@ def written_by_the_code(contract: Contract, collector_lines: list[str]) -> Model
         model[(raw, contract.source_measurement)].tags,
         {f.name for f in contract.fields},
     )
+    tariff = Tariff.model_validate({"timezone": "Etc/UTC", "currency": "EUR", "import_price": 1})
+    day = date(2026, 1, 1)
+    counter = CounterSeries("m", "total", "energy_total_kwh", (Slot(0, 1, 1, 1),), Reading(0, 0))
+    for line in cost_lines(compute_bill(tariff, day, day, [counter]), "s"):
+        point = parse_line(line)
+        add(lt, point.measurement, set(point.tags), set(point.fields))
     return model
 
 

@@ -36,6 +36,7 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -44,10 +45,11 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -125,6 +127,7 @@ class Dataset:
     longterm: list[Point] = field(default_factory=list)  # what the downsampling wrote
     collector_lines: list[str] = field(default_factory=list)
     history_end: int = 0  # when the simulated history (and the backup points) end, seconds
+    bills: dict[int, float] = field(default_factory=dict)  # SITE's bill points: ts -> cost
 
     def raw(self, measurement: str, **tags: str) -> list[Point]:
         return _matching(self.points, measurement, tags)
@@ -476,4 +479,69 @@ def build(workdir: Path, contract: Contract) -> Dataset:
         )
         dataset.longterm = longterm_points(contract, dataset.raw(contract.source_measurement))
         into.result()
+    dataset.bills = write_costs(workdir / "cost", influx, contract, now)
     return dataset
+
+
+# -------------------------------------------------------------------------- the cost command
+
+COST_ZONE = "Europe/Berlin"  # the site's time zone (the dashboard tests' TZ)
+COST_DAYS = 70  # billed days up to today: this month and the two before are in view
+
+
+def write_costs(workdir: Path, influx: InfluxDB1, contract: Contract, now: int) -> dict[int, float]:
+    """`homewatt-collector cost --write` of SITE's last COST_DAYS days (today's so far
+    included) from the raw counters, into the long-term retention policy as
+    collector/cost.example.yaml says; SITE's `bill` points read back (ts -> cost)."""
+    workdir.mkdir(parents=True)
+    (workdir / "tariff.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "timezone": COST_ZONE,
+                "currency": "EUR",
+                "standing_charge_per_day": 0.5,
+                "periods": [
+                    {
+                        "name": "peak",
+                        "price": 0.4,
+                        "hours": ["07-21"],
+                        "days": ["mon", "tue", "wed", "thu", "fri"],
+                    },
+                    {"name": "offpeak", "price": 0.25},
+                ],
+            }
+        )
+    )
+    config = yaml.safe_load((REPO / "collector" / "cost.example.yaml").read_text())
+    config["site"] = SITE
+    config["tariff"] = str(workdir / "tariff.yaml")
+    config["influxdb"] = {
+        "url": influx.url,
+        "database": contract.database,
+        "anonymous": True,
+    }
+    (workdir / "cost.yaml").write_text(yaml.safe_dump(config))
+    today = datetime.fromtimestamp(now, UTC).astimezone(ZoneInfo(COST_ZONE)).date()
+    first = today - timedelta(days=COST_DAYS - 1)
+    done = subprocess.run(
+        [
+            str(COLLECTOR_BIN),
+            "cost",
+            "-c",
+            str(workdir / "cost.yaml"),
+            "--write",
+            "--from",
+            first.isoformat(),
+            "--to",
+            today.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    source = f'"{contract.longterm.name}"."energy_cost"'
+    q = f'SELECT "cost" FROM {source} WHERE "site" = \'{SITE}\' AND "period" = \'bill\''  # noqa: S608 (test constants)
+    series = influx.query(q, db=contract.database, epoch="s")[0]["series"]
+    return {ts: cost for s in series for ts, cost in s["values"]}

@@ -835,3 +835,34 @@ def _firing_as_designed(uid: str, values: dict[ex.Key, float], evaluator: dict[s
         "homewatt-backup-sas-expiring": {(OTHER_SITE,)},  # the cabin's SAS: 9.75 days left
     }.get(uid, set())
     assert firing == expected_firing, (uid, values)
+
+
+# ------------------------------------------------------------------------------ cost
+
+
+def test_cost_panels_show_the_bills_the_cost_command_wrote_per_local_day_and_month(
+    dataset: Dataset, model: Model, now: datetime, dashboards: dict[str, dict[str, Any]]
+) -> None:
+    """The dataset ran `homewatt-collector cost --write` over SITE's counters (dataset.py,
+    write_costs): the bill panels give exactly its `bill` points, one per local day of the
+    dashboard's range, and their sums over this month and the last."""
+    assert len(dataset.bills) >= 60
+    dashboard, panel = find(dashboards, "homewatt-energy", "Bill per day")
+    result = run_panel(dataset, model, now, dashboard, panel)
+    start, end = result.range.start.timestamp(), result.range.end.timestamp()
+    in_view = {ts * 1000: cost for ts, cost in dataset.bills.items() if start <= ts <= end}
+    assert len(in_view) >= 30
+    close(result.rows(("site",)), {(SITE,): in_view})
+
+    for title, months_back in (("Bill this month so far", 0), ("Bill last month", 1)):
+        dashboard, panel = find(dashboards, "homewatt-energy", title)
+        result = run_panel(dataset, model, now, dashboard, panel)
+        first = (now.replace(day=1) - timedelta(days=31 * months_back)).replace(day=1)
+        month_start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        assert result.range.start == month_start, (title, result.range)
+        wanted = sum(
+            cost
+            for ts, cost in dataset.bills.items()
+            if month_start.timestamp() <= ts <= result.range.end.timestamp()
+        )
+        close(result.last(("site",)), {(SITE,): wanted})

@@ -8,7 +8,7 @@ from grafana_foundation_sdk.builders import stat
 from homewatt_grafana import queries as q
 from homewatt_grafana.contract import Contract
 from homewatt_grafana.dashboards import base, channel_variable, device_variable, site_variable
-from homewatt_grafana.panels import KWH, WATT, Step, lay_out, series_panel, stat_panel
+from homewatt_grafana.panels import KWH, RATIO, WATT, Step, lay_out, series_panel, stat_panel
 from homewatt_grafana.sdk import InfluxQL
 
 UID = "homewatt-energy"
@@ -20,6 +20,9 @@ DAY_STEPS = (Step("green"), Step("orange", 15), Step("red", 25))
 WEEK_STEPS = (Step("green"), Step("orange", 100), Step("red", 175))
 MONTH_STEPS = (Step("green"), Step("orange", 400), Step("red", 600))
 YEAR_STEPS = (Step("green"), Step("orange", 4500), Step("red", 7000))
+SITE_ONLY = (q.SITE,)
+COST_DAY_STEPS = (Step("green"), Step("orange", 15), Step("red", 30))
+COST_MONTH_STEPS = (Step("green"), Step("orange", 400), Step("red", 800))
 
 
 def build(contract: Contract) -> dashboard_builders.Dashboard:
@@ -122,6 +125,54 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
         time_shift="1y/y",
     )
 
+    def bill(
+        title: str, description: str, *, time_from: str, time_shift: str | None = None
+    ) -> stat.Panel:
+        return stat_panel(
+            contract,
+            title,
+            description,
+            RATIO,
+            [
+                InfluxQL(contract, "A", q.bill_in_range(contract, SITE_ONLY, ("site",))).alias(
+                    "$tag_site"
+                )
+            ],
+            steps=COST_MONTH_STEPS,
+            decimals=2,
+            time_from=time_from,
+            time_shift=time_shift,
+        )
+
+    cost_daily = series_panel(
+        contract,
+        "Bill per day",
+        "The bill of each calendar day (site time) in the tariff's currency, as the nightly "
+        "homewatt-cost timer wrote it (energy_cost, period bill): the billed devices' import "
+        "at each tariff period's price, less the export credit, plus the standing charge. "
+        "Empty until the cost timer runs (README: Set a tariff, read the bill).",
+        RATIO,
+        [
+            InfluxQL(contract, "A", q.bill_per_day(contract, SITE_ONLY, ("site",))).alias(
+                "$tag_site"
+            )
+        ],
+        steps=COST_DAY_STEPS,
+        bars=True,
+        decimals=2,
+    )
+    cost_month = bill(
+        "Bill this month so far",
+        "The sum of this month's daily bills up to yesterday (the tariff's currency).",
+        time_from="now/M",
+    )
+    cost_last_month = bill(
+        "Bill last month",
+        "The sum of last month's daily bills, first to last day in site time.",
+        time_from="now/M",
+        time_shift="1M/M",
+    )
+
     board = base(
         contract,
         UID,
@@ -149,5 +200,6 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
                     (last_year, 12, 5),
                 ],
             ),
+            ("Cost", [(cost_daily, 12, 8), (cost_month, 6, 8), (cost_last_month, 6, 8)]),
         ],
     )

@@ -52,7 +52,9 @@ class CostInfluxDB(ConfigModel):
         " Pi), longterm for bills older than that (the last reading of each minute)",
     )
     write_retention_policy: str = Field(
-        "", description="where energy_cost is written: '' the default; longterm keeps it for years"
+        "longterm",
+        description="where energy_cost is written: longterm (kept for years; Grafana's cost"
+        " panels read it there), '' the database's default",
     )
     token_file: Path | None = PathField(description="file holding the token (mode 0600)")
     token_credential: str | None = Field(
