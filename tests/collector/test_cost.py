@@ -267,7 +267,18 @@ def test_an_unreachable_influxdb_or_a_bad_config_is_one_line(tmp_path: Path) -> 
     assert "s3cret" not in done.stderr
     assert f"{config}:3: influxdb: a token must not be written" in done.stderr
 
-    done = run_cost("--site", "home", "--day", "2026-11-32")
+    influxdb = {"url": "http://127.0.0.1:9", "anonymous": True}
+    config.write_text(
+        yaml.safe_dump({"site": "home", "tariff": "tariff.yaml", "influxdb": influxdb})
+    )
+    # -c before the sub-command too, as for every homewatt-collector command
+    done = subprocess.run(
+        [str(COLLECTOR_BIN), "-c", str(config), "cost", "--day", "2026-11-32"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert done.stderr == (
         "homewatt-collector: error: --day: '2026-11-32' is not a date like 2026-11-29\n"

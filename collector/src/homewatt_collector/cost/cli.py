@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
+from typer._click.core import ParameterSource
 
 from homewatt_collector.cost.bill import EXPORT, Bill, compute_bill, day_start
 from homewatt_collector.cost.config import CostConfig, config_of_site, load_cost_config, read_token
@@ -177,7 +178,18 @@ def _compute(config: CostConfig, tariff: Tariff, first: date, last: date) -> tup
     return compute_bill(tariff, first, last, series, config.devices), client
 
 
+def _group_config(ctx: typer.Context) -> Path | None:
+    """`homewatt-collector -c FILE cost`: the -c given before the sub-command (on the command
+    line only: the collector's $HOMEWATT_COLLECTOR_CONFIG names a collector config)."""
+    parent = ctx.parent
+    if parent is None or parent.get_parameter_source("config") is not ParameterSource.COMMANDLINE:
+        return None
+    value = parent.params.get("config")
+    return value if isinstance(value, Path) else None
+
+
 def cost_command(
+    ctx: typer.Context,
     *,
     config: Annotated[
         Path | None,
@@ -210,14 +222,14 @@ def cost_command(
     (re-running a day overwrites its points)."""
 
     def action() -> None:
+        loaded = load_cost_config(_config_path(config or _group_config(ctx), site))
         options = {"day": day, "month": month, "year": year, "since": since, "until": until}
-        # the options are checked before any file is read; the day just ended needs the tariff
+        # the day just ended needs the tariff's zone; explicit days are checked before it is read
         chosen = (
             choose_days(**options)
             if not write or any(v is not None for v in options.values())
             else None
         )
-        loaded = load_cost_config(_config_path(config, site))
         try:
             tariff = load_tariff(loaded.tariff)
         except ProblemsError as exc:
