@@ -360,3 +360,20 @@ def test_a_month_of_time_of_use_with_a_holiday_matches_the_hand_bill(
     assert table[("total", "", "")][0] == "672.000"
     assert table[("total", "", "")][2] == "577.94"
     assert done.stderr == ""
+
+
+def test_a_site_without_counters_is_said_on_stderr_and_billed_its_standing_charge(
+    influx: InfluxDB1, tmp_path: Path
+) -> None:
+    """A site name the collector never wrote (a typo): the table holds the standing charge only,
+    and one line on stderr says that no counter was found."""
+    config = site_files(tmp_path, influx, "nowhere", FLAT)
+
+    done = cost(config, "--day", "2026-11-29")
+
+    assert done.returncode == 0, done.stderr
+    assert rows(done.stdout)[("total", "", "")][2] == "1.25"
+    assert done.stderr == (
+        "no energy counter of site 'nowhere' in database 'homewatt' in or near these days:"
+        " the bill is the standing charge alone (is the site or the database wrong?)\n"
+    )

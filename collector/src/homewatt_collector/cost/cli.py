@@ -131,10 +131,16 @@ def render_bill(bill: Bill, site: str, label: str) -> Table:
     return table
 
 
-def coverage_notes(bill: Bill) -> list[str]:
-    """A line per (device, channel) whose readings do not cover the whole range."""
+def coverage_notes(bill: Bill, site: str, database: str) -> list[str]:
+    """A line per (device, channel) whose readings do not cover the whole range, or one line
+    when the site has no counter there at all (a wrong site or database?)."""
     start = day_start(bill.days[0], bill.tariff)
     end = day_start(bill.days[-1] + timedelta(days=1), bill.tariff)
+    if not bill.spans:
+        return [
+            f"no energy counter of site {site!r} in database {database!r} in or near these days:"
+            " the bill is the standing charge alone (is the site or the database wrong?)"
+        ]
     notes = []
     for (device, channel), span in sorted(bill.spans.items()):
         if span is None or (span[0] <= start and span[1] >= end):
@@ -247,7 +253,7 @@ def cost_command(
             )
         else:
             plain_console().print(render_bill(bill, loaded.site, label))
-        for note in coverage_notes(bill):
+        for note in coverage_notes(bill, loaded.site, loaded.influxdb.database):
             typer.echo(note, err=True)
 
     _guarded(action)
