@@ -87,13 +87,17 @@ def choose_days(
     )
 
 
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
 def render_bill(bill: Bill, site: str, label: str) -> Table:
     """The bill as a table: per device, channel and period over the whole range; the standing
     charge; the total. Channels outside the bill (a device's phases, devices not billed) are
     marked and not added."""
     tariff = bill.tariff
     table = Table(
-        title=f"site {site}, {label} ({len(bill.days)} days, {tariff.timezone}), {tariff.currency}",
+        title=f"site {site}, {label} ({_days(len(bill.days))}, {tariff.timezone}), {tariff.currency}",
         title_justify="left",
     )
     for name, justify in (
@@ -125,7 +129,7 @@ def render_bill(bill: Bill, site: str, label: str) -> Table:
         "",
         f"{tariff.standing_charge_per_day:.4f}/day",
         f"{bill.standing_charge:.2f}",
-        f"{len(bill.days)} days",
+        f"{_days(len(bill.days))}",
     )
     table.add_row("total", "", "", f"{bill.total_energy_kwh:.3f}", "", f"{bill.total_cost:.2f}", "")
     return table
