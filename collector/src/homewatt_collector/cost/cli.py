@@ -96,8 +96,9 @@ def render_bill(bill: Bill, site: str, label: str) -> Table:
     charge; the total. Channels outside the bill (a device's phases, devices not billed) are
     marked and not added."""
     tariff = bill.tariff
+    days = _days(len(bill.days))
     table = Table(
-        title=f"site {site}, {label} ({_days(len(bill.days))}, {tariff.timezone}), {tariff.currency}",
+        title=f"site {site}, {label} ({days}, {tariff.timezone}), {tariff.currency}",
         title_justify="left",
     )
     for name, justify in (
