@@ -21,8 +21,9 @@ from homewatt_collector.cost.bill import (
     day_start,
     slot_energy,
 )
-from homewatt_collector.cost.cli import choose_days, day_just_ended
+from homewatt_collector.cost.cli import choose_days
 from homewatt_collector.cost.config import load_cost_config
+from homewatt_collector.cost.report import day_just_ended
 from homewatt_collector.cost.tariff import Tariff, hours_of, load_tariff
 from homewatt_common.problems import ProblemsError
 from tests.collector.conftest import COLLECTOR_BIN, REPO

@@ -35,7 +35,6 @@ from homewatt_common.yamlfile import YamlDocument, load_yaml
 
 APP = "homewatt-collector"
 UNIT = "homewatt-cost@.service"
-CONFIG_DIR = Path("/etc/homewatt/cost")
 EXAMPLE = "collector/cost.example.yaml"
 
 
@@ -109,10 +108,6 @@ class CostConfig(ConfigModel):
     def origin(self, *loc: int | str) -> Problem:
         line = self._document.line_of(loc) if self._document is not None else None
         return Problem(self._where, "", ".".join(str(p) for p in loc), line)
-
-
-def config_of_site(site: str) -> Path:
-    return CONFIG_DIR / f"{site}.yaml"
 
 
 def load_cost_config(path: Path) -> CostConfig:
