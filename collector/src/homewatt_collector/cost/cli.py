@@ -142,7 +142,7 @@ def cost_command(
 
     def action() -> None:
         # imported here: `homewatt-collector run` (the 1 s service) never loads the cost code
-        from homewatt_collector.cost.report import bill_command  # noqa: PLC0415
+        from homewatt_collector.cost.report import bill_command  # noqa: PLC0415 (see above)
 
         options = {"day": day, "month": month, "year": year, "since": since, "until": until}
         explicit = not write or any(v is not None for v in options.values())
