@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from homewatt_common.cli import HomewattCommand, HomewattGroup, fail, plain_console, progress_console
+from homewatt_common.cli import (
+    HomewattCommand,
+    HomewattGroup,
+    fail,
+    plain_console,
+    progress_console,
+)
 
 shelly_app = typer.Typer(
     help="Shelly plugs, switches and energy meters on the local network.", cls=HomewattGroup
