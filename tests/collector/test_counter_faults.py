@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from homewatt_collector.outbox import Outbox
+from homewatt_collector.sources.modbus import TIMEOUTS_TO_BACKOFF
 from tests.collector.conftest import MeterBus, wait_for_samples, write_config
 from tests.collector.meters_data import orno_with_gap_registers
 from tests.support.processes import ServerProcess, free_port
@@ -176,8 +177,9 @@ def test_a_replaced_meter_is_absorbed_by_a_persisted_offset_and_a_restart_checks
 def test_each_meter_on_the_line_reports_its_own_health_every_cycle(
     tmp_path: Path, meter_bus: StartBus, collector_process: StartCollector
 ) -> None:
-    """`main` answers, falls silent for a few cycles (the line drops its requests), answers
-    again; `garage` never answers. Each gets its own homewatt_device_health point per cycle."""
+    """`main` answers, falls silent for two cycles (the line drops its requests), answers
+    again; `garage` never answers (backed off after its 3rd timeout). Each gets its own
+    homewatt_device_health point per cycle."""
     bus = meter_bus({1: {"holding": orno_with_gap_registers()}})
     main = {**MAIN, "timeout_s": 0.2}
     absent = {"name": "garage", "model": "sdm120", "device_id": 7, "timeout_s": 0.2}
@@ -191,9 +193,10 @@ def test_each_meter_on_the_line_reports_its_own_health_every_cycle(
     collector = collector_process(config)
     wait_for_samples(instance.outbox, 4 * 3, timeout=60)  # 3 cycles of 4 points
     bus.line.silent_ids.add(1)
-    wait_for_samples(instance.outbox, 4 * 3 + 4 * 3, timeout=60)  # >= 3 silent cycles (3 each)
+    # 2 silent cycles (3 points each), fewer than would back it off (TIMEOUTS_TO_BACKOFF)
+    wait_for_samples(instance.outbox, 4 * 3 + 3 * 2, timeout=60)
     bus.line.silent_ids.discard(1)
-    wait_for_samples(instance.outbox, 4 * 3 + 4 * 3 + 4 * 3, timeout=60)
+    wait_for_samples(instance.outbox, 4 * 3 + 3 * 2 + 4 * 3, timeout=60)
     assert collector.stop(timeout=30) == 0, collector.log_tail()
 
     points = sorted(stored_points(instance.outbox), key=lambda p: p.ts)
@@ -206,11 +209,18 @@ def test_each_meter_on_the_line_reports_its_own_health_every_cycle(
         (("device", "main"), ("model", "orno-we515"), ("site", "test"), ("source", "modbus")),
     }
     garage = [p.fields for p in devices if p.tags["device"] == "garage"]
-    assert all(f["read_errors"] == 1 and f["timeouts"] == 1 for f in garage)
+    asked = garage[:TIMEOUTS_TO_BACKOFF]
+    assert all(f["read_errors"] == f["timeouts"] == 1 for f in asked)
+    assert [f["backoff"] for f in asked] == [0] * (TIMEOUTS_TO_BACKOFF - 1) + [1]
+    # then only probed every 30 s (none within this test): no request, no error, backoff=1
+    backed_off = garage[TIMEOUTS_TO_BACKOFF:]
+    assert backed_off, "the test ran past the backoff"
+    assert all(f["read_errors"] == f["timeouts"] == 0 and f["backoff"] == 1 for f in backed_off)
     assert all("last_ok_age_s" not in f for f in garage), "never answered: no age"
     main_fields = [p.fields for p in devices if p.tags["device"] == "main"]
     silent = [f for f in main_fields if f["timeouts"] == 1]
     assert len(silent) >= 2, main_fields
+    assert all(f["backoff"] == 0 for f in main_fields), "2 silent cycles do not back it off"
     assert all(f["read_errors"] == 1 for f in silent)
     ages = [f["last_ok_age_s"] for f in silent]
     assert ages == sorted(ages) and ages[0] > 0, "the age of its last good read grows"

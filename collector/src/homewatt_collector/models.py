@@ -29,13 +29,15 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
     """How one device fared in one cycle: its tags (`device`, `model`), failed or rejected
-    reads, requests it left unanswered, and whether any value was read (a good read)."""
+    reads, requests it left unanswered, whether any value was read (a good read), and whether
+    it is backed off (silent for a while: only probed now and then, not read every cycle)."""
 
     device: str
     model: str
     errors: int = 0
     timeouts: int = 0
     ok: bool = True
+    backoff: bool = False
 
 
 @dataclass(frozen=True, slots=True)

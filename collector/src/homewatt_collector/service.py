@@ -24,7 +24,7 @@ from homewatt_collector.forwarder import Backoff, Forwarder
 from homewatt_collector.models import DEVICE_HEALTH, HEALTH, Reading, Sample
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.scheduler import Scheduler, Slot
-from homewatt_collector.sources import Source, create_source
+from homewatt_collector.sources import PacedSource, Source, create_source
 from homewatt_collector.throttle import LogThrottle
 from homewatt_collector.workers import Restarts
 from homewatt_common.clock import ClockSync, clock_state
@@ -152,7 +152,12 @@ class Collector:
     def _cycle(self, slot: Slot) -> None:
         started = time.monotonic()
         try:
-            reading = self.source.read(slot.ts)
+            if isinstance(self.source, PacedSource):
+                # the bus time left in this slot ends at the next slot's deadline
+                until = started - slot.lateness_s + self.interval_s
+                reading = self.source.read_within(slot.ts, until, self.stop)
+            else:
+                reading = self.source.read(slot.ts)
         except SourceError as exc:
             self._problem(f"source {self.source.kind}: {exc}")
             reading = Reading(errors=1)
@@ -193,8 +198,8 @@ class Collector:
 
     def _device_health_samples(self, slot: Slot, reading: Reading) -> list[Sample]:
         """One homewatt_device_health point per device the source reported this cycle:
-        read_errors, timeouts, and last_ok_age_s (seconds since its last good read; absent
-        until the first)."""
+        read_errors, timeouts, backoff (1: silent for a while, only probed now and then), and
+        last_ok_age_s (seconds since its last good read; absent until the first)."""
         now = time.monotonic()
         points = []
         for status in reading.devices:
@@ -203,6 +208,7 @@ class Collector:
             fields: dict[str, float | int] = {
                 "read_errors": status.errors,
                 "timeouts": status.timeouts,
+                "backoff": int(status.backoff),
             }
             if (last_ok := self._last_ok.get(status.device)) is not None:
                 fields["last_ok_age_s"] = round(now - last_ok, 3)

@@ -7,10 +7,11 @@ offsets) in the instance's state directory it is given.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -31,6 +32,15 @@ class Source(Protocol):
         """One cycle's samples, timestamped `ts`; faults are counted in Reading.errors."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PacedSource(Protocol):
+    """A source that can keep its requests within the cycle and stop between them (a bus)."""
+
+    def read_within(self, ts: int, until: float | None, stop: threading.Event | None) -> Reading:
+        """read(ts), with no request started after `stop` is set, and optional ones (probes of
+        silent devices) only if they end before `until` (monotonic seconds)."""
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,20 @@ value is counted in the cycle's read errors and skipped; a silent meter is given
 of the cycle so it cannot eat the other meters' bus time; a failing or unplugged adapter is
 closed and reopened on a later cycle, when it is back. Energy counters follow the counter rule
 (counters.py), with the baselines and offsets in the instance's state directory.
+
+A meter silent in TIMEOUTS_TO_BACKOFF consecutive cycles goes into backoff: it is no longer
+read every cycle, only probed (one register) at most every PROBE_INTERVAL_S, after the live
+meters and with a timeout that fits what is left of the cycle (PROBE_MARGIN_S kept free), so
+it costs the others nothing; once a probe is answered it is read every cycle again. A stop
+request is looked at between requests: the read in flight finishes (at most its timeout), the
+rest of the cycle is abandoned.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,6 +61,13 @@ from homewatt_common.lineprotocol import name_problem
 log = logging.getLogger(__name__)
 
 ILLEGAL_DATA_ADDRESS = 2
+
+TIMEOUTS_TO_BACKOFF = 3  # consecutive cycles a meter left unanswered before it is backed off
+PROBE_INTERVAL_S = 30.0  # a backed-off meter is probed at most this often
+PROBE_MARGIN_S = 0.020  # bus time a probe leaves free at the end of the cycle
+# A probe needs 15 bytes on the wire (8 + 7: 17 ms at 9600 8E1) and the meter's turnaround;
+# below this a probe waits for a cycle with more spare time.
+MIN_PROBE_TIMEOUT_S = 0.05
 
 
 class MeterConfig(ConfigModel):
@@ -152,6 +168,9 @@ class MeterPlan:
     answering: bool | None = None
     throttle: LogThrottle = field(default_factory=LogThrottle)
     timeouts: int = 0  # requests it left unanswered, since the start
+    silent_cycles: int = 0  # consecutive cycles it left a request unanswered
+    backoff: bool = False  # read only by probes, at most every PROBE_INTERVAL_S
+    next_probe_s: float = 0.0  # monotonic time of its next probe, in backoff
 
     @property
     def max_power_w(self) -> float:
@@ -203,30 +222,130 @@ class ModbusSource:
         return min_bus_time_s(blocks, self.serial.baudrate, bits or bits_per_char(self.serial))
 
     def read(self, ts: int) -> Reading:
+        """One cycle, with no time limit nor stop request (see read_within)."""
+        return self.read_within(ts, None, None)
+
+    def read_within(self, ts: int, until: float | None, stop: threading.Event | None) -> Reading:
+        """One cycle: the live meters, then the probes of backed-off meters that are due, each
+        with a timeout that ends PROBE_MARGIN_S before `until` (monotonic; None: no limit).
+        Once `stop` is set no further request is sent: what was read so far is returned."""
         samples: list[Sample] = []
         errors = 0
         devices: list[DeviceStatus] = []
+        due: list[MeterPlan] = []
         for index, meter in enumerate(self.meters):
+            if stop is not None and stop.is_set():
+                break
+            if meter.backoff:
+                if time.monotonic() >= meter.next_probe_s:
+                    due.append(meter)
+                else:
+                    devices.append(self._backed_off(meter))
+                continue
             try:
-                values, meter_errors, timeouts = self._read_meter_counted(meter)
+                values, meter_errors, timeouts = self._read_meter_counted(meter, stop)
             except PortUnavailable:
                 devices.extend(
                     DeviceStatus(m.config.name, m.model, errors=1, ok=False)
                     for m in self.meters[index:]
                 )
                 return Reading(samples, errors + len(self.meters) - index, devices)
+            self._count_silence(meter, timeouts)
             meter_errors += self._check_counters(meter, values, ts)
             errors += meter_errors
             devices.append(
-                DeviceStatus(meter.config.name, meter.model, meter_errors, timeouts, bool(values))
+                DeviceStatus(
+                    meter.config.name,
+                    meter.model,
+                    meter_errors,
+                    timeouts,
+                    bool(values),
+                    meter.backoff,
+                )
             )
             samples.extend(self._samples(meter, values, ts))
+        for meter in due:
+            if stop is not None and stop.is_set():
+                break
+            try:
+                answered = self._probe(meter, until)
+            except PortUnavailable:
+                devices.append(DeviceStatus(meter.config.name, meter.model, 1, 0, False, True))
+                errors += 1
+                continue
+            if answered is None:
+                devices.append(self._backed_off(meter))
+            else:
+                timeouts = int(not answered)
+                errors += timeouts
+                devices.append(
+                    DeviceStatus(
+                        meter.config.name, meter.model, timeouts, timeouts, False, meter.backoff
+                    )
+                )
         return Reading(samples, errors, devices)
 
-    def _read_meter_counted(self, meter: MeterPlan) -> tuple[dict[RegisterSpec, float], int, int]:
+    @staticmethod
+    def _backed_off(meter: MeterPlan) -> DeviceStatus:
+        return DeviceStatus(meter.config.name, meter.model, ok=False, backoff=True)
+
+    def _count_silence(self, meter: MeterPlan, timeouts: int) -> None:
+        """A meter silent in TIMEOUTS_TO_BACKOFF consecutive cycles goes into backoff."""
+        if not timeouts:
+            meter.silent_cycles = 0
+            return
+        meter.silent_cycles += 1
+        if meter.silent_cycles >= TIMEOUTS_TO_BACKOFF:
+            meter.backoff = True
+            meter.next_probe_s = time.monotonic() + PROBE_INTERVAL_S
+            log.warning(
+                "meter %s (id %d): silent in %d cycles in a row: probed every %g s from now on,"
+                " so it costs the other meters no bus time",
+                meter.config.name,
+                meter.config.device_id,
+                meter.silent_cycles,
+                PROBE_INTERVAL_S,
+            )
+
+    def _probe(self, meter: MeterPlan, until: float | None) -> bool | None:
+        """Ask a backed-off meter for one register, with a timeout that fits before `until`:
+        True if it answered (it is read every cycle again from the next one), False if not,
+        None if the cycle had no time left for it (it is probed in the next cycle)."""
+        timeout = meter.timeout_s
+        if until is not None:
+            spare = until - time.monotonic() - PROBE_MARGIN_S
+            overdue = time.monotonic() >= meter.next_probe_s + PROBE_INTERVAL_S
+            if overdue:
+                # a probe overdue by a whole interval goes out anyway, with the meter's own
+                # timeout (the cycle may overrun), so a meter that is back is read every cycle
+                # again within 2 x PROBE_INTERVAL_S even on a bus without spare time
+                pass
+            elif spare < MIN_PROBE_TIMEOUT_S:
+                return None
+            else:
+                timeout = min(timeout, spare)
+        first = meter.blocks[0]
+        probe = Block(first.function, first.start, 1, ())
+        meter.next_probe_s = time.monotonic() + PROBE_INTERVAL_S
+        try:
+            self.bus.read(probe, meter.config.device_id, timeout)
+        except ModbusExceptionResponse:
+            pass  # an exception answer is an answer: the meter is there
+        except NoResponse as exc:
+            meter.timeouts += 1
+            self._note(meter, False, str(exc))
+            return False
+        meter.backoff = False
+        meter.silent_cycles = 0
+        self._note(meter, True)
+        return True
+
+    def _read_meter_counted(
+        self, meter: MeterPlan, stop: threading.Event | None
+    ) -> tuple[dict[RegisterSpec, float], int, int]:
         """_read_meter, and how many of its errors were timeouts (a silent meter)."""
         before = meter.timeouts
-        values, errors = self._read_meter(meter)
+        values, errors = self._read_meter(meter, stop)
         return values, errors, meter.timeouts - before
 
     def read_meter(self, name: str) -> tuple[dict[RegisterSpec, float], int]:
@@ -235,11 +354,13 @@ class ModbusSource:
         meter = next(m for m in self.meters if m.config.name == name)
         return self._read_meter(meter)
 
-    def _read_meter(self, meter: MeterPlan) -> tuple[dict[RegisterSpec, float], int]:
+    def _read_meter(
+        self, meter: MeterPlan, stop: threading.Event | None = None
+    ) -> tuple[dict[RegisterSpec, float], int]:
         values: dict[RegisterSpec, float] = {}
         errors = 0
         pending = list(meter.blocks)
-        while pending:
+        while pending and not (stop is not None and stop.is_set()):
             block = pending.pop(0)
             try:
                 registers = self.bus.read(
