@@ -338,7 +338,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="record the collector of the healthy case with py-spy (collapsed stacks; only samples holding the GIL, so waiting in select() is left out)"
+        help="record the collector of the healthy case with py-spy (collapsed stacks; only"
+        " samples holding the GIL, so waiting in select() is left out)"
         " into this file; bench/profile_summary.py sums it up",
     )
     args = parser.parse_args()

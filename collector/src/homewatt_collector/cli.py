@@ -17,12 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
 import yaml
-from rich.live import Live
-from rich.progress import Progress, TaskID
 
 from homewatt_collector import __version__
 from homewatt_collector.config import (
@@ -35,12 +33,6 @@ from homewatt_collector.config import (
     validate_config,
 )
 from homewatt_collector.cost.cli import cost_command
-from homewatt_collector.display import (
-    render_cycle,
-    render_meter_reading,
-    render_outbox_status,
-    render_scan,
-)
 from homewatt_collector.errors import CollectorError, ConfigError
 from homewatt_collector.meters import SerialSettings, builtin_templates
 from homewatt_collector.modbus.bus import ModbusBus
@@ -71,6 +63,9 @@ from homewatt_common.configmodel import validate
 from homewatt_common.credentials import read_located
 from homewatt_common.problems import Loc, ProblemsError, format_loc, option_problem
 from homewatt_common.secrets_contract import load_contract
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger("homewatt_collector")
 T = TypeVar("T")
@@ -158,7 +153,7 @@ def _setup_logging(level: int) -> None:
     )
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
     # The libraries log each failed request themselves; our one line per fault is enough.
-    for noisy in ("urllib3", "influxdb_client", "pymodbus"):
+    for noisy in ("urllib3", "pymodbus"):
         logging.getLogger(noisy).setLevel(
             logging.CRITICAL if level > logging.DEBUG else logging.DEBUG
         )
@@ -270,10 +265,15 @@ def run(
         if not show_table:
             build_collector(effective, stop).run()
             return
+        # rich only for the table: the service (no table) does not load it (README: memory)
+        from rich.live import Live  # noqa: PLC0415
+
+        from homewatt_collector import display  # noqa: PLC0415
+
         with Live(console=plain_console(), refresh_per_second=4, transient=False) as live:
 
             def on_cycle(cycle: Cycle) -> None:
-                live.update(render_cycle(cycle, effective.site))
+                live.update(display.render_cycle(cycle, effective.site))
 
             build_collector(effective, stop, on_cycle=on_cycle).run()
 
@@ -458,8 +458,10 @@ def _read_once(source: ModbusSource, name: str) -> bool:
             " check the wiring (A/B swapped?), the id and the serial settings;"
             " `homewatt-collector scan` finds what answers"
         )
+    from homewatt_collector import display  # noqa: PLC0415
+
     console = plain_console()
-    console.print(render_meter_reading(f"{name}: {plan.model}, {where}", values))
+    console.print(display.render_meter_reading(f"{name}: {plan.model}, {where}", values))
     console.print(f"{len(plan.blocks)} requests, {took * 1000:.0f} ms, {errors} read errors")
     return True
 
@@ -535,6 +537,8 @@ def scan(
             if settings
             else list(FULL_SETTINGS if full else COMMON_SETTINGS)
         )
+        from rich.progress import Progress  # noqa: PLC0415
+
         console, shown = progress_console()
         with Progress(console=console, transient=True, disable=not shown) as progress:
             task = progress.add_task(f"scanning {port}", total=len(id_list) * len(setting_list))
@@ -547,7 +551,9 @@ def scan(
                 f" {', '.join(s.describe() for s in setting_list)}): check the wiring"
                 " (A/B swapped?), the meter's termination and power, or try --full"
             )
-        plain_console().print(render_scan(found))
+        from homewatt_collector import display  # noqa: PLC0415
+
+        plain_console().print(display.render_scan(found))
 
     _guarded(action)
 
@@ -601,11 +607,15 @@ def outbox_status(
         return
 
     def action() -> None:
+        from homewatt_collector import display  # noqa: PLC0415
+
         outboxes = _open_outboxes(_outbox_config(ctx), lock=False)
         console = plain_console()
         for name, outbox in outboxes:
             console.print(
-                render_outbox_status(name, outbox.stats(), outbox.quarantined(5), time.time())
+                display.render_outbox_status(
+                    name, outbox.stats(), outbox.quarantined(5), time.time()
+                )
             )
             outbox.close()
 
@@ -629,6 +639,8 @@ def replay(ctx: typer.Context) -> None:
                 outbox.close()
                 raise
             try:
+                from rich.progress import Progress  # noqa: PLC0415
+
                 console, shown = progress_console()
                 with Progress(console=console, disable=not shown) as progress:
                     task = progress.add_task(f"sink {name}", total=outbox.backlog)

@@ -77,6 +77,7 @@ class Collector:
         self.unit = unit
         self.interval_s = interval_s
         self.source = source
+        self._paced = isinstance(source, PacedSource)
         self.deliveries = deliveries
         self.stop = stop
         self.health = health
@@ -152,10 +153,12 @@ class Collector:
     def _cycle(self, slot: Slot) -> None:
         started = time.monotonic()
         try:
-            if isinstance(self.source, PacedSource):
+            if self._paced:
                 # the bus time left in this slot ends at the next slot's deadline
                 until = started - slot.lateness_s + self.interval_s
-                reading = self.source.read_within(slot.ts, until, self.stop)
+                reading = self.source.read_within(  # type: ignore[attr-defined]
+                    slot.ts, until, self.stop
+                )
             else:
                 reading = self.source.read(slot.ts)
         except SourceError as exc:

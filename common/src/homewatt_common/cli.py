@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
-from rich.console import Console
 from typer._click import exceptions as click_exc
 from typer._click.core import Context, ParameterSource
 from typer._click.globals import get_current_context
@@ -30,12 +29,18 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from homewatt_common.problems import Problem, ProblemsError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 EVERY_COMMAND = None
 
 
 def plain_console(stderr: bool = False) -> Console:
     """A rich Console for tables and progress: no markup (user data such as `[x]` prints as it
-    is), no highlighting, and off a terminal no width limit (nothing wraps at 80 columns)."""
+    is), no highlighting, and off a terminal no width limit (nothing wraps at 80 columns).
+    rich is imported here, not by the module: a daemon that never draws does not load it."""
+    from rich.console import Console  # noqa: PLC0415
+
     console = Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console = Console(

@@ -31,6 +31,7 @@ a name before anything starts (check-config), a source's point is checked before
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal
@@ -81,10 +82,13 @@ def _checked(text: str, kind: NameKind) -> str:
     return text
 
 
+# Names repeat every cycle (a collector writes the same series each second): escaped once.
+@functools.lru_cache(maxsize=4096)
 def escape_measurement(name: str) -> str:
     return _checked(name, "measurement").translate(_MEASUREMENT_ESCAPES)
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_key(text: str, kind: NameKind = "tag key") -> str:
     """A tag key, tag value or field key, escaped."""
     return _checked(text, kind).translate(_KEY_ESCAPES)

@@ -1,4 +1,12 @@
-"""The InfluxDB v2 write API via influxdb-client: synchronous, gzip, second precision.
+"""The InfluxDB v2 write API over urllib3: synchronous, gzip, second precision.
+
+`POST /api/v2/write?org=&bucket=&precision=s` with `Authorization: Token ...` (none when
+anonymous), a gzip body and `Content-Type: text/plain; charset=utf-8`; 204 is success, any
+other status is classified from the JSON body's `message` (InfluxDB's error shape, see
+contracts/influxdb-write-answers.json) and its `Retry-After`. This is the request
+influxdb-client's WriteApi makes; it is made here with urllib3 directly because importing
+influxdb-client loads its ~400 generated API model modules: 11 MB of the collector's RSS, a
+quarter of it (bench/README.md).
 
 Library and network exceptions are translated here, in one place, into the kinds of SinkError
 the forwarder acts on (unavailable -> back off and retry; unauthorized -> keep the data and
@@ -8,16 +16,16 @@ the rest was stored: acknowledge, count what was dropped).
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Sequence
 
 import urllib3
-from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
+from homewatt_collector import __version__
 from homewatt_collector.errors import (
     SinkPartialWrite,
     SinkRejected,
@@ -58,6 +66,27 @@ def classify(status: int, message: str, retry_after: str | None = None) -> Excep
     return SinkRejected(f"HTTP {status}: {message}", status)
 
 
+def _message(body: bytes) -> str:
+    """The error message of an answer: InfluxDB's JSON `message`, else the body as text."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        return str(document["message"]).strip()
+    return text
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without `user:password@`: a password in the URL is never sent (README)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
 class InfluxDBSink:
     def __init__(
         self,
@@ -71,48 +100,59 @@ class InfluxDBSink:
         verify_tls: bool = True,
     ) -> None:
         self.name = name
-        self.url = redact_url(url)  # for messages; the client gets the URL as given
-        self._org = org
-        self._bucket = bucket
-        self._client = InfluxDBClient(
-            url=url,
-            token=token,  # type: ignore[arg-type]  # None: no Authorization header
-            org=org,
-            timeout=int(timeout_s * 1000),
-            enable_gzip=True,
-            verify_ssl=verify_tls,
+        self.url = redact_url(url)  # for messages
+        base = _without_userinfo(url).rstrip("/")
+        query = urllib.parse.urlencode({"org": org, "bucket": bucket, "precision": "s"})
+        self._write_url = f"{base}/api/v2/write?{query}"
+        self._ping_url = f"{base}/ping"
+        self._headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            "Content-Encoding": "gzip",
+            "Accept": "application/json",
+            "User-Agent": f"homewatt-collector/{__version__}",
+        }
+        if token is not None:
+            self._headers["Authorization"] = f"Token {token}"
+        self._timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
+        self._http = urllib3.PoolManager(
+            num_pools=1,
+            maxsize=1,
             retries=False,  # retries are the forwarder's job (with backoff, forever)
+            cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
         )
-        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
 
     def write(self, lines: Sequence[str]) -> None:
-        body = "\n".join(lines).encode()
+        body = gzip.compress("\n".join(lines).encode(), compresslevel=6)
         try:
-            self._write_api.write(
-                bucket=self._bucket,
-                org=self._org,
-                record=body,
-                write_precision=WritePrecision.S,  # type: ignore[arg-type]  # a str constant
+            response = self._http.request(
+                "POST",
+                self._write_url,
+                body=body,
+                headers=self._headers,
+                timeout=self._timeout,
+                redirect=False,
             )
-        except ApiException as exc:
-            if not exc.status:  # status 0: TLS or request construction failure
-                raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc.reason))}") from exc
-            message = redact_urls(str(getattr(exc, "message", "") or exc.reason or "").strip())
-            raise classify(int(exc.status), message, exc.retry_after) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise SinkUnavailable(f"{self.url}: {redact_urls(_reason(exc))}") from exc
         except OSError as exc:
             raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc))}") from exc
+        if 200 <= response.status < 300:
+            return
+        message = redact_urls(_message(response.data) or response.reason or "")
+        raise classify(response.status, message, response.headers.get("Retry-After"))
 
     def ready(self) -> bool:
         """GET /ping answered (InfluxDB 2 and 1.x, VictoriaMetrics): the server is back."""
         try:
-            return bool(self._client.ping())
+            response = self._http.request(
+                "GET", self._ping_url, timeout=self._timeout, redirect=False
+            )
         except Exception:  # noqa: BLE001 (a probe: any failure means "not yet")
             return False
+        return 200 <= response.status < 300
 
     def close(self) -> None:
-        self._client.close()  # type: ignore[no-untyped-call]
+        self._http.clear()
 
 
 def _reason(exc: urllib3.exceptions.HTTPError) -> str:
