@@ -153,7 +153,7 @@ def _setup_logging(level: int) -> None:
     )
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
     # The libraries log each failed request themselves; our one line per fault is enough.
-    for noisy in ("urllib3", "pymodbus"):
+    for noisy in ("pymodbus",):
         logging.getLogger(noisy).setLevel(
             logging.CRITICAL if level > logging.DEBUG else logging.DEBUG
         )

@@ -73,19 +73,23 @@ class SerialClient(ModbusSerialClient):
         port = self.socket
         if size is not None or port is None:
             return bytes(super().recv(size))
-        try:
-            remaining = self._response_deadline - time.monotonic()
-            if remaining <= 0:
-                return b""
-            readable, _, _ = select.select([port.fileno()], [], [], remaining)
-            if not readable:
-                return b""
-            return bytes(port.read(port.in_waiting or 1))
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError:
-            self.close()  # type: ignore[no-untyped-call]
-            raise ConnectionException(str(self)) from None
+        fd = port.fileno()
+        while (remaining := self._response_deadline - time.monotonic()) > 0:
+            try:
+                readable, _, _ = select.select([fd], [], [], remaining)
+                if not readable:
+                    break
+                data = os.read(fd, 4096)  # pyserial opened it non-blocking: what has arrived
+            except BlockingIOError:
+                continue  # woken without data: wait on until the deadline
+            except OSError:
+                self.close()  # type: ignore[no-untyped-call]
+                raise ConnectionException(str(self)) from None
+            if not data:  # end of file: the adapter is gone
+                self.close()  # type: ignore[no-untyped-call]
+                raise ConnectionException(str(self))
+            return data
+        return b""  # pymodbus takes no data as the end of the wait: a timeout
 
 
 ClientFactory = Callable[..., ModbusSerialClient]

@@ -1,12 +1,13 @@
-"""The InfluxDB v2 write API over urllib3: synchronous, gzip, second precision.
+"""The InfluxDB v2 write API over http.client: synchronous, gzip, second precision.
 
 `POST /api/v2/write?org=&bucket=&precision=s` with `Authorization: Token ...` (none when
 anonymous), a gzip body and `Content-Type: text/plain; charset=utf-8`; 204 is success, any
 other status is classified from the JSON body's `message` (InfluxDB's error shape, see
 contracts/influxdb-write-answers.json) and its `Retry-After`. This is the request
-influxdb-client's WriteApi makes; it is made here with urllib3 directly because importing
-influxdb-client loads its ~400 generated API model modules: 11 MB of the collector's RSS, a
-quarter of it (bench/README.md).
+influxdb-client's WriteApi makes; it is made here with the standard library's http.client
+(one kept-alive connection, TLS verified against the system's CAs unless `verify_tls: false`)
+because importing influxdb-client loads its ~400 generated API model modules (11 MB of the
+collector's RSS, a quarter of it) and urllib3 another 2.8 MB (bench/README.md).
 
 Library and network exceptions are translated here, in one place, into the kinds of SinkError
 the forwarder acts on (unavailable -> back off and retry; unauthorized -> keep the data and
@@ -17,13 +18,15 @@ the rest was stored: acknowledge, count what was dropped).
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import logging
 import re
+import ssl
+import threading
 import urllib.parse
-from collections.abc import Sequence
-
-import urllib3
+from collections.abc import Mapping, Sequence
+from email.message import Message
 
 from homewatt_collector import __version__
 from homewatt_collector.errors import (
@@ -87,6 +90,11 @@ def _without_userinfo(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
+# A kept-alive connection the server closed meanwhile fails like this before any answer: the
+# request is sent again once on a new connection (a repeated write is the identical points).
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
 class InfluxDBSink:
     def __init__(
         self,
@@ -101,10 +109,19 @@ class InfluxDBSink:
     ) -> None:
         self.name = name
         self.url = redact_url(url)  # for messages
-        base = _without_userinfo(url).rstrip("/")
+        parts = urllib.parse.urlsplit(_without_userinfo(url))
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = ssl.create_default_context()
+            if not verify_tls:
+                self._tls.check_hostname = False
+                self._tls.verify_mode = ssl.CERT_NONE
+        prefix = parts.path.rstrip("/")
         query = urllib.parse.urlencode({"org": org, "bucket": bucket, "precision": "s"})
-        self._write_url = f"{base}/api/v2/write?{query}"
-        self._ping_url = f"{base}/ping"
+        self._write_path = f"{prefix}/api/v2/write?{query}"
+        self._ping_path = f"{prefix}/ping"
         self._headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Content-Encoding": "gzip",
@@ -113,52 +130,79 @@ class InfluxDBSink:
         }
         if token is not None:
             self._headers["Authorization"] = f"Token {token}"
-        self._timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
-        self._http = urllib3.PoolManager(
-            num_pools=1,
-            maxsize=1,
-            retries=False,  # retries are the forwarder's job (with backoff, forever)
-            cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
-        )
+        self._timeout = timeout_s
+        self._connection: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
 
     def write(self, lines: Sequence[str]) -> None:
         body = gzip.compress("\n".join(lines).encode(), compresslevel=6)
         try:
-            response = self._http.request(
-                "POST",
-                self._write_url,
-                body=body,
-                headers=self._headers,
-                timeout=self._timeout,
-                redirect=False,
+            status, reason, data, headers = self._request(
+                "POST", self._write_path, body, self._headers
             )
-        except urllib3.exceptions.HTTPError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise SinkUnavailable(f"{self.url}: {redact_urls(_reason(exc))}") from exc
-        except OSError as exc:
-            raise SinkUnavailable(f"{self.url}: {redact_urls(str(exc))}") from exc
-        if 200 <= response.status < 300:
+        if 200 <= status < 300:
             return
-        message = redact_urls(_message(response.data) or response.reason or "")
-        raise classify(response.status, message, response.headers.get("Retry-After"))
+        message = redact_urls(_message(data) or reason or "")
+        raise classify(status, message, headers.get("Retry-After"))
 
     def ready(self) -> bool:
         """GET /ping answered (InfluxDB 2 and 1.x, VictoriaMetrics): the server is back."""
         try:
-            response = self._http.request(
-                "GET", self._ping_url, timeout=self._timeout, redirect=False
-            )
+            status, _, _, _ = self._request("GET", self._ping_path, None, {})
         except Exception:  # noqa: BLE001 (a probe: any failure means "not yet")
             return False
-        return 200 <= response.status < 300
+        return 200 <= status < 300
 
     def close(self) -> None:
-        self._http.clear()
+        with self._lock:
+            self._drop()
+
+    def _request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, str, bytes, Message]:
+        with self._lock:
+            reused = self._connection is not None
+            try:
+                return self._exchange(method, path, body, headers)
+            except _STALE:
+                if not reused:
+                    raise
+            return self._exchange(method, path, body, headers)
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, str, bytes, Message]:
+        if self._connection is None:
+            if self._tls is not None:
+                self._connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._tls
+                )
+            else:
+                self._connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout
+                )
+        try:
+            self._connection.request(method, path, body=body, headers=dict(headers))
+            response = self._connection.getresponse()
+            data = response.read()
+        except BaseException:
+            self._drop()
+            raise
+        if response.will_close:
+            self._drop()
+        return response.status, response.reason, data, response.headers
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
-def _reason(exc: urllib3.exceptions.HTTPError) -> str:
-    """A short reason for a network failure, without urllib3's nested reprs."""
-    reason = getattr(exc, "reason", None) or exc
-    text = str(reason)
+def _reason(exc: BaseException) -> str:
+    """A short reason for a network failure, without nested reprs."""
+    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
     for marker in (
         "Connection refused",
         "timed out",
@@ -167,4 +211,6 @@ def _reason(exc: urllib3.exceptions.HTTPError) -> str:
     ):
         if marker in text:
             return marker.lower()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
     return text.split(": ", 1)[-1][:200]
