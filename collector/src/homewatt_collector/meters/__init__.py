@@ -85,6 +85,17 @@ class RegisterSpec(BaseModel):
             raise ValueError("scale must not be 0")
         return value
 
+    def __hash__(self) -> int:
+        # Specs key the values of every cycle; pydantic's hash builds a tuple of every field
+        # on each call. Frozen, so the hash is kept with the instance's id (a copy, which
+        # model_copy(update=...) could change, computes its own); equality stays pydantic's.
+        cached = self.__dict__.get("_hash")
+        if cached is not None and cached[0] == id(self):
+            return int(cached[1])
+        value = hash(tuple(self.__dict__[name] for name in type(self).model_fields))
+        object.__setattr__(self, "_hash", (id(self), value))  # frozen: set underneath
+        return value
+
     @property
     def size(self) -> int:
         return 1 if self.type in ("u16", "s16") else 2

@@ -4,20 +4,25 @@ outside the field's plausible range, NaN or infinite, or an unsigned register th
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from collections.abc import Sequence
-
-from pymodbus.client import ModbusSerialClient
 
 from homewatt_collector.meters import RegisterSpec, WordOrder
 from homewatt_collector.modbus.plan import Block
 
-_DATATYPE = {
-    "u16": ModbusSerialClient.DATATYPE.UINT16,
-    "s16": ModbusSerialClient.DATATYPE.INT16,
-    "u32": ModbusSerialClient.DATATYPE.UINT32,
-    "s32": ModbusSerialClient.DATATYPE.INT32,
-    "f32": ModbusSerialClient.DATATYPE.FLOAT32,
+# Registers are 16-bit big-endian words (Modbus application protocol v1.1b3, 4.2); a 32-bit
+# value is two words, high word first ("big") or low word first ("little"). The words are
+# packed big-endian and read back as the type: what pymodbus's convert_from_registers does,
+# without its per-call generality (a fifth of the cycle's decoding time).
+_WORDS = {1: struct.Struct(">H"), 2: struct.Struct(">HH")}
+_TYPES = {
+    "u16": struct.Struct(">H"),
+    "s16": struct.Struct(">h"),
+    "u32": struct.Struct(">I"),
+    "s32": struct.Struct(">i"),
+    "f32": struct.Struct(">f"),
 }
 
 # Plausible ranges by field name prefix (a template may narrow or widen them per register).
@@ -44,6 +49,7 @@ class DecodeError(ValueError):
         self.field = field
 
 
+@functools.lru_cache(maxsize=256)
 def _decimals(scale: float) -> int:
     """Decimal places a fixed-point scale gives (0.01 -> 2); 0 for scales >= 1."""
     return max(0, -math.floor(math.log10(abs(scale)) + 1e-9)) if abs(scale) < 1 else 0
@@ -51,9 +57,10 @@ def _decimals(scale: float) -> int:
 
 def decode_value(registers: Sequence[int], spec: RegisterSpec, word_order: WordOrder) -> float:
     """The register(s) of `spec` as a value in the field's unit, rounded to what the meter sent."""
-    order = spec.word_order or word_order
-    raw = ModbusSerialClient.convert_from_registers(list(registers), _DATATYPE[spec.type], order)
-    assert isinstance(raw, int | float)
+    words = list(registers)
+    if len(words) == 2 and (spec.word_order or word_order) == "little":
+        words.reverse()
+    (raw,) = _TYPES[spec.type].unpack(_WORDS[len(words)].pack(*words))
     if spec.type == "f32":
         # a float32 carries about 7 significant digits; more would be noise from widening
         value = float(f"{float(raw) * spec.scale:.7g}")
@@ -74,20 +81,26 @@ def resolution(spec: RegisterSpec, value: float) -> float:
     return max(abs(float32_step), rounding)
 
 
-def plausible_range(spec: RegisterSpec) -> tuple[float, float]:
-    low, high = next(
-        ((lo, hi) for prefix, lo, hi in _PLAUSIBLE if spec.field.startswith(prefix)),
+@functools.lru_cache(maxsize=1024)
+def _field_range(field: str) -> tuple[float, float]:
+    return next(
+        ((lo, hi) for prefix, lo, hi in _PLAUSIBLE if field.startswith(prefix)),
         (-math.inf, math.inf),
     )
+
+
+def plausible_range(spec: RegisterSpec) -> tuple[float, float]:
+    low, high = _field_range(spec.field)
     return (spec.min if spec.min is not None else low, spec.max if spec.max is not None else high)
 
 
 def check_plausible(spec: RegisterSpec, value: float) -> None:
-    where = f"{spec.field} ({spec.channel}) at {spec.address:#06x}"
     if not math.isfinite(value):
+        where = f"{spec.field} ({spec.channel}) at {spec.address:#06x}"
         raise DecodeError(f"{where} is {value}", spec.field)
     low, high = plausible_range(spec)
     if not low <= value <= high:
+        where = f"{spec.field} ({spec.channel}) at {spec.address:#06x}"
         raise DecodeError(f"{where} is {value}, outside {low}..{high}", spec.field)
 
 
