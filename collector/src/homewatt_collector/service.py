@@ -10,6 +10,7 @@ nothing is lost either way.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -31,6 +32,11 @@ from homewatt_common.clock import ClockSync, clock_state
 from homewatt_common.lineprotocol import point_problem
 
 log = logging.getLogger(__name__)
+
+# Point shapes (measurement, tags, field names) whose names line protocol carries, kept to
+# check a sample without encoding it (the outbox encodes it once more to store it).
+KNOWN_SHAPES_MAX = 10_000
+_PLAIN_VALUES = (float, int, bool, str)  # types line protocol writes whatever the value
 
 # How long a stopping collector lets the sinks take what is pending (the rest stays on disk).
 FINAL_FLUSH_S = 5.0
@@ -90,6 +96,7 @@ class Collector:
         self.restarts = Restarts("source loop")
         self._unreported: dict[str, int] = {}  # health events not stored yet (a failed cycle)
         self._last_ok: dict[str, float] = {}  # device -> monotonic time of its last good read
+        self._writable_shapes: set[tuple[object, ...]] = set()  # see KNOWN_SHAPES_MAX
 
     def run(self) -> None:
         for delivery in self.deliveries:
@@ -186,9 +193,24 @@ class Collector:
         """The reading without samples line protocol cannot carry (each one a read error)."""
         samples = []
         errors = reading.errors
+        shapes = self._writable_shapes
         for sample in reading.samples:
+            # names depend on the shape only; the values on each sample (all floats NaN or
+            # infinite: no field can be written; other types, such as Unsigned, fully checked)
+            shape = (sample.measurement, *sample.tags.items(), *sample.fields)
+            values = sample.fields.values()
+            if (
+                shape in shapes
+                and all(type(v) in _PLAIN_VALUES for v in values)
+                and any(type(v) is not float or math.isfinite(v) for v in values)
+            ):
+                samples.append(sample)
+                continue
             problem = point_problem(sample.measurement, sample.tags, sample.fields)
             if problem is None:
+                if len(shapes) >= KNOWN_SHAPES_MAX:
+                    shapes.clear()
+                shapes.add(shape)
                 samples.append(sample)
             else:
                 errors += 1
