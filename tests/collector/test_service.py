@@ -166,3 +166,56 @@ def test_each_device_gets_a_health_point_per_cycle_beside_the_one_per_cycle_heal
     ages = [float(ln.split("last_ok_age_s=")[1].split(",")[0].split(" ")[0]) for ln in garage]
     assert ages[0] == 0 and ages[3] == 0
     assert 0.5 < ages[1] < ages[2], "the age of its last good read grows while it is silent"
+
+
+class ShapeSource:
+    """The same point shape each cycle: written, then with only a NaN field, then written."""
+
+    kind = "shapes"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, ts: int) -> Reading:
+        self.reads += 1
+        power = float("nan") if self.reads == 2 else 1.0
+        samples = [
+            Sample("electricity", {"device": "x"}, {"power_w": power}, ts),
+            Sample("electricity", {"device": "bad\\"}, {"power_w": 1.0}, ts),
+        ]
+        return Reading(samples)
+
+
+def test_a_sample_line_protocol_cannot_carry_is_a_read_error_even_of_a_known_shape(
+    tmp_path: Path,
+) -> None:
+    stop = threading.Event()
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
+    source = ShapeSource()
+    collector = Collector(
+        site="s",
+        unit="u",
+        interval_s=1,
+        source=source,
+        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
+        stop=stop,
+        wait_for_clock_sync=False,
+        on_cycle=lambda cycle: stop.set() if source.reads >= 3 else None,
+    )
+    collector.run()
+    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
+    lines = [e.line for e in reopened.peek(100)]
+    reopened.close()
+    written = [ln for ln in lines if ln.startswith("electricity,")]
+    assert len(written) == 2, "cycles 1 and 3; cycle 2's NaN-only point and every bad name not"
+    assert all("device=x" in ln for ln in written)
+    health = [ln for ln in lines if ln.startswith("homewatt_health,")]
+    assert ["read_errors=2i" in ln for ln in health] == [False, True, False]
+    assert all("read_errors=1i" in ln for ln in health if "read_errors=2i" not in ln)
