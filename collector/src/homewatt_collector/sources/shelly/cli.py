@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
 from homewatt_common.cli import (
     HomewattCommand,
@@ -32,6 +31,8 @@ def discover(
 ) -> None:
     """Find Shelly devices (GET /shelly on every address, at most 50 a second) and print them
     as a config block ready to paste."""
+    from rich.progress import Progress  # noqa: PLC0415 (rich only when drawing)
+
     from homewatt_collector.sources.shelly import discover as scan  # noqa: PLC0415 (start-up time)
 
     try:
