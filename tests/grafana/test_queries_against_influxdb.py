@@ -569,7 +569,8 @@ def test_collector_health_panels_count_what_the_collector_wrote(
         end_ms=errors.range.to_ms,
         reduce=sum,
     )
-    assert wanted[(SITE, UNIT)] >= 12, "the silent meter fails every cycle"
+    # the silent meter fails its first 3 cycles, then is backed off (only probed every 30 s)
+    assert wanted[(SITE, UNIT)] >= 3, "the silent meter's reads fail until it is backed off"
     close(errors.last(by_unit), wanted)
 
     backlog = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", "Backlog now"))
@@ -649,7 +650,7 @@ def test_meter_health_panels_count_each_meters_errors_timeouts_and_last_good_rea
         }
         close(got, wanted)
         totals = {k[1]: sum(v.values()) for k, v in wanted.items()}
-        assert totals[SILENT_METER] >= 10, "the silent meter times out every cycle"
+        assert totals[SILENT_METER] >= 3, "the silent meter times out until it is backed off"
         assert totals[THREE_PHASE] == 0, totals
     result = run_panel(
         dataset, model, now, *find(dashboards, "homewatt-health", "Since the last good read")
