@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.collector.test_systemd_unit import directives
-from tests.collector.test_unit_under_systemd import collector_wheels, install_collector
 from tests.support.contracts import secrets_contract, unit_credentials
+from tests.support.homewatt_install import install_app
 from tests.support.influxdb1 import InfluxDB1
 from tests.support.systemd_container import SystemdContainer
 from tests.support.systemd_rig import SystemdRig
@@ -25,7 +25,6 @@ from tests.support.systemd_units import security_exposure, verify_unit
 REPO = Path(__file__).resolve().parents[2]
 SERVICE = REPO / "systemd" / "homewatt-cost@.service"
 TIMER = REPO / "systemd" / "homewatt-cost@.timer"
-__all__ = ["collector_wheels"]  # a module-scoped fixture of the collector unit's tests
 
 
 def test_systemd_accepts_the_cost_service_and_timer_without_a_single_warning() -> None:
@@ -83,7 +82,7 @@ def influx_on_bridge(systemd_rig: SystemdRig, tmp_path: Path) -> Iterator[Influx
 @pytest.mark.systemd_rig
 @pytest.mark.timeout(900)
 def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it(
-    systemd_container: SystemdContainer, collector_wheels: Path, influx_on_bridge: InfluxDB1
+    systemd_container: SystemdContainer, homewatt_wheels: Path, influx_on_bridge: InfluxDB1
 ) -> None:
     """Exactly the shipped sandbox, the token by LoadCredential= from a 0600 root file (InfluxDB
     1.6.7 without auth ignores it), config and tariff 0644 root: the run ends with success and
@@ -91,10 +90,7 @@ def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it
     1.25 PLN; the timer is active and triggers the service."""
     box = systemd_container
     influx = influx_on_bridge
-    install_collector(box, collector_wheels)
-    for unit in (SERVICE, TIMER):
-        box.write_file(f"/etc/systemd/system/{unit.name}", unit.read_text())
-    box.systemctl("daemon-reload")
+    install_app(box, homewatt_wheels, "homewatt-collector", units=[SERVICE.name, TIMER.name])
     zone = ZoneInfo("Europe/Warsaw")
     yesterday = datetime.now(UTC).astimezone(zone).date() - timedelta(days=1)
     start = datetime.combine(yesterday, datetime.min.time(), zone)
