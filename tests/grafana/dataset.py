@@ -8,8 +8,8 @@ InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, re
 - three-phase data and health points from a real `homewatt-collector run` process reading that
   SDM630 (the shipped template) on the emulated RS485 line, its registers the image at the
   history's end, with a second meter id that never answers (read errors and timeouts in its
-  first 3 cycles, then backed off), a sink nobody listens on (the outbox backlog grows), a second sink whose server drops
-  2 points of every write with InfluxDB 2's 422 partial write (sink_rejected), and two
+  first 3 cycles, then backed off), a sink nobody listens on (the outbox backlog grows), a
+  second sink whose server drops 2 points of every write with InfluxDB 2's 422 partial write (sink_rejected), and two
   exceptions injected into the source's read (worker_restarts); the first sink's outbox holds
   the lines the collector's encoder made, which go to InfluxDB unchanged;
 - a simulated household from `DemoSource.read(ts)` with a fixed seed: 400 days back at 15-minute
@@ -236,7 +236,8 @@ class _PartialWrites(BaseHTTPRequestHandler):
 
 
 # Unexpected exceptions in the real process (tests/support/faultinject): the Modbus source's
-# read (read_within: the service passes it the cycle's end) raises in cycles 4 and 5; the source loop survives them, counted in worker_restarts.
+# read (read_within: the service passes it the cycle's end) raises in cycles 4 and 5; the
+# source loop survives them, counted in worker_restarts.
 FAULTS = [
     {
         "target": "homewatt_collector.sources.modbus:ModbusSource.read_within",
