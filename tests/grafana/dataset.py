@@ -11,8 +11,7 @@ InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, re
   first 3 cycles, then backed off), a sink nobody listens on (the outbox backlog grows), a
   second sink whose server drops 2 points of every write with InfluxDB 2's 422 partial write
   (sink_rejected), and two exceptions injected into the source's read (worker_restarts); the
-  first sink's outbox holds
-  the lines the collector's encoder made, which go to InfluxDB unchanged;
+  first sink's outbox holds the lines the collector's encoder made, which go to InfluxDB unchanged;
 - a simulated household from `DemoSource.read(ts)` with a fixed seed: 400 days back at 15-minute
   steps, the last 30 days at 60 s, the last 15 minutes at 1 s (one source instance, so its energy
   counter runs on across the changes of step), up to the moment the collector run starts, plus a
