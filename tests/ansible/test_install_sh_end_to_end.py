@@ -126,8 +126,23 @@ def one_liner(pi: SystemdContainer, standin_images: dict[str, str], *flags: str)
     output = done.stdout + done.stderr
     seconds = time.monotonic() - started
     print(f"install.sh {' '.join(flags)}: rc={done.exit_code} in {seconds:.0f} s")
-    assert done.exit_code == 0, output[-8000:]
+    assert done.exit_code == 0, output[-8000:] + failed_units(pi)
     return output
+
+
+def failed_units(pi: SystemdContainer) -> str:
+    """What the homewatt units that are not active left: `systemctl status` and their journal,
+    for the assertion message (the container is gone after the test)."""
+    listed = pi.run(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "homewatt-*"], check=False
+    ).stdout
+    report = []
+    for unit in (line.split()[0] for line in listed.splitlines() if line.strip()):
+        if active(pi, unit) == "active":
+            continue
+        status = pi.systemctl("status", "--no-pager", "--lines=0", unit, check=False).stdout
+        report.append(f"\n--- {unit}\n{status}{pi.journal(unit, lines=40)}")
+    return "".join(report)
 
 
 def recap_changed(output: str) -> int:
