@@ -4,6 +4,9 @@ is refused (one line naming the file and the byte's offset), a SAS pasted as a U
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -215,3 +218,53 @@ def test_a_certificate_file_without_its_key_or_with_a_locked_key_is_refused(
     message = refused(secret(tmp_path, content), "certificate")
     assert message.startswith(WHERE) and expected in message
     assert "MIIE" not in message and "MIIB" not in message
+
+
+def with_acl(path: Path, *entries: tuple[int, int, int]) -> None:
+    """Give `path` an access ACL as setfacl(1) stores it: the extended attribute
+    system.posix_acl_access, a little-endian u32 version 2 then (u16 tag, u16 perm, u32 id)
+    entries in tag order (linux/include/uapi/linux/posix_acl_xattr.h; tags: 0x01 owner,
+    0x02 named user, 0x04 group, 0x08 named group, 0x10 mask, 0x20 others)."""
+    raw = (2).to_bytes(4, "little") + b"".join(
+        struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in entries
+    )
+    os.setxattr(path, "system.posix_acl_access", raw)
+
+
+def test_a_systemd_credential_copy_read_by_its_service_user_through_an_acl_is_read(
+    tmp_path: Path,
+) -> None:
+    """systemd 254+ (trixie) hands a DynamicUser= service its LoadCredential= copy as 0400 root
+    plus the ACL entry user:<the service's uid>:r-- (src/core/exec-credential.c), which stat
+    shows as 0440 (the group bits are the ACL's mask)."""
+    path = secret(tmp_path, b"token\n", 0o400)
+    with_acl(path, (0x01, 4, 0), (0x02, 4, os.geteuid()), (0x04, 0, 0), (0x10, 4, 0), (0x20, 0, 0))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o440
+    assert read_secret(path, "token", ORIGIN) == "token"
+
+
+@pytest.mark.parametrize(
+    ("entries", "who"),
+    [
+        ([(0x02, 4, 4242)], "user 4242"),
+        ([(0x04, 4, 0)], "its group"),
+        ([(0x08, 4, 4243)], "group 4243"),
+        ([(0x02, 4, 4242), (0x08, 6, 4243)], "user 4242, group 4243"),
+    ],
+)
+def test_a_secret_whose_acl_lets_anyone_else_read_it_is_refused(
+    tmp_path: Path, entries: list[tuple[int, int, int]], who: str
+) -> None:
+    path = secret(tmp_path, b"token", 0o400)
+    group = [] if any(tag == 0x04 for tag, _, _ in entries) else [(0x04, 0, 0)]
+    with_acl(path, *sorted([(0x01, 4, 0), *entries, *group, (0x10, 6, 0), (0x20, 0, 0)]))
+    assert refused(path, "token") == (
+        f"{WHERE}: {path}: its ACL gives access to {who} (getfacl {path} shows it):"
+        f" run: sudo setfacl --remove-all {path} && sudo chmod 600 {path}"
+    )
+
+
+def test_an_acl_entry_the_mask_takes_everything_from_gives_nothing(tmp_path: Path) -> None:
+    path = secret(tmp_path, b"token", 0o400)
+    with_acl(path, (0x01, 4, 0), (0x02, 4, 4242), (0x04, 4, 0), (0x10, 0, 0), (0x20, 0, 0))
+    assert read_secret(path, "token", ORIGIN) == "token"

@@ -2,7 +2,11 @@
 
 `read_secret(path, kind, origin)`:
 - the file must exist, be a regular file, and be readable by its owner only (mode 0600 or
-  0400; systemd's credential copies are 0400);
+  0400). A POSIX ACL may add one reader: the user reading it. That is how systemd (v254 on:
+  Debian trixie's 257, not bookworm's 252) hands a `LoadCredential=` copy to a service with
+  `DynamicUser=` or `User=`: 0400 root plus `user:<the service's uid>:r--`, which `stat` shows
+  as 0440, the group bits being the ACL's mask (acl(5); systemd src/core/exec-credential.c
+  write_credential());
 - a leading UTF-8 byte order mark and trailing CR, LF, space and tab are removed (editors and
   `echo` add them), and that is logged once per file (at debug level for the one final newline
   everybody's editor writes);
@@ -25,8 +29,10 @@ named the secret. Nothing here ever puts a secret's value into a message or a lo
 from __future__ import annotations
 
 import logging
+import os
 import re
 import stat
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -111,17 +117,72 @@ def _read_private(path: Path, problem: Callable[[str], ProblemsError]) -> bytes:
         raise problem(exc.strerror or str(exc)) from None
     if not stat.S_ISREG(info.st_mode):
         raise problem("is not a regular file")
-    if info.st_mode & 0o077:
+    acl = _access_acl(path)
+    if acl is None and info.st_mode & 0o077:
         raise problem(
             f"is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}):"
             f" run: sudo chmod 600 {path}"
         )
+    if acl is not None:
+        others = _acl_others(acl, os.geteuid())
+        if others:
+            raise problem(
+                f"its ACL gives access to {', '.join(others)} (getfacl {path} shows it):"
+                f" run: sudo setfacl --remove-all {path} && sudo chmod 600 {path}"
+            )
     try:
         return path.read_bytes()
     except PermissionError:
         raise problem(denied) from None
     except OSError as exc:
         raise problem(exc.strerror or str(exc)) from None
+
+
+# acl(5) in its extended attribute (linux/include/uapi/linux/posix_acl_xattr.h): a little-endian
+# u32 version (2), then entries of u16 tag, u16 permissions, u32 id.
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_ACL_ENTRY = struct.Struct("<HHI")
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20,
+)  # fmt: skip
+
+
+def _access_acl(path: Path) -> list[tuple[int, int, int]] | None:
+    """The file's access ACL entries (tag, permissions, id), or None when it has none (its
+    mode bits then say it all) or its file system keeps none."""
+    try:
+        raw = os.getxattr(path, _ACL_XATTR)
+    except OSError:
+        # ENODATA: no ACL; ENOTSUP: no ACLs on this file system; a refusal: the mode bits,
+        # then the read itself, decide.
+        return None
+    if (
+        len(raw) < 4
+        or (len(raw) - 4) % _ACL_ENTRY.size
+        or raw[:4] != _ACL_VERSION.to_bytes(4, "little")
+    ):
+        # Not an ACL this module can read: refused as if it gave access to anyone.
+        return [(_ACL_OTHER, 0o7, 0)]
+    return list(_ACL_ENTRY.iter_unpack(raw[4:]))
+
+
+def _acl_others(acl: list[tuple[int, int, int]], reader: int) -> list[str]:
+    """Who the ACL lets at the file besides its owner and the user `reader` (uid): its group,
+    named groups, other named users, others; a named entry's permissions as the mask limits
+    them (acl(5) "access check algorithm")."""
+    mask = next((perm for tag, perm, _ in acl if tag == _ACL_MASK), 0o7)
+    others = []
+    for tag, perm, ident in acl:
+        if tag == _ACL_GROUP_OBJ and perm & mask:
+            others.append("its group")
+        elif tag == _ACL_GROUP and perm & mask:
+            others.append(f"group {ident}")
+        elif tag == _ACL_USER and perm & mask and ident != reader:
+            others.append(f"user {ident}")
+        elif tag == _ACL_OTHER and perm:
+            others.append("others")
+    return others
 
 
 def _sas_of(text: str, path: Path, problem: Callable[[str], ProblemsError]) -> str:
