@@ -200,7 +200,8 @@ def unit_files(pi: SystemdContainer) -> str:
     ).stdout.strip()
 
 
-# Long: apt (Docker), PyPI (Ansible, the apps' dependencies), site.yml twice. Passed whole in
+# Long: apt (Docker), PyPI (Ansible, the apps' dependencies), site.yml twice. Passed whole in 373 s
+# at a load of 0.5-2 (install 237 s, re-run 110 s), and in
 # 778 s at a load of 4-7 (the backup scenario and another session alongside): the install 435 s,
 # the re-run 299 s. Earlier runs: at a load of 23-29 the first run did not reach the play within
 # 30 min (pip byte-compiling Ansible, since turned off); then "InfluxDB runs" failed (Docker 26's
