@@ -91,10 +91,7 @@ class SinkConfig(ConfigModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{redact_url(value)!r} is not an http:// or https:// URL")
-        return value.rstrip("/")
+        return http_url(value)
 
     @property
     def display_url(self) -> str:
@@ -197,6 +194,15 @@ class CollectorConfig(ConfigModel):
 
 
 # -- loading -----------------------------------------------------------------------------------
+
+
+def http_url(value: str) -> str:
+    """An InfluxDB base URL, http:// or https:// with a host, without a trailing '/'; a
+    ValueError names it with its password redacted."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{redact_url(value)!r} is not an http:// or https:// URL")
+    return value.rstrip("/")
 
 
 def load_config(path: Path) -> CollectorConfig:

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from homewatt_collector.config import TAG_VALUE
+from homewatt_collector.config import TAG_VALUE, http_url
 from homewatt_collector.cost.tariff import DEFAULT_PATH
 from homewatt_collector.errors import ConfigError
 from homewatt_common.configmodel import ConfigModel, PathField, validate
 from homewatt_common.credentials import SecretLocation, locate_file, read_located
 from homewatt_common.problems import Problem, ProblemsError
-from homewatt_common.redact import redact_url
 from homewatt_common.secrets_contract import load_contract
 from homewatt_common.yamlfile import YamlDocument, load_yaml
 
@@ -76,10 +74,7 @@ class CostInfluxDB(ConfigModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{redact_url(value)!r} is not an http:// or https:// URL")
-        return value.rstrip("/")
+        return http_url(value)
 
     @model_validator(mode="after")
     def _one_token_source(self) -> CostInfluxDB:
