@@ -75,7 +75,9 @@ def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> No
         ),
         (
             ("    anonymous: true", "    anonymous: true\n    token: abc"),
-            "must not be written in the config",
+            ":5: sinks[0]: token must not be written in the config file: put the secret in a file"
+            " named by token_file (mode 0600) or in a systemd credential named by token_credential"
+            " (LoadCredential=)",
         ),
         (
             ("    anonymous: true", "    anonymous: false"),

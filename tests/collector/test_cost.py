@@ -266,7 +266,11 @@ def test_an_unreachable_influxdb_or_a_bad_config_is_one_line(tmp_path: Path) -> 
     done = run_cost("--config", str(config), "--day", "2026-11-29")
     assert done.returncode == 1
     assert "s3cret" not in done.stderr
-    assert f"{config}:3: influxdb: a token must not be written" in done.stderr
+    assert (
+        f"{config}:3: influxdb: token must not be written in the config file: put the secret"
+        " in a file named by token_file (mode 0600) or in a systemd credential named by"
+        " token_credential (LoadCredential=)\n"
+    ) in done.stderr
 
     influxdb = {"url": "http://127.0.0.1:9", "anonymous": True}
     config.write_text(

@@ -29,7 +29,7 @@ from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.demo import DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSourceConfig
 from homewatt_collector.sources.shelly import ShellySourceConfig
-from homewatt_common.configmodel import ConfigModel, PathField, validate
+from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret, validate
 from homewatt_common.credentials import (
     SecretLocation,
     locate_credential,
@@ -78,15 +78,7 @@ class SinkConfig(ConfigModel):
     retry_min_s: float = Field(1.0, gt=0, le=60, description="first backoff after a failure")
     retry_max_s: float = Field(60.0, gt=0, le=3600, description="longest backoff")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "token" in data:
-            raise ValueError(
-                "a token must not be written in the config file: put it in a file named by"
-                " token_file (mode 0600) or a systemd credential named by token_credential"
-            )
-        return data
+    _no_inline_token = no_inline_secret("token", "token_file", "token_credential")
 
     @field_validator("url")
     @classmethod

@@ -24,7 +24,12 @@ def collector(devices: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("device", "message"),
     [
-        ({"password": "x"}, "a password must not be written in the config file"),
+        (
+            {"password": "x"},
+            "source.devices[0]: password must not be written in the config file: put the"
+            " secret in a file named by password_file (mode 0600) or in a systemd credential"
+            " named by password_credential (LoadCredential=)",
+        ),
         ({"interval_s": 0}, "source.devices[0].interval_s"),
         ({"interval_s": 61}, "less than or equal to 60"),
         ({"name": "bad name"}, "source.devices[0].name"),

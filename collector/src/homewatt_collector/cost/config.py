@@ -25,7 +25,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from homewatt_collector.config import TAG_VALUE, http_url
 from homewatt_collector.cost.tariff import DEFAULT_PATH
 from homewatt_collector.errors import ConfigError
-from homewatt_common.configmodel import ConfigModel, PathField, validate
+from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret, validate
 from homewatt_common.credentials import SecretLocation, locate_file, read_located
 from homewatt_common.problems import Problem, ProblemsError
 from homewatt_common.secrets_contract import load_contract
@@ -61,15 +61,7 @@ class CostInfluxDB(ConfigModel):
     timeout_s: float = Field(60.0, gt=0, le=600, description="per HTTP request")
     verify_tls: bool = True
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: object) -> object:
-        if isinstance(data, dict) and "token" in data:
-            raise ValueError(
-                "a token must not be written in the config file: name a file (token_file,"
-                " mode 0600) or a systemd credential (token_credential)"
-            )
-        return data
+    _no_inline_token = no_inline_secret("token", "token_file", "token_credential")
 
     @field_validator("url")
     @classmethod
