@@ -8,7 +8,6 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
@@ -19,15 +18,23 @@ from homewatt_collector.service import Collector, Delivery
 from homewatt_collector.sinks.influxdb import InfluxDBSink
 
 
-class CountingSource(Protocol):
-    kind: str
-    reads: int
+class CountingSource:
+    """A test source: counts its reads in `reads` and holds nothing open; a subclass names
+    its `kind` and gives `read`."""
 
-    def open(self) -> None: ...
+    kind = "counting"
 
-    def close(self) -> None: ...
+    def __init__(self) -> None:
+        self.reads = 0
 
-    def read(self, ts: int) -> Reading: ...
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def read(self, ts: int) -> Reading:
+        raise NotImplementedError(f"{type(self).__name__} gives read")
 
 
 RunCollector = Callable[[CountingSource, int], list[str]]
@@ -65,19 +72,10 @@ def run_collector(tmp_path: Path) -> RunCollector:
     return run
 
 
-class FlakySource:
+class FlakySource(CountingSource):
     """A source with a bug: every other read raises something no source should raise."""
 
     kind = "flaky"
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def read(self, ts: int) -> Reading:
         self.reads += 1
@@ -113,19 +111,10 @@ def test_the_traceback_of_a_survived_exception_is_logged_at_debug_level(
     assert "in read" in debug[0].message, "the frame that raised"
 
 
-class TwoMeterSource:
+class TwoMeterSource(CountingSource):
     """Two meters: `main` always read, `garage` silent in cycles 2 and 3 (a timeout each)."""
 
     kind = "modbus"
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def read(self, ts: int) -> Reading:
         self.reads += 1
@@ -168,19 +157,10 @@ def test_each_device_gets_a_health_point_per_cycle_beside_the_one_per_cycle_heal
     assert 0.5 < ages[1] < ages[2], "the age of its last good read grows while it is silent"
 
 
-class ShapeSource:
+class ShapeSource(CountingSource):
     """The same point shape each cycle: written, then with only a NaN field, then written."""
 
     kind = "shapes"
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def read(self, ts: int) -> Reading:
         self.reads += 1
@@ -193,26 +173,9 @@ class ShapeSource:
 
 
 def test_a_sample_line_protocol_cannot_carry_is_a_read_error_even_of_a_known_shape(
-    tmp_path: Path,
+    run_collector: RunCollector,
 ) -> None:
-    stop = threading.Event()
-    outbox = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
-    source = ShapeSource()
-    collector = Collector(
-        site="s",
-        unit="u",
-        interval_s=1,
-        source=source,
-        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
-        stop=stop,
-        wait_for_clock_sync=False,
-        on_cycle=lambda cycle: stop.set() if source.reads >= 3 else None,
-    )
-    collector.run()
-    reopened = Outbox(tmp_path / "outbox.sqlite", max_bytes=10**8)
-    lines = [e.line for e in reopened.peek(100)]
-    reopened.close()
+    lines = run_collector(ShapeSource(), 3)
     written = [ln for ln in lines if ln.startswith("electricity,")]
     assert len(written) == 2, "cycles 1 and 3; cycle 2's NaN-only point and every bad name not"
     assert all("device=x" in ln for ln in written)
