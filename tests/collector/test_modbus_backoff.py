@@ -61,6 +61,16 @@ def source_on(bus: MeterBus) -> ModbusSource:
     return ModbusSource(config, site="h")
 
 
+def probed_line(
+    meter_bus: StartBus, monkeypatch: pytest.MonkeyPatch
+) -> tuple[MeterBus, ModbusSource]:
+    """The paced line and a source reading it whose backed-off meters are probed every
+    PROBE_EVERY_S (not PROBE_INTERVAL_S); the caller closes the source."""
+    monkeypatch.setattr(modbus, "PROBE_INTERVAL_S", PROBE_EVERY_S)
+    bus = paced_line(meter_bus)
+    return bus, source_on(bus)
+
+
 def devices_read(source: ModbusSource, until: float | None = None) -> dict[str, tuple[bool, bool]]:
     """One cycle: device -> (values read, backed off)."""
     reading = source.read_within(1, until, None)
@@ -70,9 +80,7 @@ def devices_read(source: ModbusSource, until: float | None = None) -> dict[str, 
 def test_a_meter_silent_three_cycles_in_a_row_is_only_probed_then_read_again_once_back(
     meter_bus: StartBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(modbus, "PROBE_INTERVAL_S", PROBE_EVERY_S)
-    bus = paced_line(meter_bus)
-    source = source_on(bus)
+    bus, source = probed_line(meter_bus, monkeypatch)
     assert devices_read(source) == {"main": (True, False), "heatpump": (True, False)}
     bus.line.silent_ids.add(3)
     for _ in range(TIMEOUTS_TO_BACKOFF - 1):
@@ -111,9 +119,7 @@ def test_a_meter_silent_three_cycles_in_a_row_is_only_probed_then_read_again_onc
 def test_a_probe_waits_for_a_cycle_with_enough_spare_bus_time(
     meter_bus: StartBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(modbus, "PROBE_INTERVAL_S", PROBE_EVERY_S)
-    bus = paced_line(meter_bus)
-    source = source_on(bus)
+    bus, source = probed_line(meter_bus, monkeypatch)
     bus.line.silent_ids.add(3)
     for _ in range(TIMEOUTS_TO_BACKOFF):
         devices_read(source)
@@ -132,9 +138,7 @@ def test_a_probe_waits_for_a_cycle_with_enough_spare_bus_time(
 def test_a_probe_overdue_by_a_whole_interval_goes_out_even_in_a_full_cycle(
     meter_bus: StartBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(modbus, "PROBE_INTERVAL_S", PROBE_EVERY_S)
-    bus = paced_line(meter_bus)
-    source = source_on(bus)
+    bus, source = probed_line(meter_bus, monkeypatch)
     bus.line.silent_ids.add(3)
     for _ in range(TIMEOUTS_TO_BACKOFF):
         devices_read(source)
