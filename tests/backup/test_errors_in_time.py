@@ -26,7 +26,7 @@ import pytest
 from tests.backup.conftest import DB, Site, make_influxdb2_site, make_site, sample_lines
 from tests.support.azurite import Azurite
 from tests.support.influxdb1 import InfluxDB1
-from tests.support.processes import free_port
+from tests.support.processes import free_port, unreachable_address
 
 pytestmark = pytest.mark.integration
 
@@ -86,42 +86,13 @@ def cli_argv(site: Site, *args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def dropping_port() -> Iterator[int]:
-    """A loopback port where a TCP connect times out: a listener with a backlog of 0 that never
-    accepts, its accept queue filled, so Linux drops every further SYN (as a host that is down
-    or a firewall that drops does). Checked: a connect with a 0.5 s timeout times out."""
-    listener = socket.socket()
-    held: list[socket.socket] = []
-    try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = int(listener.getsockname()[1])
-        for _ in range(16):
-            probe = socket.socket()
-            probe.settimeout(0.5)
-            try:
-                probe.connect(("127.0.0.1", port))
-            except TimeoutError:
-                probe.close()
-                break
-            held.append(probe)
-        else:
-            pytest.fail(f"127.0.0.1:{port} kept accepting connections: no SYN was dropped")
-        yield port
-    finally:
-        for sock in held:
-            sock.close()
-        listener.close()
-
-
-@contextlib.contextmanager
-def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers (a hung server)."""
+def silent_address() -> Iterator[str]:
+    """`127.0.0.1:port` that accepts connections and never answers (a hung server)."""
     listener = socket.socket()
     try:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)  # the kernel completes handshakes; nothing is ever read or sent
-        yield int(listener.getsockname()[1])
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
     finally:
         listener.close()
 
@@ -129,9 +100,9 @@ def silent_port() -> Iterator[int]:
 @pytest.mark.parametrize(
     ("engine", "server", "reason"),
     [
-        ("influxdb1", dropping_port, "is unreachable (connect timed out)"),
-        ("influxdb2", dropping_port, "is unreachable (connect timed out)"),
-        ("influxdb1", silent_port, "accepted the connection but did not answer in time"),
+        ("influxdb1", unreachable_address, "is unreachable (connect timed out)"),
+        ("influxdb2", unreachable_address, "is unreachable (connect timed out)"),
+        ("influxdb1", silent_address, "accepted the connection but did not answer in time"),
     ],
     ids=["influxdb1-connect-times-out", "influxdb2-connect-times-out", "influxdb1-silent"],
 )
@@ -141,11 +112,11 @@ def test_restore_reports_an_unreachable_influxdb_within_15_s_naming_it_in_full(
     azurite: Azurite,
     *,
     engine: str,
-    server: Callable[[], contextlib.AbstractContextManager[int]],
+    server: Callable[[], contextlib.AbstractContextManager[str]],
     reason: str,
 ) -> None:
-    with server() as port:
-        dead = f"http://127.0.0.1:{port}"
+    with server() as address:
+        dead = f"http://{address}"
         if engine == "influxdb1":
             site = make_site(tmp_path / "site", influxdb1, azurite)
             site.config["influxdb"]["url"] = dead
@@ -181,9 +152,9 @@ def test_restore_reports_an_unreachable_influxdb_within_15_s_naming_it_in_full(
 def test_interactive_commands_that_need_no_influxdb_answer_at_once_when_it_is_down(
     tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite, command: tuple[str, ...]
 ) -> None:
-    with dropping_port() as port:
+    with unreachable_address() as address:
         site = make_site(tmp_path / "site", influxdb1, azurite)
-        site.config["influxdb"]["url"] = f"http://127.0.0.1:{port}"
+        site.config["influxdb"]["url"] = f"http://{address}"
         site.save()
         started = time.monotonic()
         done = subprocess.run(

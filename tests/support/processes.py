@@ -57,6 +57,36 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+@contextlib.contextmanager
+def unreachable_address(host: str = "127.0.0.1") -> Iterator[str]:
+    """`host:port` where a TCP connect times out, as to a host that is down or unplugged or
+    behind a firewall that drops: a listener with a backlog of 0 that never accepts, its
+    accept queue filled, so Linux drops every further SYN. Checked: a connect with a 0.5 s
+    timeout times out (else the test fails)."""
+    listener = socket.socket()
+    held: list[socket.socket] = []
+    try:
+        listener.bind((host, 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        for _ in range(16):
+            probe = socket.socket()
+            probe.settimeout(0.5)
+            try:
+                probe.connect((host, port))
+            except TimeoutError:
+                probe.close()
+                break
+            held.append(probe)
+        else:
+            pytest.fail(f"{host}:{port} kept accepting connections: no SYN was dropped")
+        yield f"{host}:{port}"
+    finally:
+        for sock in held:
+            sock.close()
+        listener.close()
+
+
 @dataclass
 class ServerProcess:
     """A server started by a test; `stop()` signals exactly this pid (its process group)."""

@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import copy
 import hashlib
 import json
 import re
 import secrets
 import signal
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -286,32 +283,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-@contextlib.contextmanager
-def unreachable_address(host: str = "127.0.0.250") -> Iterator[str]:
-    """`host:port` where a TCP connect times out, as to a plug that is unplugged: a listener
-    with a backlog of 0 that never accepts, its accept queue filled, so Linux drops every
-    further SYN. Checked: a connect with a 0.5 s timeout times out."""
-    listener = socket.socket()
-    held: list[socket.socket] = []
-    try:
-        listener.bind((host, 0))
-        listener.listen(0)
-        port = int(listener.getsockname()[1])
-        for _ in range(16):
-            probe = socket.socket()
-            probe.settimeout(0.5)
-            try:
-                probe.connect((host, port))
-            except TimeoutError:
-                probe.close()
-                break
-            held.append(probe)
-        else:
-            raise RuntimeError(f"{host}:{port} kept accepting connections: no SYN was dropped")
-        yield f"{host}:{port}"
-    finally:
-        for sock in held:
-            sock.close()
-        listener.close()

@@ -18,7 +18,8 @@ from homewatt_collector.sources.shelly.client import (
     Unreachable,
 )
 from tests.support import shelly_devices
-from tests.support.shelly_devices import FakeShelly, unreachable_address
+from tests.support.processes import unreachable_address
+from tests.support.shelly_devices import FakeShelly
 
 
 @pytest.fixture

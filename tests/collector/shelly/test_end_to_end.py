@@ -15,8 +15,8 @@ import pytest
 
 from homewatt_collector.counters import BASELINE_READS
 from tests.collector.conftest import write_config
-from tests.support.processes import ServerProcess, wait_until
-from tests.support.shelly_devices import FakeShelly, Served, get_path, unreachable_address
+from tests.support.processes import ServerProcess, unreachable_address, wait_until
+from tests.support.shelly_devices import FakeShelly, Served, get_path
 from tests.support.victoria import VictoriaMetrics
 
 pytestmark = pytest.mark.integration

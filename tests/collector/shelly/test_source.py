@@ -21,7 +21,8 @@ from homewatt_collector.scheduler import Slot
 from homewatt_collector.sources.shelly.config import ShellySourceConfig
 from homewatt_collector.sources.shelly.poller import DevicePoller, PollResult
 from homewatt_collector.sources.shelly.source import ShellySource
-from tests.support.shelly_devices import FakeShelly, unreachable_address
+from tests.support.processes import unreachable_address
+from tests.support.shelly_devices import FakeShelly
 
 
 def config(*devices: dict[str, Any]) -> ShellySourceConfig:
