@@ -27,6 +27,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from homewatt_collector.errors import ConfigError
 from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.demo import DemoSourceConfig
+from homewatt_collector.sources.emporia import EmporiaSourceConfig
 from homewatt_collector.sources.modbus import ModbusSourceConfig
 from homewatt_collector.sources.shelly import ShellySourceConfig
 from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret, validate
@@ -50,7 +51,8 @@ EXAMPLE = "collector.example.yaml and the JSON Schema"
 
 # One member per registered source kind (a test checks the two agree).
 SourceConfig = Annotated[
-    DemoSourceConfig | ModbusSourceConfig | ShellySourceConfig, Field(discriminator="kind")
+    DemoSourceConfig | ModbusSourceConfig | ShellySourceConfig | EmporiaSourceConfig,
+    Field(discriminator="kind"),
 ]
 
 

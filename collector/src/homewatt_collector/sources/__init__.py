@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from homewatt_collector.models import Reading
 from homewatt_collector.registry import Registry
-from homewatt_collector.sources import shelly
+from homewatt_collector.sources import emporia, shelly
 from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 
@@ -62,6 +62,7 @@ SOURCES: Registry[SourceKind] = Registry("source kind")
 SOURCES.register("demo", SourceKind(DemoSourceConfig, _demo))
 SOURCES.register("modbus", SourceKind(ModbusSourceConfig, _modbus))
 SOURCES.register("shelly", SourceKind(shelly.ShellySourceConfig, shelly.create))
+SOURCES.register("emporia", SourceKind(emporia.EmporiaSourceConfig, emporia.create))
 
 
 def create_source(config: BaseModel, site: str, state_dir: Path | None = None) -> Source:

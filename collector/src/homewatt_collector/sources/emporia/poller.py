@@ -1,0 +1,291 @@
+"""One thread per account: once a minute (`lag_s` after it), the last minute of every channel,
+the gaps since each channel's high-water mark, and, with `detailed`, per-second data once an
+hour.
+
+Each poll:
+1. logs in if needed (api.py) and lists the account's devices (at the first poll, every
+   DISCOVER_S, and when a usage names a device not seen yet);
+2. asks getDeviceListUsages (scale 1MIN, kWh) at `now - lag_s`. homewatt takes the answer as
+   the last full minute before that instant (pyemvue's author: "the API will return the last
+   full minute data, not the current partial one", magico13/ha-emporia-vue PR #152); Vuegraf's
+   schema stamps it at the start of the instant's minute, as Vuegraf does;
+3. backfills, for a channel with chart history whose high-water mark is more than a minute
+   behind, the minutes in between from getChartUsage (scale 1MIN) in calls of at most
+   MINUTE_WINDOW (12 h), reaching back at most MINUTE_REACH (7 days) (Vuegraf `influx.py`;
+   Emporia answers 400 to 24 h windows, vuegraf#27), in time order, then adds the live minute:
+   the running sums take every minute once, in order (ledger.py);
+4. with `detailed`, at most once an hour (Emporia asks for it: per-second data is expensive),
+   the seconds since the channel's second high-water mark, at most SECOND_REACH (3 h) back, in
+   calls of at most SECOND_WINDOW (1 h).
+
+A failure (EmporiaError: Emporia unreachable, slow, failing, an API change, a refused login)
+ends the poll, is counted as one error on every device of the account, logged once, and the
+next poll is after a backoff: 1, 2, 4... up to MAX_BACKOFF_MIN minutes, AUTH_BACKOFF_MIN after
+a refused login. The minutes missed meanwhile are backfilled by the next good poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from homewatt_collector.models import DeviceStatus, Sample
+from homewatt_collector.sources.emporia import decode, schema
+from homewatt_collector.sources.emporia.api import EmporiaApi, EmporiaError
+from homewatt_collector.sources.emporia.config import EmporiaAccountConfig, EmporiaSourceConfig
+from homewatt_collector.sources.emporia.decode import Channel
+from homewatt_collector.sources.emporia.ledger import ChannelState
+from homewatt_collector.throttle import LogThrottle
+
+log = logging.getLogger(__name__)
+
+MINUTE = 60
+MINUTE_WINDOW = timedelta(hours=12)
+MINUTE_REACH = timedelta(days=7)
+SECOND_WINDOW = timedelta(hours=1)
+SECOND_REACH = timedelta(hours=3)
+DETAILED_EVERY_S = 3600
+DISCOVER_S = 3600
+MAX_BACKOFF_MIN = 15
+AUTH_BACKOFF_MIN = 30
+EMPTY_RETRY_S = 600  # a channel whose backfill found nothing is not asked again for this long
+
+
+@dataclass
+class PollResult:
+    """One poll of an account: samples, the channel states after them (to be saved once the
+    samples are in the outbox), and per-device statuses."""
+
+    account: str
+    samples: list[Sample] = field(default_factory=list)
+    states: dict[str, ChannelState] = field(default_factory=dict)
+    devices: list[DeviceStatus] = field(default_factory=list)
+    errors: int = 0
+
+
+class AccountPoller:
+    def __init__(  # noqa: PLR0917 (the source wires each poller once)
+        self,
+        config: EmporiaSourceConfig,
+        account: EmporiaAccountConfig,
+        api: EmporiaApi,
+        site: str,
+        states: dict[str, ChannelState],
+        results: queue.Queue[PollResult],
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`states`: this account's channel states by key (loaded from the ledger)."""
+        self.config = config
+        self.account = account
+        self.api = api
+        self.site = site
+        self.states = states
+        self.results = results
+        self.stop = stop
+        self.clock = clock
+        self.vuegraf = config.schema_ == "vuegraf"
+        self.channels: dict[tuple[int, str], Channel] = {}
+        self.discovered_at = -float(DISCOVER_S)
+        self.detailed_at = -float(DETAILED_EVERY_S)
+        self.work: dict[str, ChannelState] = {}
+        self.empty_until: dict[str, float] = {}
+        self.failures = 0
+        self.throttle = LogThrottle()
+        self.answering: bool | None = None
+        self.thread = threading.Thread(
+            target=self._run, name=f"emporia-{account.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        next_at = self.clock()
+        while not self.stop.wait(max(next_at - self.clock(), 0.0)):
+            try:
+                result = self.poll()
+            except Exception as exc:  # a bug: counted, logged, retried like a failure
+                log.exception("emporia %s: unexpected %s", self.account.name, type(exc).__name__)
+                result = self._failed(EmporiaError(f"unexpected {type(exc).__name__}: {exc}"))
+            self.results.put(result)
+            next_at = self._next_poll()
+
+    def _next_poll(self) -> float:
+        """The next whole `interval_min` minute plus lag_s, or later when backing off."""
+        step = self.config.interval_min * MINUTE
+        now = self.clock()
+        at = now - now % step + step + self.config.lag_s
+        if self.failures:
+            limit = AUTH_BACKOFF_MIN if self.answering is None else MAX_BACKOFF_MIN
+            pause = min(2 ** (self.failures - 1), limit) * MINUTE
+            at = max(at, now + pause - MINUTE)
+        return at
+
+    def poll(self) -> PollResult:
+        """One poll (see the module doc); an EmporiaError is counted in the result."""
+        try:
+            result = self._poll()
+        except EmporiaError as exc:
+            return self._failed(exc)
+        self.failures = 0
+        if self.answering is False:
+            log.info("emporia %s answers again", self.account.name)
+        self.answering = True
+        return result
+
+    def _failed(self, exc: EmporiaError) -> PollResult:
+        self.failures += 1
+        if exc.auth:
+            self.api.logout()
+        if self.answering is not False or self.throttle.ready(str(exc)):
+            log.error("%s (retried in a few minutes; the gap is backfilled)", exc)
+        self.answering = False
+        devices = {(c.device, c.model) for c in self.channels.values()}
+        statuses = [DeviceStatus(d, m, errors=1, ok=False) for d, m in sorted(devices)]
+        return PollResult(self.account.name, devices=statuses, errors=1)
+
+    def _poll(self) -> PollResult:
+        now = self.clock()
+        if now - self.discovered_at >= DISCOVER_S or not self.channels:
+            self._discover(now)
+        instant = datetime.fromtimestamp(int(now) - self.config.lag_s, UTC)
+        gids = sorted({c.device_gid for c in self.channels.values()})
+        answer = self.api.minute_usage(gids, instant)
+        if any((gid, num) not in self.channels for gid, num, _ in answer.usage):
+            self._discover(now, [(gid, num) for gid, num, _ in answer.usage])
+        # Vuegraf stamps the answer at its instant's minute; homewatt at the minute before
+        live = int(decode.floor_to(instant, "1MIN").timestamp()) - (0 if self.vuegraf else MINUTE)
+        result = PollResult(self.account.name)
+        # on a copy: a poll that fails half way leaves the states as they were
+        self.work = {key: replace(state) for key, state in self.states.items()}
+        read: dict[str, bool] = {}
+        models: dict[str, str] = {}
+        for gid, num, kwh in answer.usage:
+            channel = self.channels.get((gid, num))
+            if channel is None:
+                continue
+            models[channel.device] = channel.model
+            read[channel.device] = read.get(channel.device, False) or kwh is not None
+            self._channel(result, channel, live, kwh, now)
+        if self.config.detailed and now - self.detailed_at >= DETAILED_EVERY_S:
+            for channel in self.channels.values():
+                if channel.has_history and channel.key in self.work:
+                    self._seconds(result, channel, instant)
+            self.detailed_at = now
+        self.states = self.work
+        result.devices = [
+            DeviceStatus(device, models[device], errors=0, ok=ok)
+            for device, ok in sorted(read.items())
+        ]
+        return result
+
+    def _discover(self, now: float, seen: list[tuple[int, str]] | None = None) -> None:
+        """The account's channels: the device list's, plus those a usage answer has (`seen`:
+        Balance and TotalUsage are only there)."""
+        seen = (
+            seen
+            if seen is not None
+            else [(c.device_gid, c.channel_num) for c in self.channels.values()]
+        )
+        channels = decode.channels_of(self.api.devices(), self.account, seen)
+        self.channels = {(c.device_gid, c.channel_num): c for c in channels}
+        self.discovered_at = now
+        log.info(
+            "emporia %s: %d devices, %d channels",
+            self.account.name,
+            len({c.device_gid for c in channels}),
+            len(channels),
+        )
+
+    def _channel(
+        self, result: PollResult, channel: Channel, live: int, kwh: float | None, now: float
+    ) -> None:
+        state = self.work.get(channel.key)
+        if state is None:  # a new channel: its sums start with this minute
+            state = self.work[channel.key] = ChannelState(minute=live - MINUTE)
+        behind = state.minute < live - MINUTE and channel.has_history
+        if behind and now >= self.empty_until.get(channel.key, 0.0):
+            self._backfill(result, channel, state, live)
+        if kwh is not None:
+            self._add(result, channel, state, live, kwh)
+        result.states[channel.key] = replace(state)
+
+    def _backfill(
+        self, result: PollResult, channel: Channel, state: ChannelState, live: int
+    ) -> None:
+        """The minutes after the high-water mark and before `live`, in windows, in order."""
+        end = datetime.fromtimestamp(live, UTC)
+        start = max(datetime.fromtimestamp(state.minute + MINUTE, UTC), end - MINUTE_REACH)
+        found = 0
+        while start < end:
+            stop = min(start + MINUTE_WINDOW, end)
+            usage, first = self.api.chart(
+                channel.device_gid, channel.channel_num, start, stop, "1MIN"
+            )
+            for ts, kwh in decode.chart_buckets(usage, first, "1MIN"):
+                if kwh is not None and ts < live:
+                    found += self._add(result, channel, state, ts, kwh)
+            start = stop
+        if found:
+            log.info("emporia %s: %s: %d minutes backfilled", self.account.name, channel.key, found)
+            self.empty_until.pop(channel.key, None)
+        else:
+            self.empty_until[channel.key] = self.clock() + EMPTY_RETRY_S
+
+    def _add(
+        self, result: PollResult, channel: Channel, state: ChannelState, ts: int, kwh: float
+    ) -> bool:
+        limit = self.config.max_power_w
+        if abs(decode.average_power_w(kwh, "1MIN")) > limit:
+            result.errors += 1
+            if self.throttle.ready(f"implausible {channel.key}"):
+                log.warning(
+                    "emporia %s: %s: %g kWh in the minute at %d is more than max_power_w %g W"
+                    " allows: not stored",
+                    self.account.name,
+                    channel.key,
+                    kwh,
+                    ts,
+                    limit,
+                )
+            return False
+        if not state.add(ts, kwh):
+            return False
+        if self.vuegraf:
+            result.samples.append(schema.vuegraf_sample(channel, "1MIN", ts, kwh))
+        else:
+            result.samples.append(
+                schema.homewatt_sample(self.site, channel, "1MIN", ts, kwh, state)
+            )
+        return True
+
+    def _seconds(self, result: PollResult, channel: Channel, instant: datetime) -> None:
+        state = self.work[channel.key]
+        end = decode.floor_to(instant, "1S")
+        start = max(datetime.fromtimestamp(state.second + 1, UTC), end - SECOND_REACH)
+        while start < end:
+            stop = min(start + SECOND_WINDOW, end)
+            usage, first = self.api.chart(
+                channel.device_gid, channel.channel_num, start, stop, "1S"
+            )
+            for ts, kwh in decode.chart_buckets(usage, first, "1S"):
+                if kwh is None or ts <= state.second or ts >= int(end.timestamp()):
+                    continue
+                state.second = ts
+                if self.vuegraf:
+                    result.samples.append(schema.vuegraf_sample(channel, "1S", ts, kwh))
+                else:
+                    result.samples.append(
+                        schema.homewatt_sample(self.site, channel, "1S", ts, kwh, None)
+                    )
+            start = stop
+        result.states[channel.key] = replace(state)
