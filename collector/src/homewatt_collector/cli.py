@@ -47,6 +47,7 @@ from homewatt_collector.modbus.scan import (
 )
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Cycle, build_collector, make_forwarder, outbox_path
+from homewatt_collector.sources.emporia.cli import emporia_app
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 from homewatt_collector.sources.shelly.cli import shelly_app
 from homewatt_common.cli import (
@@ -108,6 +109,7 @@ outbox_app = typer.Typer(
 )
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(shelly_app, name="shelly")
+app.add_typer(emporia_app, name="emporia")
 command = app.command
 command("cost", cls=HomewattCommand)(cost_command)
 
