@@ -71,7 +71,7 @@ def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> No
         (("  kind: demo", "  kind: demo\n  colour: red"), ":4: source.colour: unknown key"),
         (
             ("  kind: demo", "  kind: teleport"),
-            ":3: source.kind: must be one of 'demo', 'modbus', 'shelly', not 'teleport'",
+            ":3: source.kind: must be one of 'demo', 'modbus', 'shelly', 'emporia', not 'teleport'",
         ),
         (
             ("    anonymous: true", "    anonymous: true\n    token: abc"),
@@ -177,7 +177,8 @@ def test_a_token_credential_is_read_from_systemds_credentials_directory(
     assert str(info.value) == (
         f"{tmp_path / 'main.yaml'}:8: sinks[0].token_credential: credential 'influx' needs"
         " systemd's LoadCredential= ($CREDENTIALS_DIRECTORY is not set), and the homewatt unit"
-        " loads no credential of that name (influxdb-write-token, influxdb-central-token):"
+        " loads no credential of that name (influxdb-write-token, influxdb-central-token,"
+        " emporia-password, shelly-password):"
         " outside systemd name a file instead"
     )
     (tmp_path / "creds").mkdir()

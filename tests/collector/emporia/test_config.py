@@ -55,3 +55,12 @@ def test_schema_timezone_and_channel_names_are_checked() -> None:
         )
     with pytest.raises(ValidationError, match="schema"):
         EmporiaSourceConfig.model_validate({**source(password_credential="x"), "schema": "influx"})
+
+
+def test_the_emporia_example_config_is_valid() -> None:
+    from homewatt_collector.config import load_config  # noqa: PLC0415
+    from tests.collector.conftest import REPO  # noqa: PLC0415
+
+    config = load_config(REPO / "collector" / "emporia.example.yaml")
+    assert isinstance(config.source, EmporiaSourceConfig)
+    assert config.source.accounts[0].password_credential == "emporia-password"
