@@ -20,7 +20,7 @@ def source(**account: Any) -> dict[str, Any]:
 
 
 def test_an_inline_password_is_refused_naming_where_it_goes() -> None:
-    with pytest.raises(ValidationError, match="must not be written in the config file"):
+    with pytest.raises(ValidationError, match="password must not be written in the config file"):
         EmporiaSourceConfig.model_validate(source(password="hunter2"))
 
 

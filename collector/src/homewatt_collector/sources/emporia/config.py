@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from homewatt_collector.errors import ConfigError
-from homewatt_common.configmodel import ConfigModel, PathField
+from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret
 from homewatt_common.credentials import locate_credential, locate_file, read_located
 from homewatt_common.problems import Problem, ProblemsError
 
@@ -61,15 +61,7 @@ class EmporiaAccountConfig(ConfigModel):
         " login (no Cognito, no password sent); for tests only",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: object) -> object:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError(
-                "a password must not be written in the config file: put it in a file named by"
-                " password_file (mode 0600) or a systemd credential named by password_credential"
-            )
-        return data
+    _no_inline_password = no_inline_secret("password", "password_file", "password_credential")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> EmporiaAccountConfig:
