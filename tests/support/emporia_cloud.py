@@ -10,15 +10,16 @@ Served (paths and query strings exactly as pyemvue builds them, `pyemvue/pyemvue
   reconstructed: see their README).
 - `GET /AppAPI?apiMethod=getDeviceListUsages&deviceGids=A+B&instant=...Z&scale=1MIN&
   energyUnit=KilowattHours`: the last full minute before `instant` (magico13/ha-emporia-vue
-  PR #152) of every channel, smart plugs nested under the Vue's circuit they hang from
-  (`parentChannelNum`), plus Balance and TotalUsage.
+  PR #152), or at scale 1H or 1D the hour or (UTC) day holding `instant` (Vuegraf stamps
+  what it gets at the instant it asks), of every channel, smart plugs nested under the Vue's
+  circuit they hang from (`parentChannelNum`), plus Balance and TotalUsage.
 - `GET /AppAPI?apiMethod=getChartUsage&deviceGid&channel&start&end&scale&energyUnit`:
   `{"firstUsageInstant", "usageList"}` from the start's bucket up to `end`; buckets not over
   yet by the server's clock are null. HTTP 400 for a minute window over 12 h or a second
   window over 1 h (vuegraf#27, Vuegraf `influx.py`), and for Balance/TotalUsage (no history).
 
 Usage is a deterministic function of (device, channel, minute) — `power_w()` — constant within
-a minute, so second, minute, hour and day buckets agree; `GAP` minutes are null everywhere
+a minute, so second, minute, hour and day buckets agree; `is_gap()` minutes are null everywhere
 (the device was offline). `mode` = "ok" | "unauthorized" (401 on everything) | "down" (503).
 Every request is kept in `requests`.
 """
@@ -152,19 +153,22 @@ class EmporiaCloud:
         request.wfile.write(data)
 
     def device_list_usages(self, query: dict[str, str]) -> tuple[int, Any]:
-        if query.get("scale") != "1MIN" or query.get("energyUnit") != "KilowattHours":
+        scale = query.get("scale", "")
+        if scale not in ("1MIN", "1H", "1D") or query.get("energyUnit") != "KilowattHours":
             return 400, {"message": "unsupported scale or unit"}
         instant = parse_instant(query["instant"])
         ts = int(instant.timestamp())
-        minute = ts - ts % 60 - 60  # the last full minute
+        step = SCALE_S[scale]
+        # a minute: the last full one; an hour or a (UTC) day: the one holding the instant
+        start = ts - ts % 60 - 60 if scale == "1MIN" else ts - ts % step
         gids = [int(g) for g in query["deviceGids"].replace("+", " ").split()]
         tops = [d for d in self.devices["devices"] if d.get("parentDeviceGid") is None]
         answer = []
         for device in tops:
             if device["deviceGid"] not in gids:
                 continue
-            answer.append(self.usage_device(device, minute))
-        body = {"deviceListUsages": {"instant": iso(instant), "scale": "1MIN", "devices": answer}}
+            answer.append(self.usage_device(device, start, step))
+        body = {"deviceListUsages": {"instant": iso(instant), "scale": scale, "devices": answer}}
         return 200, body
 
     def channels_of(self, gid: int) -> list[dict[str, Any]]:
@@ -175,13 +179,13 @@ class EmporiaCloud:
                     out.extend(entry.get("channels", []))
         return out
 
-    def usage_device(self, device: dict[str, Any], minute: int) -> dict[str, Any]:
+    def usage_device(self, device: dict[str, Any], start: int, step: int = 60) -> dict[str, Any]:
         gid = device["deviceGid"]
         nested = [d for d in self.devices["devices"] if d.get("parentDeviceGid") == gid]
         usages = []
         for channel in self.channels_of(gid):
             num = channel["channelNum"]
-            usage = kwh(gid, num, minute, 60)
+            usage = kwh(gid, num, start, step)
             usages.append(
                 {
                     "name": channel["name"] or device["locationProperties"]["deviceName"],
@@ -190,7 +194,7 @@ class EmporiaCloud:
                     "channelNum": num,
                     "percentage": 0.0 if usage is None else 12.5,
                     "nestedDevices": [
-                        self.usage_device(d, minute)
+                        self.usage_device(d, start, step)
                         for d in nested
                         if d.get("parentChannelNum") == num
                     ],
@@ -199,7 +203,7 @@ class EmporiaCloud:
         if device["model"].startswith("VUE"):
             for num in ("Balance", "TotalUsage"):
                 usages.append(
-                    {"name": num, "usage": kwh(gid, num, minute, 60), "deviceGid": gid,
+                    {"name": num, "usage": kwh(gid, num, start, step), "deviceGid": gid,
                      "channelNum": num, "percentage": 0.0, "nestedDevices": []}
                 )  # fmt: skip
         return {"deviceGid": gid, "channelUsages": usages}

@@ -323,3 +323,28 @@ def test_the_sums_survive_a_restart_through_the_state_dir(
     assert saved["home/1001/1"] == ChannelState(
         minute=LIVE, total_kwh=pytest.approx(kwh(1001, "1", LIVE, 60))
     )
+
+
+def test_vuegraf_hour_and_day_points_follow_the_hour_and_the_local_day(
+    cloud: EmporiaCloud,
+) -> None:
+    only_the_kettle(cloud)
+    clock = Clock()
+    midnight = datetime(2026, 11, 10, tzinfo=UTC).timestamp()
+    clock.now = midnight - 30  # 23:59:30
+    poller = make(cloud, clock, schema="vuegraf", detailed=True, timezone="UTC")
+    before = poller.poll()
+    assert not [s for s in before.samples if s.tags["detailed"] in ("Hour", "Day")]
+    clock.now = midnight + 7
+    after = poller.poll()
+    hours = [s for s in after.samples if s.tags["detailed"] == "Hour"]
+    days = [s for s in after.samples if s.tags["detailed"] == "Day"]
+    kettle_hour = next(s for s in hours if s.tags["device_name"] == "Kettle")
+    assert kettle_hour.ts == midnight - 3600
+    used = kwh(2001, "1,2,3", int(midnight) - 3600, 3600)
+    assert used is not None and kettle_hour.fields == {"usage": pytest.approx(used * 1000)}
+    kettle_day = next(s for s in days if s.tags["device_name"] == "Kettle")
+    assert kettle_day.ts == midnight - 1  # 23:59:59 local (UTC here)
+    day_used = kwh(2001, "1,2,3", int(midnight) - 86400, 86400)
+    assert day_used is not None and kettle_day.fields == {"usage": pytest.approx(day_used * 1000)}
+    assert {s.tags["device_name"] for s in hours} >= {"Home", "Home-4", "Home-Balance", "Kettle"}

@@ -116,14 +116,16 @@ class EmporiaApi:
         with self._translated("the device list"):
             return list(self._vue().get_devices())
 
-    def minute_usage(self, gids: Sequence[int], instant: datetime) -> MinuteUsage:
-        """getDeviceListUsages at `instant`, scale 1MIN, in kWh. pyemvue's own retries of an
-        answer with a None usage are off (a gap is backfilled from the chart later)."""
-        with self._translated("the minute usage"):
+    def minute_usage(
+        self, gids: Sequence[int], instant: datetime, scale: str = "1MIN"
+    ) -> MinuteUsage:
+        """getDeviceListUsages at `instant`, scale 1MIN (or 1H, 1D), in kWh. pyemvue's own
+        retries of an answer with a None usage are off (a gap is backfilled later)."""
+        with self._translated(f"the {scale} usage"):
             answer = self._vue().get_device_list_usage(
                 deviceGids=list(gids),
                 instant=instant,
-                scale="1MIN",
+                scale=scale,
                 unit="KilowattHours",
                 max_retry_attempts=1,
             )

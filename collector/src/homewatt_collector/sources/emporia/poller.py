@@ -14,7 +14,11 @@ Each poll:
    MINUTE_WINDOW (12 h), reaching back at most MINUTE_REACH (7 days) (Vuegraf `influx.py`;
    Emporia answers 400 to 24 h windows, vuegraf#27), in time order, then adds the live minute:
    the running sums take every minute once, in order (ledger.py);
-4. with `detailed`, at most once an hour (Emporia asks for it: per-second data is expensive),
+4. in Vuegraf's schema with `detailed`, when the UTC hour has changed since the last poll,
+   the hour before (getDeviceListUsages, scale 1H, at the hour's start: a `Hour` point there),
+   and when the local day (`timezone`) has changed, the day before (scale 1D, at 23:59:59
+   local of that day: a `Day` point), as Vuegraf's loop does (`vuegraf.py`, `collect.py`);
+5. with `detailed`, at most once an hour (Emporia asks for it: per-second data is expensive),
    the seconds since the channel's second high-water mark, at most SECOND_REACH (3 h) back, in
    calls of at most SECOND_WINDOW (1 h).
 
@@ -33,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from homewatt_collector.models import DeviceStatus, Sample
 from homewatt_collector.sources.emporia import decode, schema
@@ -98,6 +103,9 @@ class AccountPoller:
         self.failures = 0
         self.throttle = LogThrottle()
         self.answering: bool | None = None
+        self.zone = ZoneInfo(config.timezone)
+        self.hour_seen: int | None = None  # Vuegraf's rollups: the hour and the local day
+        self.day_seen: datetime | None = None  # of the last poll (None: not yet)
         self.thread = threading.Thread(
             target=self._run, name=f"emporia-{account.name}", daemon=True
         )
@@ -176,6 +184,8 @@ class AccountPoller:
             models[channel.device] = channel.model
             read[channel.device] = read.get(channel.device, False) or kwh is not None
             self._channel(result, channel, live, kwh, now)
+        if self.vuegraf and self.config.detailed:
+            self._rollups(result, instant, gids)
         if self.config.detailed and now - self.detailed_at >= DETAILED_EVERY_S:
             for channel in self.channels.values():
                 if channel.has_history and channel.key in self.work:
@@ -187,6 +197,24 @@ class AccountPoller:
             for device, ok in sorted(read.items())
         ]
         return result
+
+    def _rollups(self, result: PollResult, instant: datetime, gids: list[int]) -> None:
+        """Vuegraf's Hour and Day points when the hour or the local day changed."""
+        hour = int(decode.floor_to(instant, "1H").timestamp())
+        day = instant.astimezone(self.zone).replace(hour=23, minute=59, second=59, microsecond=0)
+        if self.hour_seen is not None and hour != self.hour_seen:
+            self._rollup(result, gids, datetime.fromtimestamp(self.hour_seen, UTC), "1H")
+        if self.day_seen is not None and day != self.day_seen:
+            self._rollup(result, gids, self.day_seen.astimezone(UTC), "1D")
+        self.hour_seen, self.day_seen = hour, day
+
+    def _rollup(self, result: PollResult, gids: list[int], at: datetime, scale: str) -> None:
+        answer = self.api.minute_usage(gids, at, scale)
+        ts = int(at.timestamp())
+        for gid, num, kwh in answer.usage:
+            channel = self.channels.get((gid, num))
+            if channel is not None and kwh is not None:
+                result.samples.append(schema.vuegraf_sample(channel, scale, ts, kwh))
 
     def _discover(self, now: float, seen: list[tuple[int, str]] | None = None) -> None:
         """The account's channels: the device list's, plus those a usage answer has (`seen`:
