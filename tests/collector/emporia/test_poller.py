@@ -348,3 +348,23 @@ def test_vuegraf_hour_and_day_points_follow_the_hour_and_the_local_day(
     day_used = kwh(2001, "1,2,3", int(midnight) - 86400, 86400)
     assert day_used is not None and kettle_day.fields == {"usage": pytest.approx(day_used * 1000)}
     assert {s.tags["device_name"] for s in hours} >= {"Home", "Home-4", "Home-Balance", "Kettle"}
+
+
+def test_failures_back_off_longer_after_a_refused_login(cloud: EmporiaCloud) -> None:
+    clock = Clock()
+    poller = make(cloud, clock)
+    cloud.mode = "down"
+    waits = []
+    for _ in range(6):
+        poller.poll()
+        waits.append(round((poller._next_poll() - clock.now) / 60))
+    # the next minute, then 2, 4, 8, 16 minutes capped at 15, each less the minute it waits
+    # for anyway (the poll aligns to the minute)
+    assert waits == [1, 1, 3, 7, 14, 14]
+    cloud.mode = "unauthorized"
+    poller.failures = 0
+    refused = []
+    for _ in range(4):
+        poller.poll()
+        refused.append(round((poller._next_poll() - clock.now) / 60))
+    assert refused == [4, 9, 19, 29]  # 5, 10, 20, 30 minutes

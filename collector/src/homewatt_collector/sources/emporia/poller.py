@@ -24,8 +24,9 @@ Each poll:
 
 A failure (EmporiaError: Emporia unreachable, slow, failing, an API change, a refused login)
 ends the poll, is counted as one error on every device of the account, logged once, and the
-next poll is after a backoff: 1, 2, 4... up to MAX_BACKOFF_MIN minutes, AUTH_BACKOFF_MIN after
-a refused login. The minutes missed meanwhile are backfilled by the next good poll.
+next poll is after a backoff: 1, 2, 4... up to MAX_BACKOFF_MIN minutes; 5, 10, 20, 30
+(AUTH_BACKOFF_MIN) after a refused login. The minutes missed meanwhile are backfilled by the
+next good poll.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ SECOND_REACH = timedelta(hours=3)
 DETAILED_EVERY_S = 3600
 DISCOVER_S = 3600
 MAX_BACKOFF_MIN = 15
+AUTH_FIRST_MIN = 5
 AUTH_BACKOFF_MIN = 30
 EMPTY_RETRY_S = 600  # a channel whose backfill found nothing is not asked again for this long
 
@@ -101,6 +103,7 @@ class AccountPoller:
         self.work: dict[str, ChannelState] = {}
         self.empty_until: dict[str, float] = {}
         self.failures = 0
+        self.auth_failed = False
         self.throttle = LogThrottle()
         self.answering: bool | None = None
         self.zone = ZoneInfo(config.timezone)
@@ -128,14 +131,18 @@ class AccountPoller:
             next_at = self._next_poll()
 
     def _next_poll(self) -> float:
-        """The next whole `interval_min` minute plus lag_s, or later when backing off."""
+        """The next whole `interval_min` minute plus lag_s, or later when backing off: 1, 2,
+        4... up to MAX_BACKOFF_MIN minutes after failures, AUTH_FIRST_MIN, 2 x... up to
+        AUTH_BACKOFF_MIN after a refused login (a wrong password is not hammered)."""
         step = self.config.interval_min * MINUTE
         now = self.clock()
         at = now - now % step + step + self.config.lag_s
         if self.failures:
-            limit = AUTH_BACKOFF_MIN if self.answering is None else MAX_BACKOFF_MIN
-            pause = min(2 ** (self.failures - 1), limit) * MINUTE
-            at = max(at, now + pause - MINUTE)
+            if self.auth_failed:
+                pause = min(AUTH_FIRST_MIN * 2 ** (self.failures - 1), AUTH_BACKOFF_MIN)
+            else:
+                pause = min(2 ** (self.failures - 1), MAX_BACKOFF_MIN)
+            at = max(at, now + pause * MINUTE - MINUTE)
         return at
 
     def poll(self) -> PollResult:
@@ -152,6 +159,7 @@ class AccountPoller:
 
     def _failed(self, exc: EmporiaError) -> PollResult:
         self.failures += 1
+        self.auth_failed = exc.auth
         if exc.auth:
             self.api.logout()
         if self.answering is not False or self.throttle.ready(str(exc)):
