@@ -20,7 +20,7 @@ Served (paths and query strings exactly as pyemvue builds them, `pyemvue/pyemvue
 
 Usage is a deterministic function of (device, channel, minute) — `power_w()` — constant within
 a minute, so second, minute, hour and day buckets agree; `is_gap()` minutes are null everywhere
-(the device was offline). `mode` = "ok" | "unauthorized" (401 on everything) | "down" (503).
+(the device was offline). `mode` = "ok" | "unauthorized" (401 on everything) | "forbidden" (403) | "down" (503).
 Every request is kept in `requests`.
 """
 
@@ -132,6 +132,8 @@ class EmporiaCloud:
             self.reply(request, 503, {"message": "Service Unavailable"})
         elif self.mode == "unauthorized" or request.headers.get("authtoken") != TOKEN:
             self.reply(request, 401, {"message": "Unauthorized"})
+        elif self.mode == "forbidden":  # vuegraf#96: 403 from customers/devices
+            self.reply(request, 403, {"message": "Forbidden"})
         elif parts.path == "/customers":
             self.reply(request, 200, self.customer)
         elif parts.path == "/customers/devices":

@@ -154,14 +154,18 @@ def test_backfill_reaches_back_at_most_7_days(cloud: EmporiaCloud) -> None:
     assert len(charts) == 14
 
 
-def test_401_answers_are_counted_and_the_gap_filled_after(cloud: EmporiaCloud) -> None:
+@pytest.mark.parametrize("refusal", ["unauthorized", "forbidden"])
+def test_401_and_403_answers_are_counted_and_the_gap_filled_after(
+    cloud: EmporiaCloud, refusal: str
+) -> None:
     clock = Clock()
     poller = make(cloud, clock)
     poller.poll()
-    cloud.mode = "unauthorized"
+    cloud.mode = refusal
     clock.now += 60
     failed = poller.poll()
     assert failed.errors == 1 and not failed.samples
+    assert poller.auth_failed, "a refused token is an auth failure: logged in again later"
     assert all(d.errors == 1 and not d.ok for d in failed.devices)
     cloud.mode = "down"
     clock.now += 60
