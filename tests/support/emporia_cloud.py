@@ -20,7 +20,8 @@ Served (paths and query strings exactly as pyemvue builds them, `pyemvue/pyemvue
 
 Usage is a deterministic function of (device, channel, minute) — `power_w()` — constant within
 a minute, so second, minute, hour and day buckets agree; `is_gap()` minutes are null everywhere
-(the device was offline). `mode` = "ok" | "unauthorized" (401 on everything) | "forbidden" (403) | "down" (503).
+(the device was offline). `mode` = "ok" | "unauthorized" (401 on everything) | "forbidden"
+(403) | "down" (503).
 Every request is kept in `requests`.
 """
 
