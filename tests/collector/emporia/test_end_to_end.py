@@ -81,7 +81,18 @@ def test_minutes_arrive_and_a_3_hour_gap_is_backfilled_across_a_restart(
     live = int(now - 5) - int(now - 5) % 60 - 60
 
     def caught_up() -> bool:
-        return all(minutes_stored(victoria, d, c)[-1:] >= [live] for d, c, _, _ in CHECKS)
+        """Every series has its last minute (VictoriaMetrics makes a new series searchable a
+        moment after it took its points: energy_export_kwh first appears in this run)."""
+        metrics = ("power_w", "energy_total_kwh")
+        done = all(
+            [ts for ts, _, _ in victoria.samples(f"electricity_{m}", device=d, channel=c)][-1:]
+            >= [live]
+            for d, c, _, _ in CHECKS
+            for m in metrics
+        )
+        return done and bool(
+            victoria.samples("electricity_energy_export_kwh", device="Home", channel="Solar")
+        )
 
     wait_until(caught_up, 60, "the second run's minute after the backfill")
     assert second.stop(timeout=30) == 0, second.log_tail()
