@@ -372,3 +372,15 @@ def test_failures_back_off_longer_after_a_refused_login(cloud: EmporiaCloud) -> 
         poller.poll()
         refused.append(round((poller._next_poll() - clock.now) / 60))
     assert refused == [4, 9, 19, 29]  # 5, 10, 20, 30 minutes
+
+
+def test_a_long_backfill_ends_when_the_source_closes(cloud: EmporiaCloud) -> None:
+    clock = Clock()
+    poller = make(cloud, clock)
+    poller.poll()
+    before = dict(poller.states)
+    clock.now += 3 * 86400
+    poller.stop.set()
+    result = poller.poll()
+    assert result.samples == [] and result.errors == 0
+    assert poller.states == before, "nothing of the interrupted poll is kept"

@@ -63,6 +63,11 @@ AUTH_BACKOFF_MIN = 30
 EMPTY_RETRY_S = 600  # a channel whose backfill found nothing is not asked again for this long
 
 
+class Stopped(Exception):
+    """The source is closing: a long backfill ends between two calls (nothing of it is kept:
+    the next start fetches it again from the high-water marks)."""
+
+
 @dataclass
 class PollResult:
     """One poll of an account: samples, the channel states after them (to be saved once the
@@ -151,6 +156,8 @@ class AccountPoller:
             result = self._poll()
         except EmporiaError as exc:
             return self._failed(exc)
+        except Stopped:
+            return PollResult(self.account.name)
         self.failures = 0
         if self.answering is False:
             log.info("emporia %s answers again", self.account.name)
@@ -263,6 +270,7 @@ class AccountPoller:
         start = max(datetime.fromtimestamp(state.minute + MINUTE, UTC), end - MINUTE_REACH)
         found = 0
         while start < end:
+            self._check_stop()
             stop = min(start + MINUTE_WINDOW, end)
             usage, first = self.api.chart(
                 channel.device_gid, channel.channel_num, start, stop, "1MIN"
@@ -276,6 +284,10 @@ class AccountPoller:
             self.empty_until.pop(channel.key, None)
         else:
             self.empty_until[channel.key] = self.clock() + EMPTY_RETRY_S
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Stopped
 
     def _add(
         self, result: PollResult, channel: Channel, state: ChannelState, ts: int, kwh: float
@@ -309,6 +321,7 @@ class AccountPoller:
         end = decode.floor_to(instant, "1S")
         start = max(datetime.fromtimestamp(state.second + 1, UTC), end - SECOND_REACH)
         while start < end:
+            self._check_stop()
             stop = min(start + SECOND_WINDOW, end)
             usage, first = self.api.chart(
                 channel.device_gid, channel.channel_num, start, stop, "1S"
