@@ -7,10 +7,12 @@ images (tests/support/systemd_image.py, cached machine-wide by content hash):
   apt tasks still run: they find the packages installed). Tagged by the hash of its
   Dockerfile, built once per daemon (about 60 s; the daemon's data root keeps it).
 - `standin_archives(rig)`: the InfluxDB 2 stand-in (tests/support/influxdb2) and the Grafana
-  stand-in (tests/ansible/grafana_standin), built FROM the bookworm image and `docker save`d
-  into this checkout's rig data dir, which the instances mount read-only: the roles load
-  them through `influxdb_image_archive` / `grafana_image_archive`, as an offline Pi would.
-  Saved again only when a tag changes.
+  stand-in (tests/ansible/grafana_standin), built from the bookworm image through one slim,
+  squashed base layer they share (tests/support/standin_base.py: about 140 MB, where each
+  tar was 400 MB when built FROM the systemd image) and `docker save`d into this checkout's
+  rig data dir, which the instances mount read-only: the roles load them through
+  `influxdb_image_archive` / `grafana_image_archive`, as an offline Pi would. Saved again
+  only when a tag changes.
 
 The official InfluxDB 2 and Grafana images are not run here: no registry can be reached.
 """

@@ -5,8 +5,10 @@ all. The grafana role's Molecule tests need only a container that behaves like G
 orchestration: the stand-in (`grafana-server` beside this file) runs as the official image's
 user (uid 472, group 0) with its paths (/var/lib/grafana, /usr/share/grafana, GF_PATHS_*),
 port 3000, curl for the role's healthcheck, and `grafana cli` for the admin password reset.
-It checks mounts, environment and readable secrets, and answers /api/health; nothing else of
-Grafana is there. Built FROM the rig's bookworm image, once per content hash.
+It checks mounts, environment and readable secrets, answers /api/health, and stops on SIGTERM
+as Grafana does (not after Docker's 10 s kill timeout); nothing else of Grafana is there. Built
+once per content hash FROM the slim stand-in base (tests/support/standin_base.py, which the
+InfluxDB 2 stand-in shares: one layer to load for both), without its gosu.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from tests.support import standin_base
+
 HERE = Path(__file__).resolve().parent
 IMAGE = "homewatt-test/grafana-standin"
 
@@ -23,6 +27,12 @@ IMAGE = "homewatt-test/grafana-standin"
 class DockerResult(Protocol):
     @property
     def exit_code(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
 
 
 class Docker(Protocol):
@@ -35,9 +45,7 @@ def dockerfile(base: str) -> str:
     return f"""\
 # The homewatt Grafana stand-in (NOT Grafana): tests/ansible/grafana_standin/ says what it is.
 FROM {base}
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \\
- && rm -rf /var/lib/apt/lists/* \\
+RUN DEBIAN_FRONTEND=noninteractive dpkg --purge gosu \\
  && useradd --system --uid 472 --gid 0 --home-dir /usr/share/grafana --no-create-home grafana \\
  && mkdir -p /usr/share/grafana/bin /var/lib/grafana /etc/grafana/provisioning /var/log/grafana \\
  && chown -R 472:0 /var/lib/grafana /var/log/grafana
@@ -55,16 +63,24 @@ LABEL org.opencontainers.image.title="homewatt Grafana stand-in (not Grafana)"
 """
 
 
-def tag_for(base: str) -> str:
-    digest = hashlib.sha256(dockerfile(base).encode() + (HERE / "grafana-server").read_bytes())
+def _tag(slim: str) -> str:
+    digest = hashlib.sha256(dockerfile(slim).encode() + (HERE / "grafana-server").read_bytes())
     return f"{IMAGE}:{digest.hexdigest()[:16]}"
 
 
+def tag_for(base: str) -> str:
+    """The image's tag when built from the rig's bookworm image `base`."""
+    return _tag(standin_base.tag_for(base))
+
+
 def build_image(docker: Docker, base: str) -> str:
-    tag = tag_for(base)
+    """Build (or find) the image from the rig's bookworm image `base` (through the slim
+    stand-in base); return its content-hash tag."""
+    slim = standin_base.build_image(docker, base)
+    tag = _tag(slim)
     if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
         with tempfile.TemporaryDirectory(prefix="grafana-standin-") as tmp:
-            (Path(tmp) / "Dockerfile").write_text(dockerfile(base))
+            (Path(tmp) / "Dockerfile").write_text(dockerfile(slim))
             (Path(tmp) / "grafana-server").write_bytes((HERE / "grafana-server").read_bytes())
             docker.docker("build", "-q", "-t", tag, tmp, timeout=900)
     return tag

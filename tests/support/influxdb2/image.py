@@ -1,5 +1,6 @@
-"""The stand-in as a container image, `homewatt-test/influxdb-standin:<hash>`, built FROM the
-rig's Debian bookworm image (no registry is reachable; no InfluxDB image can be pulled).
+"""The stand-in as a container image, `homewatt-test/influxdb-standin:<hash>`, built from the
+rig's Debian bookworm image through the slim stand-in base (tests/support/standin_base.py; no
+registry is reachable; no InfluxDB image can be pulled).
 
 Laid out like the official influxdb:2.7 image (influxdata-docker influxdb/2.7/Dockerfile and
 entrypoint.sh): user and group `influxdb` with uid/gid 1000 and home /home/influxdb, volumes
@@ -8,13 +9,14 @@ entrypoint.sh): user and group `influxdb` with uid/gid 1000 and home /home/influ
 INFLUXD_INIT_PORT, INFLUXD_INIT_PING_ATTEMPTS, DOCKER_INFLUXDB_INIT_CLI_CONFIG_NAME,
 INFLUXDB_VERSION, INFLUX_CLI_VERSION and GOSU_VER, STOPSIGNAL SIGTERM (the real image sets
 none), and no HEALTHCHECK (the real image has none: the influxdb role sets one). Tools: curl
-and gosu are installed as the real image has them (`curl -fsS http://127.0.0.1:8086/health`
-is a health check that works in both); the base image's extras that the real image lacks are
-removed (systemd, sudo, dbus, procps, iproute2) and its Python interpreter is moved off PATH to
-/opt/influxdb-standin/bin, where only the stand-in's `influxd` uses it. What the real image has
-and this one does not: the `influx` CLI, `dasel`, gnupg, and InfluxDB itself.
-Inherited from the base and not in the real image: ENV container, PIP_CERT,
-REQUESTS_CA_BUNDLE, SSL_CERT_FILE and NODE_EXTRA_CA_CERTS (the rig's CA trust settings).
+and gosu, as the real image has them (`curl -fsS http://127.0.0.1:8086/health` is a health
+check that works in both); the systemd image's extras that the real image lacks (systemd,
+sudo, dbus, procps, iproute2) are not in the slim base, and its Python interpreter is moved
+off PATH to /opt/influxdb-standin/bin, where only the stand-in's `influxd` uses it. What the
+real image has and this one does not: the `influx` CLI, `dasel`, gnupg, and InfluxDB itself.
+The slim base is squashed onto scratch, so nothing of the rig image's config is inherited
+(its STOPSIGNAL, `container` and CA trust variables). Its `docker save` tar is about 130 MB
+(400 MB when it was built FROM the systemd image itself).
 
 `build_image(docker, base)` builds it once per content hash; `docker` is anything with the
 rig's `PrivateDockerd.docker(*args, check=...)` method. `save_image` writes the tar a role
@@ -40,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tests.support import standin_base
+
 from .server import VERSION
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +51,6 @@ IMAGE = "homewatt-test/influxdb-standin"
 UID = GID = 1000
 PORT = 8086
 HEALTHCHECK = ["CMD", "curl", "-fsS", "http://127.0.0.1:8086/health"]
-REMOVED_PACKAGES = ("sudo", "procps", "iproute2", "dbus", "systemd-sysv", "systemd", "python3-apt")
 
 
 class DockerResult(Protocol):
@@ -70,16 +73,12 @@ class Docker(Protocol):
 
 
 def dockerfile(base: str) -> str:
+    """The Dockerfile FROM `base`, the slim stand-in base (tests/support/standin_base.py)."""
     version = VERSION.lstrip("v")
-    removed = " ".join(REMOVED_PACKAGES)
     lines = [
         "# The homewatt InfluxDB 2 stand-in (NOT InfluxDB): tests/support/influxdb2/image.py",
         f"# says what it copies from the official influxdb:{version} image and what differs.",
         f"FROM {base}",
-        "RUN apt-get update \\",
-        " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\",
-        "      curl gosu \\",
-        " && rm -rf /var/lib/apt/lists/*",
         f"RUN groupadd -r influxdb --gid={GID} \\",
         f" && useradd -r -g influxdb --uid={UID} --create-home --home-dir=/home/influxdb \\",
         "      --shell=/bin/bash influxdb",
@@ -91,9 +90,6 @@ def dockerfile(base: str) -> str:
         " && mv /usr/bin/python3.11 /opt/influxdb-standin/bin/python3 \\",
         " && rm -f /usr/bin/python3 /usr/bin/pydoc3* /usr/bin/pygettext3* /usr/bin/py3compile \\",
         "      /usr/bin/py3clean \\",
-        " && SUDO_FORCE_REMOVE=yes DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends \\",
-        f"      --force-remove-essential {removed} >/dev/null 2>&1 \\",
-        " && rm -rf /var/lib/dbus /run/dbus \\",
         " && chmod 0755 /usr/local/bin/influxd /entrypoint.sh \\",
         " && mkdir /docker-entrypoint-initdb.d \\",
         " && mkdir -p /var/lib/influxdb2 /etc/influxdb2 \\",
@@ -121,6 +117,7 @@ def _sources() -> list[Path]:
 
 
 def content_hash(base: str) -> str:
+    """The hash of the Dockerfile FROM `base` (the slim base's tag) and the stand-in's files."""
     digest = hashlib.sha256(dockerfile(base).encode())
     for path in _sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -128,7 +125,8 @@ def content_hash(base: str) -> str:
 
 
 def tag_for(base: str) -> str:
-    return f"{IMAGE}:{content_hash(base)}"
+    """The image's tag when built from the rig's bookworm image `base`."""
+    return f"{IMAGE}:{content_hash(standin_base.tag_for(base))}"
 
 
 def build_context(directory: Path, base: str) -> None:
@@ -142,11 +140,13 @@ def build_context(directory: Path, base: str) -> None:
 
 
 def build_image(docker: Docker, base: str, *, extra_tags: Sequence[str] = ()) -> str:
-    """Build (or find) the image FROM `base`; return its content-hash tag."""
-    tag = tag_for(base)
+    """Build (or find) the image from the rig's bookworm image `base` (through the slim
+    stand-in base, tests/support/standin_base.py); return its content-hash tag."""
+    slim = standin_base.build_image(docker, base)
+    tag = f"{IMAGE}:{content_hash(slim)}"
     if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
         with tempfile.TemporaryDirectory(prefix="influxdb-standin-") as tmp:
-            build_context(Path(tmp), base)
+            build_context(Path(tmp), slim)
             done = docker.docker("build", "-t", tag, tmp, check=False, timeout=900)
             if done.exit_code != 0:
                 raise RuntimeError(f"building {tag} failed:\n{done.stderr or done.stdout}")
