@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,12 @@ def test_yamllint_passes_on_ansible_molecule_and_grafana() -> None:
 
 
 # --- preflight refusals, with facts faked through a fact cache (no container needed) ---
+#
+# Every case below is one fake host of ONE ansible-playbook run (the module fixture
+# `preflights`): each host gets its own facts from a fact cache and its own variables from the
+# inventory, and runs only its role's preflight; a host whose preflight refuses fails alone, the
+# others go on. One run instead of one per case: ansible-playbook's start-up (about 1.3 s)
+# was most of each case's time.
 
 FACTS = {
     "ansible_architecture": "aarch64",
@@ -101,23 +108,69 @@ FACTS = {
     "ansible_virtualization_type": "",
     "ansible_mounts": [{"mount": "/", "size_available": 20 * 1024**3}],
 }
+# Never created: the preflight's `du` finds no data stored there yet.
+DATA_DIR = "/nonexistent/homewatt-preflight/influxdb"
 
 
-def preflight(
-    role: str, tmp_path: Path, facts: dict, **variables: object
-) -> subprocess.CompletedProcess[str]:
-    """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
-    cache = tmp_path / "facts"
-    cache.mkdir(parents=True)
-    # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in __payload__.
-    (cache / "s1_pi").write_text(json.dumps({"__payload__": json.dumps({**FACTS, **facts})}))
-    playbook = tmp_path / "preflight.yml"
+@dataclass(frozen=True)
+class Preflight:
+    """One fake host: the role whose preflight it runs, its facts (over FACTS), its variables."""
+
+    role: str
+    facts: dict = field(default_factory=dict)
+    variables: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one host's preflight ended: refused or not, and the messages of its failed tasks
+    (and of their failed loop items) with whitespace collapsed."""
+
+    refused: bool
+    text: str
+
+
+PREFLIGHTS: dict[str, Preflight] = {}
+
+
+def case(name: str, role: str, facts: dict | None = None, **variables: object) -> str:
+    """Registers the fake host `name` (collected into the one run) and returns its name."""
+    PREFLIGHTS[name] = Preflight(role, facts or {}, variables)
+    return name
+
+
+def failed_messages(result: dict) -> list[str]:
+    """The msg of a failed task result and of each of its failed loop items."""
+    messages = [str(result["msg"])] if result.get("msg") else []
+    for item in result.get("results", []):
+        if item.get("failed"):
+            messages.extend(failed_messages(item))
+    return messages
+
+
+@pytest.fixture(scope="module")
+def preflights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every registered case's preflight, run at once: its Outcome by case name."""
+    work = tmp_path_factory.mktemp("preflight")
+    cache = work / "facts"
+    cache.mkdir()
+    groups: dict[str, dict] = {}
+    for name, host in PREFLIGHTS.items():
+        # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in
+        # __payload__.
+        (cache / f"s1_{name}").write_text(
+            json.dumps({"__payload__": json.dumps({**FACTS, **host.facts})})
+        )
+        groups.setdefault(host.role, {"hosts": {}})["hosts"][name] = host.variables
+    inventory = work / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    playbook = work / "preflight.yml"
     playbook.write_text(
         yaml.safe_dump(
             [
                 {
-                    "name": "Preflight",
-                    "hosts": "pi",
+                    "name": f"Preflight of {role}",
+                    "hosts": role,
                     "gather_facts": False,
                     "tasks": [
                         {
@@ -129,6 +182,7 @@ def preflight(
                         }
                     ],
                 }
+                for role in sorted(groups)
             ]
         )
     )
@@ -141,63 +195,92 @@ def preflight(
         "ANSIBLE_GATHERING": "smart",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_FORKS": str(len(PREFLIGHTS)),
+        # Each host's results as JSON on stdout, so that each case gets its own messages.
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
     }
     done = run(
-        tool("ansible-playbook"), "-i", "pi,", "-c", "local", "-e", json.dumps(variables),
-        str(playbook), env=env,
+        tool("ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook), env=env,
     )  # fmt: skip
-    done.stdout += done.stderr  # Ansible 2.19 prints a failed task's message on stderr
-    return done
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"ansible-playbook gave no JSON report:\n{done.stdout}{done.stderr}")
+    messages: dict[str, list[str]] = {name: [] for name in PREFLIGHTS}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for name, result in task["hosts"].items():
+                if result.get("failed") and not result.get("ignore_errors"):
+                    messages[name].extend(failed_messages(result))
+    stats = report["stats"]
+    missing = set(PREFLIGHTS) - set(stats)
+    assert not missing, f"no result for {sorted(missing)}:\n{done.stderr}"
+    return {
+        name: Outcome(
+            refused=stats[name]["failures"] > 0 or stats[name]["unreachable"] > 0,
+            text=" ".join(" ".join(messages[name]).split()),
+        )
+        for name in PREFLIGHTS
+    }
 
 
 ARMHF = (
     "InfluxDB 2 needs a 64-bit OS: install Raspberry Pi OS (64-bit), or point the collector's"
     " sinks at an existing InfluxDB"
 )
+ARMHF_CASES = [
+    case(f"{role}-on-{arch}", role, {"ansible_architecture": arch})
+    for role in ("base", "influxdb")
+    for arch in ("armv7l", "armv6l")
+]
 
 
-@pytest.mark.parametrize("role", ["base", "influxdb"])
-@pytest.mark.parametrize("arch", ["armv7l", "armv6l"])
-def test_preflight_refuses_a_32bit_pi_with_one_line(role: str, arch: str, tmp_path: Path) -> None:
-    done = preflight(role, tmp_path, {"ansible_architecture": arch})
-    assert done.returncode != 0
-    assert ARMHF in " ".join(done.stdout.split()), done.stdout
+@pytest.mark.parametrize("host", ARMHF_CASES)
+def test_preflight_refuses_a_32bit_pi_with_one_line(
+    host: str, preflights: dict[str, Outcome]
+) -> None:
+    done = preflights[host]
+    assert done.refused
+    assert ARMHF in done.text, done.text
 
 
-@pytest.mark.parametrize(
-    ("facts", "words"),
-    [
-        ({"ansible_distribution_release": "bullseye"}, "Debian bullseye on aarch64"),
-        ({"ansible_os_family": "RedHat", "ansible_distribution": "Fedora"}, "Fedora bookworm"),
-        ({"ansible_architecture": "riscv64"}, "on riscv64"),
-    ],
-)
-def test_base_preflight_refuses_other_systems(facts: dict, words: str, tmp_path: Path) -> None:
-    done = preflight("base", tmp_path, facts)
-    assert done.returncode != 0
+OTHER_SYSTEMS = [
+    (
+        case("bullseye", "base", {"ansible_distribution_release": "bullseye"}),
+        "Debian bullseye on aarch64",
+    ),
+    (
+        case("fedora", "base", {"ansible_os_family": "RedHat", "ansible_distribution": "Fedora"}),
+        "Fedora bookworm",
+    ),
+    (case("riscv64", "base", {"ansible_architecture": "riscv64"}), "on riscv64"),
+]
+
+
+@pytest.mark.parametrize(("host", "words"), OTHER_SYSTEMS)
+def test_base_preflight_refuses_other_systems(
+    host: str, words: str, preflights: dict[str, Outcome]
+) -> None:
+    done = preflights[host]
+    assert done.refused
     assert (
         "homewatt supports Raspberry Pi OS / Debian 64-bit (arm64, amd64), bookworm or trixie"
-        in " ".join(done.stdout.split())
+        in done.text
     )
-    assert words in " ".join(done.stdout.split())
+    assert words in done.text
 
 
-@pytest.mark.parametrize("release", ["bookworm", "trixie"])
-def test_base_preflight_accepts_bookworm_and_trixie(release: str, tmp_path: Path) -> None:
-    done = preflight("base", tmp_path, {"ansible_distribution_release": release})
-    assert done.returncode == 0, done.stdout + done.stderr
+SUPPORTED = [
+    case(f"base-on-{release}", "base", {"ansible_distribution_release": release})
+    for release in ("bookworm", "trixie")
+]
 
 
-def test_influxdb_preflight_refuses_a_raw_bucket_larger_than_the_disk(tmp_path: Path) -> None:
-    small = {"ansible_mounts": [{"mount": "/", "size_available": 200 * 1024**2}]}
-    done = preflight(
-        "influxdb", tmp_path, small, influxdb_data_dir=str(tmp_path / "influxdb"),
-        influxdb_raw_retention_days=365, collector_instances=[DEMO_INSTANCE],
-    )  # fmt: skip
-    text = " ".join(done.stdout.split())
-    assert done.returncode != 0
-    assert "InfluxDB's raw bucket needs about" in text
-    assert "/ has 200 MiB free" in text
+@pytest.mark.parametrize("host", SUPPORTED)
+def test_base_preflight_accepts_bookworm_and_trixie(
+    host: str, preflights: dict[str, Outcome]
+) -> None:
+    assert not preflights[host].refused, preflights[host].text
 
 
 # The example inventory's instances (ansible/inventories/example/host_vars).
@@ -213,34 +296,52 @@ WORKSHOP_INSTANCE = {
         ],
     },
 }
+SMALL_DISK = case(
+    "200mib-free", "influxdb",
+    {"ansible_mounts": [{"mount": "/", "size_available": 200 * 1024**2}]},
+    influxdb_data_dir=DATA_DIR, influxdb_raw_retention_days=365,
+    collector_instances=[DEMO_INSTANCE],
+)  # fmt: skip
+
+
+def test_influxdb_preflight_refuses_a_raw_bucket_larger_than_the_disk(
+    preflights: dict[str, Outcome],
+) -> None:
+    done = preflights[SMALL_DISK]
+    assert done.refused
+    assert "InfluxDB's raw bucket needs about" in done.text
+    assert "/ has 200 MiB free" in done.text
+
+
+TWO_GIB = {"ansible_mounts": [{"mount": "/", "size_available": 2 * 1024**3}]}
+DEMO_ON_2GIB = case(
+    "demo-on-2gib", "influxdb", TWO_GIB, influxdb_data_dir=DATA_DIR,
+    collector_instances=[DEMO_INSTANCE],
+)  # fmt: skip
+WORKSHOP_ON_2GIB = case(
+    "workshop-on-2gib", "influxdb", TWO_GIB, influxdb_data_dir=DATA_DIR,
+    collector_instances=[WORKSHOP_INSTANCE],
+)  # fmt: skip
+SLOW_WORKSHOP_ON_2GIB = case(
+    "workshop-every-10s-on-2gib", "influxdb", TWO_GIB, influxdb_data_dir=DATA_DIR,
+    collector_instances=[{**WORKSHOP_INSTANCE, "interval_s": 10}],
+)  # fmt: skip
 
 
 def test_influxdb_disk_estimate_counts_the_points_collector_instances_write(
-    tmp_path: Path,
+    preflights: dict[str, Outcome],
 ) -> None:
     """2 GiB free holds a demo instance's 30 days (3 points a second: 1.1 GiB with the margin)
     but not the workshop's SDM630 + SDM120 (8 a second: 2.9 GiB); the refusal names the points
     a day it counted from collector_instances (the variable the collector role reads)."""
-    disk = {"ansible_mounts": [{"mount": "/", "size_available": 2 * 1024**3}]}
-    data_dir = str(tmp_path / "influxdb")
-    demo = preflight(
-        "influxdb", tmp_path / "demo", disk, influxdb_data_dir=data_dir,
-        collector_instances=[DEMO_INSTANCE],
-    )  # fmt: skip
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    workshop = preflight(
-        "influxdb", tmp_path / "workshop", disk, influxdb_data_dir=data_dir,
-        collector_instances=[WORKSHOP_INSTANCE],
-    )  # fmt: skip
-    text = " ".join(workshop.stdout.split())
-    assert workshop.returncode != 0
-    assert f"({8 * 86400} points a day x 100 bytes x 30 days" in text, text
+    demo = preflights[DEMO_ON_2GIB]
+    assert not demo.refused, demo.text
+    workshop = preflights[WORKSHOP_ON_2GIB]
+    assert workshop.refused
+    assert f"({8 * 86400} points a day x 100 bytes x 30 days" in workshop.text, workshop.text
     # Read once every 10 s, the workshop fits again.
-    slow = preflight(
-        "influxdb", tmp_path / "slow", disk, influxdb_data_dir=data_dir,
-        collector_instances=[{**WORKSHOP_INSTANCE, "interval_s": 10}],
-    )  # fmt: skip
-    assert slow.returncode == 0, slow.stdout + slow.stderr
+    slow = preflights[SLOW_WORKSHOP_ON_2GIB]
+    assert not slow.refused, slow.text
 
 
 def points_per_day_filter() -> Callable[..., int]:
@@ -303,85 +404,130 @@ def test_points_per_day_follow_the_collectors_points_per_cycle(
     assert points_per_day_filter()(instances, interval_s, str(METERS)) == per_day
 
 
-def test_influxdb_preflight_accepts_the_default_retention_on_a_16gb_card(tmp_path: Path) -> None:
-    card = {"ansible_mounts": [{"mount": "/", "size_available": 12 * 1024**3}]}
-    done = preflight("influxdb", tmp_path, card, influxdb_data_dir=str(tmp_path / "influxdb"))
-    assert done.returncode == 0, done.stdout + done.stderr
+SIXTEEN_GB_CARD = case(
+    "default-retention-on-16gb", "influxdb",
+    {"ansible_mounts": [{"mount": "/", "size_available": 12 * 1024**3}]},
+    influxdb_data_dir=DATA_DIR,
+)  # fmt: skip
 
 
-@pytest.mark.parametrize("image", ["influxdb:latest", "influxdb:2", "influxdb:2.7", "influxdb"])
-def test_influxdb_preflight_refuses_a_moving_image_tag(image: str, tmp_path: Path) -> None:
-    done = preflight("influxdb", tmp_path, {}, influxdb_image=image)
-    assert done.returncode != 0
-    assert "must name an exact release" in " ".join(done.stdout.split())
-
-
-@pytest.mark.parametrize(
-    "adapter",
-    [
-        {"name": "Main", "vendor_id": "0403", "product_id": "6001", "serial": "A1"},
-        {"name": "main", "vendor_id": "403", "product_id": "6001", "serial": "A1"},
-        {"name": "main", "vendor_id": "0403", "product_id": "6001", "serial": 'A1", RUN+="/bin/x'},
-    ],
-)
-def test_base_preflight_refuses_an_rs485_adapter_udev_cannot_match(
-    adapter: dict, tmp_path: Path
+def test_influxdb_preflight_accepts_the_default_retention_on_a_16gb_card(
+    preflights: dict[str, Outcome],
 ) -> None:
-    done = preflight("base", tmp_path, {}, base_rs485_adapters=[adapter])
-    assert done.returncode != 0
-    assert "base_rs485_adapters[0] needs name" in " ".join(done.stdout.split())
+    assert not preflights[SIXTEEN_GB_CARD].refused, preflights[SIXTEEN_GB_CARD].text
+
+
+MOVING_TAGS = [
+    case(f"image-{image.replace(':', '-').replace('.', '-')}", "influxdb", influxdb_image=image)
+    for image in ("influxdb:latest", "influxdb:2", "influxdb:2.7", "influxdb")
+]
+
+
+@pytest.mark.parametrize("host", MOVING_TAGS)
+def test_influxdb_preflight_refuses_a_moving_image_tag(
+    host: str, preflights: dict[str, Outcome]
+) -> None:
+    done = preflights[host]
+    assert done.refused
+    assert "must name an exact release" in done.text
+
+
+BAD_ADAPTERS = [
+    case(f"adapter-{index}", "base", base_rs485_adapters=[adapter])
+    for index, adapter in enumerate(
+        [
+            {"name": "Main", "vendor_id": "0403", "product_id": "6001", "serial": "A1"},
+            {"name": "main", "vendor_id": "403", "product_id": "6001", "serial": "A1"},
+            {
+                "name": "main",
+                "vendor_id": "0403",
+                "product_id": "6001",
+                "serial": 'A1", RUN+="/bin/x',
+            },
+        ]
+    )
+]
+
+
+@pytest.mark.parametrize("host", BAD_ADAPTERS)
+def test_base_preflight_refuses_an_rs485_adapter_udev_cannot_match(
+    host: str, preflights: dict[str, Outcome]
+) -> None:
+    done = preflights[host]
+    assert done.refused
+    assert "base_rs485_adapters[0] needs name" in done.text
 
 
 # --- templates rendered by Ansible itself, checked as text ---
 
 
-def render(role: str, template: str, tmp_path: Path, **variables: object) -> str:
-    """`role`'s template rendered by Ansible on the controller with the role's defaults and vars."""
-    out = tmp_path / "rendered"
-    play = {
-        "name": "Render",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars_files": [
-            str(ROLES_DIR / role / "defaults" / "main.yml"),
-            str(ROLES_DIR / role / "vars" / "main.yml"),
-        ],
-        "vars": {"role_path": str(ROLES_DIR / role)},
-        "tasks": [
-            {
-                "name": "Render",
-                "ansible.builtin.copy": {
-                    "content": "{{ lookup('ansible.builtin.template', role_path ~ '/templates/"
-                    + template
-                    + "') }}",
-                    "dest": str(out),
-                    "mode": "0600",
-                },
-            }
-        ],
-    }
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(yaml.safe_dump([play]))
+@dataclass(frozen=True)
+class Render:
+    """A role's template, with variables given as extra vars would be (over its defaults)."""
+
+    role: str
+    template: str
+    variables: dict = field(default_factory=dict)
+
+
+ADAPTERS = [
+    {"name": "main", "vendor_id": "0403", "product_id": "6001", "serial": "A10K1ABC"},
+    {"name": "heat-pump", "vendor_id": "1a86", "product_id": "7523", "serial": "5A7B0123"},
+]
+RENDERS = {
+    "udev-rule": Render("base", "99-homewatt-rs485.rules.j2", {"base_rs485_adapters": ADAPTERS}),
+    "udev-rule-without-adapters": Render("base", "99-homewatt-rs485.rules.j2"),
+    "longterm-flux": Render("influxdb", "longterm.flux.j2"),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each of RENDERS rendered by Ansible on the controller with the role's defaults and vars,
+    one play each in one ansible-playbook run (task vars outrank the plays' vars_files, as
+    extra vars would)."""
+    work = tmp_path_factory.mktemp("render")
+    plays = [
+        {
+            "name": f"Render {name}",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars_files": [
+                str(ROLES_DIR / render.role / "defaults" / "main.yml"),
+                str(ROLES_DIR / render.role / "vars" / "main.yml"),
+            ],
+            "vars": {"role_path": str(ROLES_DIR / render.role)},
+            "tasks": [
+                {
+                    "name": "Render",
+                    "vars": render.variables,
+                    "ansible.builtin.copy": {
+                        "content": "{{ lookup('ansible.builtin.template', role_path ~ "
+                        f"'/templates/{render.template}') }}}}",
+                        "dest": str(work / name),
+                        "mode": "0600",
+                    },
+                }
+            ],
+        }
+        for name, render in RENDERS.items()
+    ]
+    playbook = work / "render.yml"
+    playbook.write_text(yaml.safe_dump(plays))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3"}
-    done = run(
-        tool("ansible-playbook"), "-i", "localhost,", "-c", "local",
-        "-e", json.dumps(variables), str(playbook), env=env,
-    )  # fmt: skip
+    done = run(tool("ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    return out.read_text()
+    return {name: (work / name).read_text() for name in RENDERS}
 
 
 UDEV_KEY = re.compile(r'^\s*([A-Z]+(?:\{[^}]+\})?)\s*(==|!=|\+=|:=|=)\s*"([^"]*)"\s*$')
 
 
-def test_udev_rule_matches_each_adapter_by_usb_ids_and_serial(tmp_path: Path) -> None:
+def test_udev_rule_matches_each_adapter_by_usb_ids_and_serial(rendered: dict[str, str]) -> None:
     """udev does not run in containers: the rule's keys are checked here, as udev parses them
     (KEY{attr}OP"value" pairs separated by commas; == matches, += and = assign)."""
-    adapters = [
-        {"name": "main", "vendor_id": "0403", "product_id": "6001", "serial": "A10K1ABC"},
-        {"name": "heat-pump", "vendor_id": "1a86", "product_id": "7523", "serial": "5A7B0123"},
-    ]
-    text = render("base", "99-homewatt-rs485.rules.j2", tmp_path, base_rs485_adapters=adapters)
+    adapters = ADAPTERS
+    text = rendered["udev-rule"]
     rules = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert len(rules) == len(adapters)
     for rule, adapter in zip(rules, adapters, strict=True):
@@ -403,17 +549,17 @@ def test_udev_rule_matches_each_adapter_by_usb_ids_and_serial(tmp_path: Path) ->
         assert assigns["MODE"] == ("=", "0660")
 
 
-def test_no_udev_rule_without_adapters(tmp_path: Path) -> None:
-    text = render("base", "99-homewatt-rs485.rules.j2", tmp_path)
+def test_no_udev_rule_without_adapters(rendered: dict[str, str]) -> None:
+    text = rendered["udev-rule-without-adapters"]
     assert [line for line in text.splitlines() if line.strip() and not line.startswith("#")] == []
 
 
 CONTRACT = json.loads((REPO / "contracts" / "influxdb-grafana.json").read_text())
 
 
-def test_downsampling_flux_is_generated_from_the_contract(tmp_path: Path) -> None:
+def test_downsampling_flux_is_generated_from_the_contract(rendered: dict[str, str]) -> None:
     """Not parsed by a Flux parser (none runs here); checked against the contract line by line."""
-    flux = render("influxdb", "longterm.flux.j2", tmp_path)
+    flux = rendered["longterm-flux"]
     down = CONTRACT["downsampling"]
     every, lookback = down["schedule"]["every"], down["schedule"]["lookback"]
     assert f'option task = {{name: "{down["flux_task_name"]}", every: {every}}}' in flux
@@ -426,10 +572,10 @@ def test_downsampling_flux_is_generated_from_the_contract(tmp_path: Path) -> Non
     windows = re.findall(r"aggregateWindow\(every: (\w+), fn: (\w+), timeSrc: \"_start\"", flux)
     assert {fn for _, fn in windows} == {f["aggregate"] for f in down["fields"]}
     assert {w for w, _ in windows} == {down["window"]}
-    for field in down["fields"]:
-        assert f'r._field == "{field["from"]}"' in flux
-        if field["field"] != field["from"]:
-            assert f'if r._field == "{field["from"]}" then "{field["field"]}"' in flux
+    for target in down["fields"]:
+        assert f'r._field == "{target["from"]}"' in flux
+        if target["field"] != target["from"]:
+            assert f'if r._field == "{target["from"]}" then "{target["field"]}"' in flux
     assert flux.count("(") == flux.count(")") and flux.count("{") == flux.count("}")
 
 
