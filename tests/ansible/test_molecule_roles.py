@@ -23,7 +23,9 @@ from typing import TypeVar
 
 import pytest
 
+from tests.ansible import images
 from tests.ansible.conftest import Molecule, MoleculeRun
+from tests.support.systemd_rig import SystemdRig
 
 # Longest first, so that the two queues end together.
 SCENARIOS = ("influxdb", "grafana", "base", "docker")
@@ -45,15 +47,28 @@ def scenario(name: str) -> Callable[[F], F]:
 
 @pytest.fixture(scope="module")
 def role_runs(
-    request: pytest.FixtureRequest, molecule: Molecule
+    request: pytest.FixtureRequest, systemd_rig: SystemdRig
 ) -> Iterator[dict[str, Future[MoleculeRun]]]:
-    """`molecule test` of the selected tests' scenarios, started at once in the background."""
+    """`molecule test` of the selected tests' scenarios, started at once in the background.
+
+    The session's one-off images are built side by side first: the stand-ins (when a selected
+    scenario needs them) in a thread while the `molecule` fixture builds the instance image
+    (both mostly wait on apt's downloads and dpkg); later users of the `standin_images`
+    fixture find them built and saved."""
     selected = {
         getattr(item.function, "scenario", None)
         for item in request.session.items
         if isinstance(item, pytest.Function) and item.module is request.module
     }
-    standins = request.getfixturevalue("standin_images") if selected & WITH_STANDINS else {}
+    systemd_rig.image("bookworm")  # imported once, before two threads build FROM it
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="standins") as builder:
+        building = (
+            builder.submit(images.standin_archives, systemd_rig)
+            if selected & WITH_STANDINS
+            else None
+        )
+        molecule: Molecule = request.getfixturevalue("molecule")
+        standins = building.result() if building else {}
     with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="molecule") as pool:
         runs = {
             name: pool.submit(
