@@ -15,7 +15,7 @@ sudo, dbus, procps, iproute2) are not in the slim base, and its Python interpret
 off PATH to /opt/influxdb-standin/bin, where only the stand-in's `influxd` uses it. What the
 real image has and this one does not: the `influx` CLI, `dasel`, gnupg, and InfluxDB itself.
 The slim base is squashed onto scratch, so nothing of the rig image's config is inherited
-(its STOPSIGNAL, `container` and CA trust variables). Its `docker save` tar is about 130 MB
+(its STOPSIGNAL, `container` and CA trust variables). Its `docker save` tar is about 150 MB
 (400 MB when it was built FROM the systemd image itself).
 
 `build_image(docker, base)` builds it once per content hash; `docker` is anything with the
