@@ -143,6 +143,18 @@ def figures_of(
         return [v for ts, v, _ in vm.samples(metric) if window[0] <= ts <= window[1]]
 
     lateness = values("homewatt_health_cycle_lateness_ms")
+    by_ts: dict[int, dict[str, float]] = {}
+    for metric in ("cycle_lateness_ms", "read_duration_ms", "read_errors", "skipped_slots"):
+        for ts, v, _ in vm.samples("homewatt_health_" + metric):
+            if window[0] <= ts <= window[1]:
+                by_ts.setdefault(ts, {})[metric] = v
+    late = [
+        f"{ts - window[0]}: late {c.get('cycle_lateness_ms', 0):.0f} ms, read"
+        f" {c.get('read_duration_ms', 0):.0f} ms, {c.get('read_errors', 0):.0f} errors,"
+        f" {c.get('skipped_slots', 0):.0f} skipped"
+        for ts, c in sorted(by_ts.items())
+        if c.get("cycle_lateness_ms", 0) > 100 or c.get("skipped_slots", 0) > 0
+    ]
     read_ms = statistics.median(values("homewatt_health_read_duration_ms"))
     filled = {}
     for meter in [str(m["name"]) for m in LIVE_METERS]:
@@ -158,6 +170,7 @@ def figures_of(
         "lateness_ms_max": round(max(lateness), 2),
         "slots_filled_pct": {m: round(100 * n / cycles, 2) for m, n in filled.items()},
         "skipped_slots": sum(values("homewatt_health_skipped_slots")),
+        "late_cycles (over 100 ms; first 10)": late[:10],
         "read_errors": sum(values("homewatt_health_read_errors")),
         "cpu_us_per_meter_reading": round(measured["cpu_s"] / readings * 1e6),
         "cpu_us_per_register_read": round(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from homewatt_collector.scheduler import Scheduler
 from homewatt_collector.sources import modbus
 from homewatt_collector.sources.modbus import (
     MIN_PROBE_TIMEOUT_S,
@@ -148,6 +149,52 @@ def test_a_probe_overdue_by_a_whole_interval_goes_out_even_in_a_full_cycle(
     assert devices_read(source, time.monotonic())["heatpump"] == (False, False)
     assert devices_read(source)["heatpump"] == (True, False)
     source.close()
+
+
+def test_live_meters_keep_every_slot_from_the_first_cycle_with_a_silent_id(
+    meter_bus: StartBus,
+) -> None:
+    """The silent meter listed first and with a long timeout (0.9 s: alone it fills a slot):
+    from the first cycle on, each of its requests only gets the spare time the live meters
+    leave, so no slot is skipped while it times out its way into backoff. The cycles run on
+    the service's own scheduler, each given the bus time to its next deadline as the service
+    does (service.py _cycle)."""
+    bus = paced_line(meter_bus)
+    config = ModbusSourceConfig.model_validate(
+        {
+            "kind": "modbus",
+            "port": bus.port,
+            "serial": LINE_8N1,
+            "meters": [
+                {"name": "ghost", "model": "orno-we515", "device_id": 9, "timeout_s": 0.9},
+                {"name": "main", "model": "orno-we515", "device_id": 1},
+                {"name": "heatpump", "model": "sdm630", "device_id": 3},
+            ],
+        }
+    )
+    source = ModbusSource(config, site="h")
+    cycles = []
+    for slot in Scheduler(1.0).slots():
+        started = time.monotonic()
+        reading = source.read_within(slot.ts, started - slot.lateness_s + 1.0, None)
+        took = time.monotonic() - started
+        cycles.append((slot, {d.device: (d.ok, d.backoff) for d in reading.devices}, took))
+        if len(cycles) == TIMEOUTS_TO_BACKOFF + 2:
+            break
+    source.close()
+    for slot, devices, took in cycles:
+        print(f"slot {slot.index}: late {slot.lateness_s * 1000:.0f} ms, read {took:.3f} s")
+    assert [slot.skipped for slot, _, _ in cycles] == [0] * len(cycles)
+    assert [slot.index for slot, _, _ in cycles] == list(range(len(cycles)))
+    for slot, devices, _ in cycles:
+        assert devices["main"] == (True, False), f"slot {slot.index}"
+        assert devices["heatpump"] == (True, False), f"slot {slot.index}"
+    assert [devices["ghost"] for _, devices, _ in cycles] == [(False, False)] * (
+        TIMEOUTS_TO_BACKOFF - 1
+    ) + [(False, True)] * 3
+    assert bus.line.stats.dropped_requests == TIMEOUTS_TO_BACKOFF
+    # after the first cycle the silent meter is read after the live ones, within the slot
+    assert all(slot.lateness_s < 0.5 for slot, _, _ in cycles[2:]), "no timeout waited in full"
 
 
 def test_a_backed_off_meter_is_in_its_device_health_points(

@@ -194,7 +194,9 @@ class ModbusBus:
             except ModbusIOException as exc:
                 if attempt < retries:
                     continue
-                raise NoResponse(f"device {device_id}: no valid response in {timeout_s} s") from exc
+                raise NoResponse(
+                    f"device {device_id}: no valid response in {timeout_s:.3g} s"
+                ) from exc
             except ConnectionException as exc:
                 self.close()
                 self._note_available(False, f"serial port {self.port} failed")

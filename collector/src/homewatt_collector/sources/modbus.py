@@ -6,10 +6,13 @@ of the cycle so it cannot eat the other meters' bus time; a failing or unplugged
 closed and reopened on a later cycle, when it is back. Energy counters follow the counter rule
 (counters.py), with the baselines and offsets in the instance's state directory.
 
-A meter silent in TIMEOUTS_TO_BACKOFF consecutive cycles goes into backoff: it is no longer
-read every cycle, only probed (one register) at most every PROBE_INTERVAL_S, after the live
-meters and with a timeout that fits what is left of the cycle (PROBE_MARGIN_S kept free), so
-it costs the others nothing; once a probe is answered it is read every cycle again. A stop
+Each cycle reads first the meters that answered in their last cycle; a meter not known to
+answer (not read yet, or silent last time) comes after them, with timeouts that fit the
+cycle's spare bus time (PROBE_MARGIN_S kept free), so even its first timeouts cost the live
+meters no slot. A meter silent in TIMEOUTS_TO_BACKOFF consecutive cycles goes into backoff: it
+is no longer read every cycle, only probed (one register) at most every PROBE_INTERVAL_S, after
+the others and with what is left of the cycle; once a probe is answered it is read every cycle
+again. A stop
 request is looked at between requests: the read in flight finishes (at most its timeout), the
 rest of the cycle is abandoned.
 """
@@ -171,6 +174,7 @@ class MeterPlan:
     silent_cycles: int = 0  # consecutive cycles it left a request unanswered
     backoff: bool = False  # read only by probes, at most every PROBE_INTERVAL_S
     next_probe_s: float = 0.0  # monotonic time of its next probe, in backoff
+    waiting_since: float | None = None  # not known to answer, and no spare time for it since
 
     @property
     def max_power_w(self) -> float:
@@ -226,64 +230,92 @@ class ModbusSource:
         return self.read_within(ts, None, None)
 
     def read_within(self, ts: int, until: float | None, stop: threading.Event | None) -> Reading:
-        """One cycle: the live meters, then the probes of backed-off meters that are due, each
-        with a timeout that ends PROBE_MARGIN_S before `until` (monotonic; None: no limit).
-        Once `stop` is set no further request is sent: what was read so far is returned."""
-        samples: list[Sample] = []
+        """One cycle, in three rounds so that a meter not known to answer never costs the
+        others bus time: first the meters that answered last time (each with its own timeout);
+        then the others (not read yet, or silent last cycle), each request with a timeout that
+        ends PROBE_MARGIN_S before `until` (monotonic; None: no limit) minus the least bus time
+        the meters after it in this round need; then the probes of backed-off meters that are
+        due, with what is left. A meter that finds no time (under MIN_PROBE_TIMEOUT_S) waits
+        for a later cycle, at most PROBE_INTERVAL_S. Once `stop` is set no further request is
+        sent: what was read so far is returned. Devices and samples come in config order."""
+        results: dict[int, tuple[list[Sample], DeviceStatus]] = {}
         errors = 0
-        devices: list[DeviceStatus] = []
-        due: list[MeterPlan] = []
-        for index, meter in enumerate(self.meters):
+        now = time.monotonic()
+        live = [m for m in self.meters if not m.backoff and m.answering is True]
+        unsure = [m for m in self.meters if not m.backoff and m.answering is not True]
+        due = [m for m in self.meters if m.backoff and now >= m.next_probe_s]
+        for meter in self.meters:
+            if meter.backoff and meter not in due:
+                results[id(meter)] = ([], self._backed_off(meter))
+        rounds = [(m, False) for m in live] + [(m, True) for m in unsure]
+        for position, (meter, fitted) in enumerate(rounds):
             if stop is not None and stop.is_set():
                 break
-            if meter.backoff:
-                if time.monotonic() >= meter.next_probe_s:
-                    due.append(meter)
-                else:
-                    devices.append(self._backed_off(meter))
-                continue
+            limit = None
+            if fitted and until is not None:
+                later = [b for m, _ in rounds[position + 1 :] for b in m.blocks]
+                limit = until - self.min_bus_time_for(later) - PROBE_MARGIN_S
             try:
-                values, meter_errors, timeouts = self._read_meter_counted(meter, stop)
+                values, meter_errors, timeouts = self._read_meter_counted(meter, stop, limit)
             except PortUnavailable:
-                devices.extend(
-                    DeviceStatus(m.config.name, m.model, errors=1, ok=False)
-                    for m in self.meters[index:]
-                )
-                return Reading(samples, errors + len(self.meters) - index, devices)
+                for m, _ in rounds[position:]:
+                    results[id(m)] = ([], DeviceStatus(m.config.name, m.model, errors=1, ok=False))
+                for m in due:  # not probed: the port is not there
+                    results[id(m)] = ([], DeviceStatus(m.config.name, m.model, 1, 0, False, True))
+                errors += len(rounds) - position + len(due)
+                due = []
+                break
+            if values is None:  # no time left in this cycle: read in a later one
+                results[id(meter)] = ([], DeviceStatus(meter.config.name, meter.model, ok=False))
+                continue
             self._count_silence(meter, timeouts)
             meter_errors += self._check_counters(meter, values, ts)
             errors += meter_errors
-            devices.append(
-                DeviceStatus(
-                    meter.config.name,
-                    meter.model,
-                    meter_errors,
-                    timeouts,
-                    bool(values),
-                    meter.backoff,
-                )
+            status = DeviceStatus(
+                meter.config.name, meter.model, meter_errors, timeouts, bool(values), meter.backoff
             )
-            samples.extend(self._samples(meter, values, ts))
+            results[id(meter)] = (self._samples(meter, values, ts), status)
+        errors += self._probe_due(due, until, stop, results)
+        ordered = [results[id(m)] for m in self.meters if id(m) in results]
+        samples = [sample for meter_samples, _ in ordered for sample in meter_samples]
+        return Reading(samples, errors, [status for _, status in ordered])
+
+    def _probe_due(
+        self,
+        due: list[MeterPlan],
+        until: float | None,
+        stop: threading.Event | None,
+        results: dict[int, tuple[list[Sample], DeviceStatus]],
+    ) -> int:
+        """Probe the backed-off meters that are due (their statuses into `results`); returns
+        the errors (unanswered probes, a failed port)."""
+        errors = 0
         for meter in due:
             if stop is not None and stop.is_set():
                 break
+            name, model = meter.config.name, meter.model
             try:
                 answered = self._probe(meter, until)
             except PortUnavailable:
-                devices.append(DeviceStatus(meter.config.name, meter.model, 1, 0, False, True))
+                results[id(meter)] = ([], DeviceStatus(name, model, 1, 0, False, True))
                 errors += 1
                 continue
             if answered is None:
-                devices.append(self._backed_off(meter))
+                results[id(meter)] = ([], self._backed_off(meter))
             else:
                 timeouts = int(not answered)
                 errors += timeouts
-                devices.append(
-                    DeviceStatus(
-                        meter.config.name, meter.model, timeouts, timeouts, False, meter.backoff
-                    )
+                results[id(meter)] = (
+                    [],
+                    DeviceStatus(name, model, timeouts, timeouts, False, meter.backoff),
                 )
-        return Reading(samples, errors, devices)
+        return errors
+
+    def min_bus_time_for(self, blocks: list[Block]) -> float:
+        """The least line time `blocks` need at the line's settings (0 for none)."""
+        if not blocks:
+            return 0.0
+        return min_bus_time_s(blocks, self.serial.baudrate, bits_per_char(self.serial))
 
     @staticmethod
     def _backed_off(meter: MeterPlan) -> DeviceStatus:
@@ -341,11 +373,23 @@ class ModbusSource:
         return True
 
     def _read_meter_counted(
-        self, meter: MeterPlan, stop: threading.Event | None
-    ) -> tuple[dict[RegisterSpec, float], int, int]:
-        """_read_meter, and how many of its errors were timeouts (a silent meter)."""
+        self, meter: MeterPlan, stop: threading.Event | None, limit: float | None = None
+    ) -> tuple[dict[RegisterSpec, float] | None, int, int]:
+        """_read_meter, and how many of its errors were timeouts (a silent meter). With a
+        `limit` (monotonic) every request's timeout ends by then; values None: the meter was
+        not asked, its first request found less than MIN_PROBE_TIMEOUT_S (unless it has waited
+        PROBE_INTERVAL_S for time: then it is asked with its own timeout)."""
+        if limit is not None:
+            now = time.monotonic()
+            if limit - now < MIN_PROBE_TIMEOUT_S * (meter.config.retries + 1):
+                if meter.waiting_since is None:
+                    meter.waiting_since = now
+                if now - meter.waiting_since < PROBE_INTERVAL_S:
+                    return None, 0, 0
+                limit = None
+        meter.waiting_since = None
         before = meter.timeouts
-        values, errors = self._read_meter(meter, stop)
+        values, errors = self._read_meter(meter, stop, limit)
         return values, errors, meter.timeouts - before
 
     def read_meter(self, name: str) -> tuple[dict[RegisterSpec, float], int]:
@@ -355,17 +399,23 @@ class ModbusSource:
         return self._read_meter(meter)
 
     def _read_meter(
-        self, meter: MeterPlan, stop: threading.Event | None = None
+        self, meter: MeterPlan, stop: threading.Event | None = None, limit: float | None = None
     ) -> tuple[dict[RegisterSpec, float], int]:
+        """Every block of `meter`; with a `limit` (monotonic), each request's timeout (and its
+        retries') ends by then, and the blocks left when it is too close are not asked."""
         values: dict[RegisterSpec, float] = {}
         errors = 0
         pending = list(meter.blocks)
+        retries = meter.config.retries
         while pending and not (stop is not None and stop.is_set()):
+            timeout = meter.timeout_s
+            if limit is not None:
+                timeout = min(timeout, (limit - time.monotonic()) / (retries + 1))
+                if timeout < MIN_PROBE_TIMEOUT_S:
+                    break  # the rest in the next cycle, when this meter is read among the live
             block = pending.pop(0)
             try:
-                registers = self.bus.read(
-                    block, meter.config.device_id, meter.timeout_s, meter.config.retries
-                )
+                registers = self.bus.read(block, meter.config.device_id, timeout, retries)
             except ModbusExceptionResponse as exc:
                 if exc.code == ILLEGAL_DATA_ADDRESS and block.spans_gaps:
                     pending[:0] = self._stop_spanning(meter, block)
