@@ -112,6 +112,11 @@ class RS485Line:
         self._thread.start()
         return self
 
+    @property
+    def thread_id(self) -> int | None:
+        """The kernel's id of the thread that moves the bytes (for its priority), once started."""
+        return None if self._thread is None else self._thread.native_id
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -71,10 +71,12 @@ class SinkConfig(ConfigModel):
     timeout_s: float = Field(10.0, gt=0, le=300)
     batch_size: int = Field(5000, ge=1, le=50_000, description="lines per write request")
     flush_interval_s: float = Field(
-        1.0,
+        5.0,
         gt=0,
         le=300,
-        description="how often a small backlog is sent (a full batch goes at once)",
+        description="how often the samples of the last cycles are sent, in one write request"
+        " (a backlog goes batch after batch without waiting); samples reach the sink up to this"
+        " long after they were read",
     )
     verify_tls: bool = True
     retry_min_s: float = Field(1.0, gt=0, le=60, description="first backoff after a failure")
