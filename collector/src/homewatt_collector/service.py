@@ -186,6 +186,8 @@ class Collector:
             except sqlite3.Error as exc:  # disk full or failing: nothing else can keep them
                 self._problem(f"outbox {delivery.outbox.path}: cannot store samples: {exc}")
         self._unreported = {}
+        for delivery in self.deliveries:
+            delivery.forwarder.cycle_stored()
         if self.on_cycle is not None:
             self.on_cycle(Cycle(slot, reading, read_s, self.deliveries))
 
