@@ -242,6 +242,8 @@ def run_collector(
                     "--nonblocking",
                     "--gil",
                     "--threads",
+                    "--rate",
+                    "1000",
                     "--format",
                     "raw",
                     "--duration",

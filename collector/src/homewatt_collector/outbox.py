@@ -141,6 +141,7 @@ class Outbox:
         lock: bool = True,
     ) -> None:
         self.path = path
+        self._wal_path = path.with_name(path.name + "-wal")  # stat()ed after every write
         self.max_bytes = max_bytes
         self.checkpoint_interval_s = checkpoint_interval_s
         self._clock = clock
@@ -478,10 +479,6 @@ class Outbox:
                 with self._lock:
                     self._checkpoint()
                 self._last_checkpoint = self._clock()
-
-    @property
-    def _wal_path(self) -> Path:
-        return self.path.with_name(self.path.name + "-wal")
 
     def _live_bytes(self) -> int:
         pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
