@@ -7,9 +7,13 @@ run changes nothing.
 Containers have no serial ports: each configured port is a pty at its configured path, and a
 unit cannot read a pty (DeviceAllow= covers ttyUSB/ttyACM only), so the Modbus hosts are
 checked for their rendered config and unit state; the demo host collects end to end into the
-InfluxDB 2 stand-in run in its container (tests/support/influxdb2 as a process, set up by
-molecule/backup/prepare.yml: NOT InfluxDB 2, which cannot run here). The central sink of the
-`central` group points at the example's placeholder URL and is checked in the configs only.
+InfluxDB 2 stand-in run in its container (tests/support/influxdb2 as a process: NOT InfluxDB 2,
+which cannot run here). The central sink of the `central` group points at the example's
+placeholder URL and is checked in the configs only.
+
+What the roles build on (the base and influxdb roles' files: the credentials directory, the
+write and operator tokens; the stand-in; the ptys) is put in place with `docker exec`, not by a
+playbook: 3 hosts x 17 prepare tasks took 5 min at a load of 14, these commands take seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -109,8 +115,6 @@ def playbook(
                 **os.environ,
                 **env,
                 "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
-                "MOLECULE_PROJECT_DIRECTORY": str(REPO),
-                "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path),
                 "ANSIBLE_FORCE_COLOR": "0",
                 "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
                 "NO_COLOR": "1",
@@ -135,16 +139,117 @@ def recaps(output: str) -> dict[str, int]:
     return found
 
 
+# Test-only: a pty linked at argv[1], both ends held open (a container has no USB adapter).
+PTY_SCRIPT = """#!/usr/bin/python3
+import os, signal, sys
+master, slave = os.openpty()
+link = sys.argv[1]
+os.makedirs(os.path.dirname(link), exist_ok=True)
+if os.path.lexists(link + ".new"):
+    os.unlink(link + ".new")
+os.symlink(os.ttyname(slave), link + ".new")
+os.replace(link + ".new", link)
+signal.pause()
+"""
+STANDIN_LIB = "/opt/influxdb-standin/lib"
+STANDIN_UNIT = f"""[Unit]
+Description=InfluxDB 2 stand-in (homewatt tests; NOT InfluxDB)
+[Service]
+WorkingDirectory={STANDIN_LIB}
+ExecStart=/usr/bin/python3 -s -m influxdb2 run --http-bind-address=127.0.0.1:8086
+"""
+# Test values, not secrets: the stand-in's operator token in the throwaway demo container,
+# and a write token for the Modbus hosts, whose local InfluxDB is not there (their units
+# cannot read their pty, so nothing is written: the outbox would keep it).
+OPERATOR_TOKEN = "fleet-test-operator-token"
+NO_INFLUXDB_WRITE_TOKEN = "fleet-test-write-token-no-influxdb-here"
+CREDENTIALS = "/etc/homewatt/credentials"
+
+
 def make_ptys(box: SystemdContainer, ports: list[str]) -> None:
-    """A pty at each configured port path (prepare.yml installed hw-test-pty)."""
+    """A pty at each configured port path, each a transient unit."""
+    box.write_file("/usr/local/sbin/hw-test-pty", PTY_SCRIPT, mode=0o755)
     for number, port in enumerate(ports):
-        box.write_file(
-            f"/etc/systemd/system/hw-test-pty-{number}.service",
-            f"[Service]\nExecStart=/usr/local/sbin/hw-test-pty {port}\n",
+        box.run(
+            ["systemd-run", f"--unit=hw-test-pty-{number}", "/usr/local/sbin/hw-test-pty", port]
         )
-        box.systemctl("daemon-reload")
-        box.systemctl("start", f"hw-test-pty-{number}.service")
-        box.run(f"for i in $(seq 50); do test -e {port} && exit 0; sleep 0.1; done; exit 1")
+        box.run(f"for i in $(seq 100); do test -e {port} && exit 0; sleep 0.1; done; exit 1")
+
+
+# Run by the container's python3 (a Pi's image has no curl): argv is method, URL, token and a
+# JSON body or ""; prints the answer's body, fails on an HTTP error.
+HTTP_SCRIPT = """
+import sys, urllib.request
+method, url, token, body = sys.argv[1:5]
+request = urllib.request.Request(url, data=body.encode() or None, method=method)
+request.add_header("Authorization", "Token " + token)
+request.add_header("Content-Type", "application/json")
+print(urllib.request.urlopen(request, timeout=10).read().decode())
+"""
+
+
+def standin_api(box: SystemdContainer, method: str, path: str, body: object = None) -> Any:
+    """The stand-in's JSON answer to `method path` (with the operator token) in `box`."""
+    argv = ["python3", "-c", HTTP_SCRIPT, method, f"http://127.0.0.1:8086{path}", OPERATOR_TOKEN]
+    return json.loads(box.run([*argv, "" if body is None else json.dumps(body)]).stdout)
+
+
+def run_standin(box: SystemdContainer) -> str:
+    """The InfluxDB 2 stand-in set up (org and bucket homewatt) and running on 127.0.0.1:8086,
+    as the influxdb role leaves InfluxDB 2; a write-only token for the bucket, returned."""
+    box.copy_in(REPO / "tests" / "support" / "influxdb2", STANDIN_LIB)
+    box.run(
+        f"cd {STANDIN_LIB} && python3 -s -m influxdb2 standin-init"
+        " --http-bind-address=127.0.0.1:8086",
+        env={
+            "DOCKER_INFLUXDB_INIT_MODE": "setup",
+            "DOCKER_INFLUXDB_INIT_USERNAME": "admin",
+            "DOCKER_INFLUXDB_INIT_PASSWORD": "fleet-test-not-a-secret",
+            "DOCKER_INFLUXDB_INIT_ORG": "homewatt",
+            "DOCKER_INFLUXDB_INIT_BUCKET": "homewatt",
+            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN": OPERATOR_TOKEN,
+        },
+    )
+    box.write_file("/etc/systemd/system/influxdb-standin.service", STANDIN_UNIT)
+    box.systemctl("daemon-reload")
+    box.systemctl("start", "influxdb-standin.service")
+    deadline = time.monotonic() + 60
+    while box.run(["python3", "-c", HTTP_SCRIPT, "GET", "http://127.0.0.1:8086/health", "", ""],
+                  check=False).exit_code != 0:  # fmt: skip
+        assert time.monotonic() < deadline, box.journal("influxdb-standin.service", lines=30)
+        time.sleep(0.5)
+    bucket = standin_api(box, "GET", "/api/v2/buckets?name=homewatt")["buckets"][0]
+    resource = {"type": "buckets", "id": bucket["id"], "orgID": bucket["orgID"]}
+    created = standin_api(
+        box,
+        "POST",
+        "/api/v2/authorizations",
+        {
+            "orgID": bucket["orgID"],
+            "description": "homewatt collector: write homewatt",
+            "permissions": [{"action": "write", "resource": resource}],
+        },
+    )
+    token: str = created["token"]
+    return token
+
+
+def prepare(host: str, box: SystemdContainer, inv: Path) -> None:
+    """What the base and influxdb roles leave for the collector and backup roles (the
+    credentials directory, the write and operator tokens; contracts/secrets.json), the
+    stand-in on the demo host, and a pty at each configured serial port."""
+    box.run(f"install -d -m 0755 /etc/homewatt && install -d -m 0700 {CREDENTIALS}")
+    write_token = run_standin(box) if host == "pi-demo" else NO_INFLUXDB_WRITE_TOKEN
+    for name, value in (
+        ("influxdb-write-token", write_token),
+        ("influxdb-operator-token", OPERATOR_TOKEN),
+    ):
+        box.write_file(f"{CREDENTIALS}/{name}", f"{value}\n", mode=0o600)
+    host_vars = yaml.safe_load((inv / "host_vars" / f"{host}.yml").read_text())
+    make_ptys(
+        box,
+        [i["source"]["port"] for i in host_vars["collector_instances"] if "port" in i["source"]],
+    )
 
 
 # Long: three containers, pip from the wheelhouse in each, two runs. Measured on the shared
@@ -156,13 +261,10 @@ def test_three_pis_converge_in_one_run_with_their_own_meters_and_a_second_run_ch
 ) -> None:
     inv = inventory(tmp_path, fleet)
     env = systemd_rig.daemon.env()
-    playbook(inv, env, str(REPO / "molecule" / "backup" / "prepare.yml"), tmp_path=tmp_path)
+    started = time.monotonic()
     for host, box in fleet.items():
-        host_vars = yaml.safe_load((inv / "host_vars" / f"{host}.yml").read_text())
-        ports = [
-            i["source"]["port"] for i in host_vars["collector_instances"] if "port" in i["source"]
-        ]
-        make_ptys(box, ports)
+        prepare(host, box, inv)
+    print(f"prepared in {time.monotonic() - started:.0f} s")
 
     first = playbook(inv, env, "site.yml", "--tags", TAGS, tmp_path=tmp_path)
     assert all(changed > 0 for changed in recaps(first.stdout).values())
@@ -191,14 +293,8 @@ def test_three_pis_converge_in_one_run_with_their_own_meters_and_a_second_run_ch
     rows: list[list[object]] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and len(rows) < 5:
-        answer = demo.run(
-            [
-                "curl", "-sS", "-H", "Authorization: Token molecule-collector-operator-token",
-                "--data-urlencode", f"q={query}",
-                "http://127.0.0.1:8086/query?db=homewatt&epoch=s",
-            ]
-        ).stdout  # fmt: skip
-        series = json.loads(answer)["results"][0].get("series", [])
+        answer = standin_api(demo, "GET", f"/query?db=homewatt&epoch=s&q={quote(query)}")
+        series = answer["results"][0].get("series", [])
         rows = [row for s in series for row in s["values"]]
         time.sleep(2)
     assert len(rows) >= 5, rows
