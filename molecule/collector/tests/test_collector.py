@@ -25,14 +25,18 @@ def unit(name: str) -> str:
     return f"homewatt-collector@{name}.service"
 
 
+# Run by the instance's python3 (the trixie instance is the rig's bare image, without curl): the
+# stand-in's InfluxQL answer to argv[1] with the operator token.
+QUERY = """
+import sys, urllib.parse, urllib.request
+url = "http://127.0.0.1:8086/query?db=homewatt&epoch=s&q=" + urllib.parse.quote(sys.argv[1])
+request = urllib.request.Request(url, headers={"Authorization": "Token " + sys.argv[2]})
+print(urllib.request.urlopen(request, timeout=10).read().decode())
+"""
+
+
 def influxql(host: testinfra.host.Host, query: str) -> dict:
-    done = host.check_output(
-        "curl -sS -H 'Authorization: Token %s' --data-urlencode %s"
-        " 'http://127.0.0.1:8086/query?db=homewatt&epoch=s'",
-        OPERATOR,
-        f"q={query}",
-    )
-    return json.loads(done)
+    return json.loads(host.check_output("python3 -c %s %s %s", QUERY, query, OPERATOR))
 
 
 def rows(answer: dict) -> list[list]:
