@@ -288,3 +288,51 @@ def test_an_unreachable_influxdb_or_a_bad_config_is_one_line(tmp_path: Path) -> 
     assert done.stderr == (
         "homewatt-collector: error: --day: '2026-11-32' is not a date like 2026-11-29\n"
     )
+
+
+def cost_site(tmp_path: Path, tariff: dict, token_file: Path | None = None) -> Path:
+    (tmp_path / "tariff.yaml").write_text(yaml.safe_dump(tariff))
+    influxdb: dict = {"url": "http://127.0.0.1:9"}
+    influxdb.update({"token_file": str(token_file)} if token_file else {"anonymous": True})
+    config = tmp_path / "home.yaml"
+    config.write_text(yaml.safe_dump({"site": "home", "tariff": "tariff.yaml", "influxdb": influxdb}))
+    return config
+
+
+def test_cost_check_validates_the_config_and_its_tariff_without_a_server(tmp_path: Path) -> None:
+    config = cost_site(tmp_path, WARSAW)
+    done = run_cost("--check", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"{config}: site home, InfluxDB http://127.0.0.1:9"
+    assert f"  tariff {tmp_path / 'tariff.yaml'}: Europe/Warsaw, PLN" in done.stdout
+    assert done.stdout.splitlines()[-1] == "ok"
+
+
+def test_cost_check_refuses_a_bad_tariff_naming_its_key(tmp_path: Path) -> None:
+    config = cost_site(tmp_path, {**WARSAW, "currency": "zloty"})
+    done = run_cost("--check", "-c", str(config))
+    assert done.returncode == 1
+    assert f"{tmp_path / 'tariff.yaml'}:" in done.stderr and "currency" in done.stderr
+    alone = run_cost("--check", "--tariff", str(tmp_path / "tariff.yaml"))
+    assert alone.returncode == 1 and "currency" in alone.stderr
+
+
+def test_cost_check_reads_the_token_unless_no_secrets(tmp_path: Path) -> None:
+    token = tmp_path / "cost.token"
+    config = cost_site(tmp_path, WARSAW, token_file=token)
+    missing = run_cost("--check", "-c", str(config))
+    assert missing.returncode == 1 and str(token) in missing.stderr
+    skipped = run_cost("--check", "--no-secrets", "-c", str(config))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "    not read (--no-secrets)" in skipped.stdout.splitlines()
+    token.write_text("s3cret-token\n")
+    token.chmod(0o600)
+    read = run_cost("--check", "-c", str(config))
+    assert read.returncode == 0, read.stderr
+    assert "s3cret-token" not in read.stdout + read.stderr
+
+
+def test_cost_no_secrets_or_tariff_without_check_is_refused(tmp_path: Path) -> None:
+    done = run_cost("--no-secrets", "-c", str(cost_site(tmp_path, WARSAW)))
+    assert done.returncode != 0
+    assert "--check: --no-secrets and --tariff go with --check" in done.stderr

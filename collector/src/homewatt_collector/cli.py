@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
@@ -47,6 +48,7 @@ from homewatt_collector.modbus.scan import (
 )
 from homewatt_collector.outbox import Outbox
 from homewatt_collector.service import Cycle, build_collector, make_forwarder, outbox_path
+from homewatt_collector.sources import SOURCES
 from homewatt_collector.sources.emporia.cli import emporia_app
 from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
 from homewatt_collector.sources.shelly.cli import shelly_app
@@ -318,6 +320,7 @@ def check_config(
         f" {config.interval_s} s"
     )
     report.say(f"  source {config.source.kind}: {config.source.describe()}")
+    _check_source_secrets(config, report, no_secrets=no_secrets)
     if isinstance(config.source, ModbusSourceConfig) and not Path(config.source.port).exists():
         report.warn(
             config.problem(
@@ -362,6 +365,23 @@ def check_config(
     if directory.assumed:
         report.say(f"    assumed {directory.assumed}")
     report.finish()
+
+
+def _check_source_secrets(config: CollectorConfig, report: CheckReport, *, no_secrets: bool) -> None:
+    """The passwords a source names (a kind registered with read_secrets), read as `run` reads
+    them, unless --no-secrets."""
+    read_secrets = SOURCES.get(config.source.kind).read_secrets
+    if read_secrets is None:
+        return
+    if no_secrets:
+        report.say("    its passwords not read (--no-secrets)")
+        return
+    try:
+        read_secrets(config.source)
+        report.say("    its passwords read")
+    except ConfigError as exc:
+        located = [p if p.where else replace(p, where=str(config.path)) for p in exc.problems]
+        report.error(ConfigError(located))
 
 
 @command(cls=HomewattCommand)

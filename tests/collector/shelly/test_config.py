@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from homewatt_collector.config import validate_config
 from homewatt_collector.errors import ConfigError
@@ -83,3 +84,49 @@ def test_the_shelly_example_config_is_valid() -> None:
     config = load_config(REPO / "collector" / "shelly.example.yaml")
     assert config.source.kind == "shelly"
     assert [d.name for d in config.source.devices] == ["kitchen-plug", "office-plug"]  # type: ignore[union-attr]
+
+
+def plugs_config(tmp_path: Path, password_file: Path) -> Path:
+    config = tmp_path / "plugs.yaml"
+    device = {"name": "office", "host": "192.0.2.10", "password_file": str(password_file)}
+    config.write_text(yaml.safe_dump(collector([device])))
+    return config
+
+
+def test_check_config_reads_the_device_passwords(tmp_path: Path) -> None:
+    from tests.collector.test_cli import cli  # noqa: PLC0415
+
+    secret = tmp_path / "office.password"
+    secret.write_text("plug-secret\n")
+    secret.chmod(0o600)
+    result = cli("check-config", "-c", str(plugs_config(tmp_path, secret)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "    its passwords read" in result.stdout.splitlines()
+    assert "plug-secret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("broken", ["missing", "open to others"])
+def test_check_config_refuses_an_unreadable_device_password_naming_its_key(
+    broken: str, tmp_path: Path
+) -> None:
+    from tests.collector.test_cli import cli  # noqa: PLC0415
+
+    secret = tmp_path / "office.password"
+    if broken == "open to others":
+        secret.write_text("plug-secret\n")
+        secret.chmod(0o644)
+    config = plugs_config(tmp_path, secret)
+    result = cli("check-config", "-c", str(config))
+    assert result.returncode == 1, result.stdout
+    assert f"{config}: source.devices[0].password_file" in result.stderr
+    assert str(secret) in result.stderr
+    assert "plug-secret" not in result.stdout + result.stderr
+
+
+def test_check_config_no_secrets_does_not_read_the_device_passwords(tmp_path: Path) -> None:
+    from tests.collector.test_cli import cli  # noqa: PLC0415
+
+    config = plugs_config(tmp_path, tmp_path / "not-there")
+    result = cli("check-config", "--no-secrets", "-c", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "    its passwords not read (--no-secrets)" in result.stdout.splitlines()

@@ -97,6 +97,23 @@ def _config_path(config: Path | None, site: str | None) -> Path:
     return CONFIG_DIR / f"{site}.yaml"
 
 
+def _check(
+    check: bool,
+    config: Path | None,
+    site: str | None,
+    tariff: Path | None,
+    no_secrets: bool,
+    check_command: Callable[..., None],
+) -> None:
+    """`cost --check [-c FILE | --site NAME] [--tariff FILE] [--no-secrets]`: the config and
+    the tariff it names, or with --tariff alone only that tariff."""
+    if not check:
+        raise option_problem("--check", "--no-secrets and --tariff go with --check")
+    only_tariff = config is None and site is None and tariff is not None
+    path = None if only_tariff else _config_path(config, site)
+    check_command(path, tariff, no_secrets=no_secrets)
+
+
 def _group_config(ctx: typer.Context) -> Path | None:
     """`homewatt-collector -c FILE cost`: the -c given before the sub-command (on the command
     line only: the collector's $HOMEWATT_COLLECTOR_CONFIG names a collector config)."""
@@ -134,6 +151,22 @@ def cost_command(
             help="write measurement energy_cost for the days (default: the day just ended)",
         ),
     ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="only validate the cost config and its tariff (and read the token), print ok",
+        ),
+    ] = False,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="with --check: do not read the token")
+    ] = False,
+    tariff: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --check: this tariff file instead of the config's (alone: only the tariff)"
+        ),
+    ] = None,
 ) -> None:
     """Compute energy and cost from the counters in InfluxDB, per device, channel and tariff period.
 
@@ -142,7 +175,14 @@ def cost_command(
 
     def action() -> None:
         # imported here: `homewatt-collector run` (the 1 s service) never loads the cost code
-        from homewatt_collector.cost.report import bill_command  # noqa: PLC0415 (see above)
+        from homewatt_collector.cost.report import (  # noqa: PLC0415 (see above)
+            bill_command,
+            check_command,
+        )
+
+        if check or no_secrets or tariff is not None:
+            _check(check, config or _group_config(ctx), site, tariff, no_secrets, check_command)
+            return
 
         options = {"day": day, "month": month, "year": year, "since": since, "until": until}
         explicit = not write or any(v is not None for v in options.values())

@@ -12,13 +12,13 @@ import typer
 from rich.table import Table
 
 from homewatt_collector.cost.bill import EXPORT, Bill, compute_bill, day_start
-from homewatt_collector.cost.config import CostConfig, load_cost_config, read_token
+from homewatt_collector.cost.config import CostConfig, load_cost_config, read_token, token_location
 from homewatt_collector.cost.read import CounterQuery, read_counters
 from homewatt_collector.cost.tariff import Tariff, load_tariff
 from homewatt_collector.cost.v1api import V1Client
 from homewatt_collector.cost.write import write_bill
 from homewatt_collector.errors import ConfigError
-from homewatt_common.cli import plain_console
+from homewatt_common.cli import CheckReport, plain_console
 from homewatt_common.problems import ProblemsError
 
 Days = tuple[date, date, str]
@@ -136,3 +136,57 @@ def bill_command(path: Path, days: Callable[[], Days | None], *, write: bool) ->
         plain_console().print(render_bill(bill, loaded.site, label))
     for note in coverage_notes(bill, loaded.site, loaded.influxdb.database):
         typer.echo(note, err=True)
+
+
+def _tariff_summary(tariff: Tariff) -> str:
+    prices = (
+        f"flat {tariff.import_price}"
+        if tariff.import_price is not None
+        else ", ".join(f"{p.name} {p.price}" for p in tariff.periods or [])
+    )
+    return (
+        f"{tariff.timezone}, {tariff.currency} per kWh: {prices}; standing charge"
+        f" {tariff.standing_charge_per_day} a day, export {tariff.export_price}"
+    )
+
+
+def check_command(path: Path | None, tariff_path: Path | None, *, no_secrets: bool) -> None:
+    """`cost --check`: validate the cost config `path` and the tariff it names (`tariff_path`
+    instead when given; only the tariff when `path` is None) and, unless `no_secrets`, read the
+    token; print what was checked, then `ok`, or the problems (exit 1). Touches no server."""
+    report = CheckReport()
+    config: CostConfig | None = None
+    if path is not None:
+        try:
+            config = load_cost_config(path)
+        except ConfigError as exc:
+            report.error(exc)
+            report.finish()
+        assert config is not None
+        report.say(f"{path}: site {config.site}, InfluxDB {config.influxdb.url}")
+        tariff_path = tariff_path or config.tariff
+    assert tariff_path is not None
+    try:
+        tariff = load_tariff(tariff_path)
+        report.say(f"  tariff {tariff_path}: {_tariff_summary(tariff)}")
+    except ProblemsError as exc:
+        report.error(exc)
+    if config is not None:
+        try:
+            location = token_location(config)
+        except ConfigError as exc:
+            report.error(exc)
+            location = None
+        if location is not None:
+            report.say(f"  token from {location.path}")
+            if location.assumed:
+                report.say(f"    assumed {location.assumed}")
+            if no_secrets:
+                report.say("    not read (--no-secrets)")
+            else:
+                try:
+                    read_token(config)
+                    report.say(f"    read {location.path}: a token")
+                except ConfigError as exc:
+                    report.error(exc)
+    report.finish()

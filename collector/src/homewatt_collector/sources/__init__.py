@@ -48,6 +48,9 @@ class SourceKind:
     config_model: type[BaseModel]
     # (its config model instance, site, state directory or None) -> Source
     factory: Callable[[Any, str, Path | None], Source]
+    # A kind with secrets (device passwords): reads every one its config names, as the factory
+    # would (ConfigError naming the key and the file); check-config calls it unless --no-secrets.
+    read_secrets: Callable[[Any], object] | None = None
 
 
 def _demo(config: DemoSourceConfig, site: str, state_dir: Path | None) -> Source:
@@ -61,8 +64,12 @@ def _modbus(config: ModbusSourceConfig, site: str, state_dir: Path | None) -> So
 SOURCES: Registry[SourceKind] = Registry("source kind")
 SOURCES.register("demo", SourceKind(DemoSourceConfig, _demo))
 SOURCES.register("modbus", SourceKind(ModbusSourceConfig, _modbus))
-SOURCES.register("shelly", SourceKind(shelly.ShellySourceConfig, shelly.create))
-SOURCES.register("emporia", SourceKind(emporia.EmporiaSourceConfig, emporia.create))
+SOURCES.register(
+    "shelly", SourceKind(shelly.ShellySourceConfig, shelly.create, shelly.read_passwords)
+)
+SOURCES.register(
+    "emporia", SourceKind(emporia.EmporiaSourceConfig, emporia.create, emporia.read_passwords)
+)
 
 
 def create_source(config: BaseModel, site: str, state_dir: Path | None = None) -> Source:

@@ -20,7 +20,7 @@ from homewatt_collector.sources.emporia.config import EmporiaSourceConfig, read_
 if TYPE_CHECKING:
     from homewatt_collector.sources.emporia.source import EmporiaSource
 
-__all__ = ["EmporiaSourceConfig", "create"]
+__all__ = ["EmporiaSourceConfig", "create", "read_passwords"]
 
 
 def create(config: EmporiaSourceConfig, site: str, state_dir: Path | None) -> EmporiaSource:

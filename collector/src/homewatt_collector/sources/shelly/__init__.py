@@ -18,7 +18,7 @@ from homewatt_collector.sources.shelly.config import ShellySourceConfig, read_pa
 if TYPE_CHECKING:
     from homewatt_collector.sources.shelly.source import ShellySource
 
-__all__ = ["ShellySourceConfig", "create"]
+__all__ = ["ShellySourceConfig", "create", "read_passwords"]
 
 
 def create(config: ShellySourceConfig, site: str, state_dir: Path | None) -> ShellySource:
