@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -60,10 +61,8 @@ class V1:
             f"{self.url}/write", params=params, data=line.encode(), headers=self.headers, timeout=10
         )
 
-    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        return requests.request(
-            method, self.url + path, headers=self.headers, timeout=10, **kwargs  # type: ignore[arg-type]
-        )
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, self.url + path, headers=self.headers, timeout=10, **kwargs)
 
 
 @pytest.fixture

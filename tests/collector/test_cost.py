@@ -295,7 +295,9 @@ def cost_site(tmp_path: Path, tariff: dict, token_file: Path | None = None) -> P
     influxdb: dict = {"url": "http://127.0.0.1:9"}
     influxdb.update({"token_file": str(token_file)} if token_file else {"anonymous": True})
     config = tmp_path / "home.yaml"
-    config.write_text(yaml.safe_dump({"site": "home", "tariff": "tariff.yaml", "influxdb": influxdb}))
+    config.write_text(
+        yaml.safe_dump({"site": "home", "tariff": "tariff.yaml", "influxdb": influxdb})
+    )
     return config
 
 

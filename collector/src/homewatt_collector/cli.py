@@ -367,7 +367,9 @@ def check_config(
     report.finish()
 
 
-def _check_source_secrets(config: CollectorConfig, report: CheckReport, *, no_secrets: bool) -> None:
+def _check_source_secrets(
+    config: CollectorConfig, report: CheckReport, *, no_secrets: bool
+) -> None:
     """The passwords a source names (a kind registered with read_secrets), read as `run` reads
     them, unless --no-secrets."""
     read_secrets = SOURCES.get(config.source.kind).read_secrets

@@ -99,6 +99,7 @@ def _config_path(config: Path | None, site: str | None) -> Path:
 
 def _check(
     check: bool,
+    *,
     config: Path | None,
     site: str | None,
     tariff: Path | None,
@@ -181,7 +182,14 @@ def cost_command(
         )
 
         if check or no_secrets or tariff is not None:
-            _check(check, config or _group_config(ctx), site, tariff, no_secrets, check_command)
+            _check(
+                check,
+                config=config or _group_config(ctx),
+                site=site,
+                tariff=tariff,
+                no_secrets=no_secrets,
+                check_command=check_command,
+            )
             return
 
         options = {"day": day, "month": month, "year": year, "since": since, "until": until}
