@@ -595,3 +595,75 @@ def test_grafana_alert_limit_defaults_are_grafana_limits_yaml() -> None:
         for name, value in defaults.items()
         if name.startswith("grafana_alert_") and name != "grafana_alert_receiver"
     }
+
+
+# --- one preflight or one template at a time (tests/ansible/test_roles_static_apps.py) ---
+
+
+def preflight(
+    role: str, tmp_path: Path, facts: dict, **variables: object
+) -> subprocess.CompletedProcess[str]:
+    """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
+    cache = tmp_path / "facts"
+    cache.mkdir(parents=True)
+    # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in __payload__.
+    (cache / "s1_pi").write_text(json.dumps({"__payload__": json.dumps({**FACTS, **facts})}))
+    playbook = tmp_path / "preflight.yml"
+    task = {"name": "Preflight only", "ansible.builtin.include_role": {
+        "name": role, "tasks_from": "preflight"}}  # fmt: skip
+    play = {"name": "Preflight", "hosts": "pi", "gather_facts": False, "tasks": [task]}
+    playbook.write_text(yaml.safe_dump([play]))
+    env = {
+        **os.environ,
+        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
+        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
+        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+    }
+    done = run(
+        tool("ansible-playbook"), "-i", "pi,", "-c", "local", "-e", json.dumps(variables),
+        str(playbook), env=env,
+    )  # fmt: skip
+    done.stdout += done.stderr  # Ansible 2.19 prints a failed task's message on stderr
+    return done
+
+
+def render(role: str, template: str, tmp_path: Path, **variables: object) -> str:
+    """`role`'s template rendered by Ansible on the controller with the role's defaults, vars
+    and filter plugins."""
+    out = tmp_path / "rendered"
+    content = f"{{{{ lookup('ansible.builtin.template', role_path ~ '/templates/{template}') }}}}"
+    play = {
+        "name": "Render",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [
+            str(ROLES_DIR / role / "defaults" / "main.yml"),
+            str(ROLES_DIR / role / "vars" / "main.yml"),
+        ],
+        "vars": {"role_path": str(ROLES_DIR / role)},
+        "tasks": [
+            {
+                "name": "Render",
+                "ansible.builtin.copy": {"content": content, "dest": str(out), "mode": "0600"},
+            }
+        ],
+    }
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    env = {
+        **os.environ,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        # the role's own filters, as when the role runs
+        "ANSIBLE_FILTER_PLUGINS": str(ROLES_DIR / role / "filter_plugins"),
+    }
+    done = run(
+        tool("ansible-playbook"), "-i", "localhost,", "-c", "local",
+        "-e", json.dumps(variables), str(playbook), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out.read_text()

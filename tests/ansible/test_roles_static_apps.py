@@ -23,6 +23,28 @@ LINE = {
     },
 }
 DEMO = {"name": "demo", "source": {"kind": "demo"}}
+PLUGS = {
+    "name": "plugs",
+    "source": {
+        "kind": "shelly",
+        "devices": [
+            {"name": "kitchen", "host": "192.0.2.50", "interval_s": 5},
+            {"name": "office", "host": "192.0.2.51", "password_credential": "shelly-office"},
+            {"name": "garage", "host": "192.0.2.52", "password_credential": "shelly-garage"},
+        ],
+    },
+}
+TARIFF = {
+    "timezone": "Europe/Warsaw",
+    "currency": "PLN",
+    "standing_charge_per_day": 1.25,
+    "periods": [
+        {"name": "peak", "price": 1.18, "days": ["mon", "tue", "wed", "thu", "fri"],
+         "hours": ["07-13", "16-21"]},
+        {"name": "offpeak", "price": 0.64},
+    ],
+    "holidays": ["2026-12-25"],
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -47,7 +69,7 @@ def refused(role: str, tmp_path: Path, **variables: object) -> str:
         ([{"name": "Main", "source": {"kind": "demo"}}],
          "collector_instances[0] needs a unique name"),
         ([DEMO, DEMO], "collector_instances[1] needs a unique name"),
-        ([{"name": "x", "source": {"kind": "emporia"}}], "whose kind is one of demo, modbus"),
+        ([{"name": "x", "source": {"kind": "zigbee"}}], "whose kind is one of demo, "),
         ([{"name": "x", "source": {"kind": "modbus", "meters": [{}]}}], "needs port"),
         ([{**LINE, "source": {**LINE["source"], "port": "/dev/serial/by-id/usb-none"}}],
          "the serial port /dev/serial/by-id/usb-none does not exist"),
@@ -203,3 +225,126 @@ def test_install_answers_are_archived_when_set(tmp_path: Path) -> None:
     config = tmp_path / "backup.yaml"
     config.write_text(text)
     assert check_config("homewatt-backup", config).returncode == 0
+
+
+def test_a_shelly_instance_loads_exactly_its_device_passwords_and_no_device(
+    tmp_path: Path,
+) -> None:
+    assert directives(dropin(PLUGS, tmp_path)) == [
+        "[Service]",
+        "LoadCredential=influxdb-write-token:/etc/homewatt/credentials/influxdb-write-token",
+        "LoadCredential=shelly-garage:/etc/homewatt/credentials/shelly-garage",
+        "LoadCredential=shelly-office:/etc/homewatt/credentials/shelly-office",
+    ]
+
+
+def test_the_rendered_shelly_config_names_its_credentials_and_passes_check_config(
+    tmp_path: Path,
+) -> None:
+    text = static.render(
+        "collector", "collector.yaml.j2", tmp_path, __collector_instance=PLUGS,
+        collector_credentials={"shelly-office": "never-rendered"},
+    )  # fmt: skip
+    assert "never-rendered" not in text
+    devices = yaml.safe_load(text)["source"]["devices"]
+    assert [d.get("password_credential") for d in devices] == [
+        None,
+        "shelly-office",
+        "shelly-garage",
+    ]
+    config = tmp_path / "plugs.yaml"
+    config.write_text(text)
+    done = check_config("homewatt-collector", config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "its passwords not read (--no-secrets)" in done.stdout
+
+
+def test_source_credentials_are_found_in_any_kinds_section() -> None:
+    """A kind's *_credential keys anywhere in its section: Shelly's devices, an Emporia-like
+    accounts list, nested mappings; each name once, sorted."""
+    import importlib.util  # noqa: PLC0415
+
+    path = static.ROLES_DIR / "collector" / "filter_plugins" / "collector_credentials.py"
+    spec = importlib.util.spec_from_file_location("collector_credentials", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = module.homewatt_source_credentials
+    assert found(PLUGS["source"]) == ["shelly-garage", "shelly-office"]
+    accounts = {
+        "kind": "cloud",
+        "accounts": [{"username": "me", "password_credential": "cloud-password"}],
+        "nested": {"api": {"key_credential": "cloud-key"}, "note_credential": None},
+    }
+    assert found(accounts) == ["cloud-key", "cloud-password"]
+    assert found({"kind": "demo"}) == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "words"),
+    [
+        ({"collector_instances": [{**PLUGS, "source": {**PLUGS["source"], "devices": [
+            {"name": "x", "host": "192.0.2.1", "password_credential": "Shelly/Office"}]}}]},
+         "the credential names Shelly/Office (a source's *_credential keys) must be lowercase"),
+        ({"collector_credentials": {"shelly-office": ""}},
+         "collector_credentials shelly-office: each credential needs its secret"),
+        ({"collector_tariff": {"currency": "PLN"}},
+         "collector_tariff is missing timezone, import_price or periods (one of them)"),
+        ({"collector_tariff": {**TARIFF, "import_price": 1.0}},
+         "collector_tariff is missing import_price or periods (one of them)"),
+    ],
+)  # fmt: skip
+def test_collector_preflight_refuses_bad_credentials_or_an_incomplete_tariff(
+    variables: dict, words: str, tmp_path: Path
+) -> None:
+    assert words in refused("collector", tmp_path, **variables)
+
+
+def test_collector_preflight_accepts_shelly_plugs_and_a_tariff(tmp_path: Path) -> None:
+    done = static.preflight(
+        "collector", tmp_path, {}, collector_instances=[PLUGS], collector_tariff=TARIFF,
+        collector_credentials={"shelly-office": "a", "shelly-garage": "b"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+
+
+def cost_check(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = REPO / ".tools" / "venv" / "bin" / "homewatt-collector"
+    argv = [str(tool), "cost", "--check", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_rendered_tariff_and_cost_config_pass_the_cost_check(tmp_path: Path) -> None:
+    variables = {"collector_site": "cabin-2", "collector_tariff": TARIFF}
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text(static.render("collector", "tariff.yaml.j2", tmp_path, **variables))
+    assert yaml.safe_load(tariff.read_text())["periods"][0]["hours"] == ["07-13", "16-21"]
+    done = cost_check("--tariff", str(tariff))
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = static.render(
+        "collector", "cost.yaml.j2", tmp_path, **variables, collector_cost_devices=["main"]
+    )
+    assert yaml.safe_load(text) == {
+        "site": "cabin-2",
+        "tariff": "/etc/homewatt/tariff.yaml",
+        "devices": ["main"],
+        "influxdb": {
+            "url": "http://127.0.0.1:8086",
+            "database": "homewatt",
+            "token_credential": "influxdb-cost-token",
+        },
+    }
+    config = tmp_path / "cabin-2.yaml"
+    config.write_text(text)
+    done = cost_check("--no-secrets", "-c", str(config), "--tariff", str(tariff))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "token from /etc/homewatt/credentials/influxdb-cost-token" in done.stdout
+
+
+def test_a_tariff_the_cost_check_refuses_fails_with_its_message(tmp_path: Path) -> None:
+    bad = {**TARIFF, "periods": [{"name": "peak", "price": 1.0, "hours": ["07-13"]}]}
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text(static.render("collector", "tariff.yaml.j2", tmp_path, collector_tariff=bad))
+    done = cost_check("--tariff", str(tariff))
+    assert done.returncode == 1
+    assert str(tariff) in done.stderr and "periods" in done.stderr
