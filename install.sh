@@ -19,6 +19,10 @@ ANSIBLE_VENV=${HOMEWATT_ANSIBLE_VENV:-/opt/homewatt/ansible-venv}
 OS_RELEASE=${HOMEWATT_OS_RELEASE:-/etc/os-release}
 FREE_SPACE_PATH=${HOMEWATT_FREE_SPACE_PATH:-/var/lib}
 MIN_FREE_MB=1024
+# Where secrets go (contracts/secrets.json's credentials directory); for the tests: another one,
+# and stopping once the inventory and the credentials are written (nothing installed).
+CREDENTIALS_DIR=${HOMEWATT_CREDENTIALS_DIR:-/etc/homewatt/credentials}
+ONLY_INVENTORY=${HOMEWATT_ONLY_INVENTORY:-false}
 
 usage() {
   cat <<'EOF'
@@ -38,11 +42,22 @@ What to install:
   --azure-container NAME      its container (default homewatt-<site>)
   --azure-sas-file FILE       a file holding the container SAS (never pass it as an argument)
   --no-azure                  keep backups on this machine only
+  --shelly-plug NAME=ADDRESS  add a Shelly plug, switch or meter (repeatable; its generation
+                              is found on its own): NAME is its device tag (lowercase letters,
+                              digits, '-'), ADDRESS its IP address or host name
+  --shelly-password-file NAME=FILE
+                              a file holding plug NAME's password (repeatable; never pass a
+                              password as an argument); a plug without one has no password
+  --emporia-username EMAIL    add an Emporia Vue account (the Emporia app's login)
+  --emporia-password-file FILE
+                              a file holding its password
   --grafana-lan               show Grafana to the home network (the default)
   --no-grafana-lan            Grafana on this machine only (127.0.0.1:3000)
   --answers FILE              read the answers from FILE (KEY=VALUE lines: SITE, DEMO,
                               METER_PORT, METER_MODEL, METER_ID, AZURE_ACCOUNT_URL,
-                              AZURE_CONTAINER, AZURE_SAS_FILE, GRAFANA_LAN)
+                              AZURE_CONTAINER, AZURE_SAS_FILE, GRAFANA_LAN, SHELLY_PLUGS and
+                              SHELLY_PASSWORD_FILES (space-separated NAME=ADDRESS and
+                              NAME=FILE), EMPORIA_USERNAME, EMPORIA_PASSWORD_FILE)
   --non-interactive           ask nothing: defaults and the answers given, else fail
 
 Other actions:
@@ -50,6 +65,10 @@ Other actions:
   --uninstall                 stop and remove units and containers; keep data and secrets
   --purge                     with --uninstall: delete data, secrets and configs too
   -h, --help                  this help
+
+Passwords (Shelly, Emporia) are copied root-only (0600) to /etc/homewatt/credentials/;
+the inventory names them (password_credential) and never holds them. Asked interactively,
+a password is read without echo. A re-run keeps a password already there.
 
 Environment: HOMEWATT_REPO_URL and HOMEWATT_REF (the repository and release a piped run
 clones), HOMEWATT_ANSIBLE_VENV (default /opt/homewatt/ansible-venv), HOMEWATT_EXTRA_VARS
@@ -65,6 +84,7 @@ step() { step_no=$((step_no + 1)); printf '\n[%d] %s\n' "$step_no" "$*"; }
 # --- options ---------------------------------------------------------------------------------
 SITE="" DEMO="" METER_PORT="" METER_MODEL="" METER_ID="" AZURE_ACCOUNT_URL="" AZURE_CONTAINER=""
 AZURE_SAS_FILE="" AZURE="" GRAFANA_LAN="" ANSWERS="" NON_INTERACTIVE=false ACTION=install
+SHELLY_PLUGS="" SHELLY_PASSWORD_FILES="" EMPORIA_USERNAME="" EMPORIA_PASSWORD_FILE=""
 PURGE=false RESET_GRAFANA=false
 ARGS=("$@")
 
@@ -81,6 +101,10 @@ while [ "$#" -gt 0 ]; do
     --azure-container) need_value "$@"; AZURE_CONTAINER=$2; shift ;;
     --azure-sas-file) need_value "$@"; AZURE_SAS_FILE=$2; shift ;;
     --no-azure) AZURE=no ;;
+    --shelly-plug) need_value "$@"; SHELLY_PLUGS="${SHELLY_PLUGS:+$SHELLY_PLUGS }$2"; shift ;;
+    --shelly-password-file) need_value "$@"; SHELLY_PASSWORD_FILES="${SHELLY_PASSWORD_FILES:+$SHELLY_PASSWORD_FILES }$2"; shift ;;
+    --emporia-username) need_value "$@"; EMPORIA_USERNAME=$2; shift ;;
+    --emporia-password-file) need_value "$@"; EMPORIA_PASSWORD_FILE=$2; shift ;;
     --grafana-lan) GRAFANA_LAN=yes ;;
     --no-grafana-lan) GRAFANA_LAN=no ;;
     --answers) need_value "$@"; ANSWERS=$2; shift ;;
@@ -104,7 +128,8 @@ if [ -n "$ANSWERS" ]; then
     key=${line%%=*} value=${line#*=}
     [ "$key" != "$line" ] || die "$ANSWERS:$lineno: expected KEY=VALUE, got '$line'"
     case $key in
-      SITE | DEMO | METER_PORT | METER_MODEL | METER_ID | AZURE_ACCOUNT_URL | AZURE_CONTAINER | AZURE_SAS_FILE | GRAFANA_LAN)
+      SITE | DEMO | METER_PORT | METER_MODEL | METER_ID | AZURE_ACCOUNT_URL | AZURE_CONTAINER | AZURE_SAS_FILE | GRAFANA_LAN \
+        | SHELLY_PLUGS | SHELLY_PASSWORD_FILES | EMPORIA_USERNAME | EMPORIA_PASSWORD_FILE)
         [ -n "${!key}" ] || printf -v "$key" '%s' "$value" ;;
       *) die "$ANSWERS:$lineno: unknown key $key (see --help)" ;;
     esac
@@ -169,9 +194,9 @@ cd "$here"
 # --- uninstall ---------------------------------------------------------------------------------
 if [ "$ACTION" = uninstall ]; then
   step "Stopping and removing the homewatt units"
-  mapfile -t units < <(systemctl list-units --all --plain --no-legend 'homewatt-collector@*' 'homewatt-backup.*' | awk '{print $1}')
+  mapfile -t units < <(systemctl list-units --all --plain --no-legend 'homewatt-collector@*' 'homewatt-cost@*' 'homewatt-backup.*' | awk '{print $1}')
   [ "${#units[@]}" -eq 0 ] || systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
-  rm -rf /etc/systemd/system/homewatt-collector@* /etc/systemd/system/homewatt-backup.*
+  rm -rf /etc/systemd/system/homewatt-collector@* /etc/systemd/system/homewatt-cost@* /etc/systemd/system/homewatt-backup.*
   systemctl daemon-reload
   rm -f /usr/local/bin/homewatt-collector /usr/local/bin/homewatt-backup
   step "Removing the InfluxDB and Grafana containers"
@@ -251,23 +276,56 @@ fi
 ask GRAFANA_LAN "Show Grafana to the home network (yes/no)" yes
 case $GRAFANA_LAN in yes | true | 1) GRAFANA_LAN=yes ;; *) GRAFANA_LAN=no ;; esac
 
-# --- prerequisites and Ansible -----------------------------------------------------------------
-step "Installing the prerequisites (apt)"
-apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || die "apt-get update failed: no network to the package mirrors?"
-apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv git iproute2 ca-certificates >/dev/null \
-  || die "apt-get install failed: no network to the package mirrors?"
-
-step "Installing Ansible, pinned, into $ANSIBLE_VENV"
-[ -x "$ANSIBLE_VENV/bin/python" ] || python3 -m venv "$ANSIBLE_VENV"
-# Only Ansible itself, at the versions tools/ansible/requirements.txt pins (the tests' set);
-# pip takes no extras in a constraints file (molecule-plugins[docker]), so they are cut off.
-# --no-compile: the ansible package is some 50,000 files, which pip would all byte-compile
-# (under load here the step took over 30 min); Python compiles what Ansible imports on use.
-constraints=$(mktemp)
-trap 'rm -f "$constraints"' EXIT
-sed -E 's/\[[^]]*\]//' tools/ansible/requirements.txt >"$constraints"
-"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check --no-compile -c "$constraints" ansible ansible-core \
-  || die "pip could not install Ansible (pip's lines above say why; no network to PyPI?)"
+# Plugs and cloud accounts: each its own collector instance (plugs, emporia).
+ask SHELLY_PLUGS "Shelly plugs to add, as NAME=ADDRESS separated by spaces (e.g. kettle=192.168.1.50), or none" none
+[ "$SHELLY_PLUGS" != none ] || SHELLY_PLUGS=""
+declare -A shelly_host=() shelly_password_file=()
+shelly_names=()
+for plug in $SHELLY_PLUGS; do
+  name=${plug%%=*} host=${plug#*=}
+  if [ "$name" = "$plug" ] || ! [[ $name =~ ^[a-z0-9][a-z0-9-]*$ ]] || ! [[ $host =~ ^[A-Za-z0-9.:-]+$ ]]; then
+    die "--shelly-plug '$plug' must be NAME=ADDRESS: NAME lowercase letters, digits and '-', ADDRESS an IP address or host name"
+  fi
+  [ -z "${shelly_host[$name]:-}" ] || die "--shelly-plug: two plugs are named $name"
+  shelly_host[$name]=$host
+  shelly_names+=("$name")
+done
+for given in $SHELLY_PASSWORD_FILES; do
+  name=${given%%=*} file=${given#*=}
+  if [ "$name" = "$given" ] || [ -z "${shelly_host[$name]:-}" ]; then die "--shelly-password-file '$given' must be NAME=FILE for a plug given with --shelly-plug"; fi
+  if ! [ -r "$file" ] || ! [ -s "$file" ]; then die "--shelly-password-file $name=$file: no such readable, non-empty file"; fi
+  shelly_password_file[$name]=$file
+done
+# A password typed here goes straight into its credential file, never echoed or logged.
+declare -A shelly_password=()
+ask_password() { # ask_password "question": the reply on stdout, read without echo
+  local reply=""
+  read -r -s -p "$1: " reply </dev/tty || reply=""
+  printf '\n' >/dev/tty
+  printf '%s' "$reply"
+}
+interactive=false
+if [ "$NON_INTERACTIVE" = false ] && { : </dev/tty; } 2>/dev/null; then interactive=true; fi
+for name in "${shelly_names[@]}"; do
+  if [ -z "${shelly_password_file[$name]:-}" ] && [ ! -s "$CREDENTIALS_DIR/shelly-$name" ] && [ "$interactive" = true ]; then
+    shelly_password[$name]=$(ask_password "Password of Shelly $name (empty: it has none)")
+  fi
+done
+ask EMPORIA_USERNAME "Emporia Vue account to add (the app's e-mail login), or none" none
+[ "$EMPORIA_USERNAME" != none ] || EMPORIA_USERNAME=""
+if [ -n "$EMPORIA_USERNAME" ]; then
+  [[ $EMPORIA_USERNAME =~ ^[^[:space:]\"]+$ ]] || die "--emporia-username '$EMPORIA_USERNAME' must be the app's login, without spaces or quotes"
+  emporia_password=""
+  if [ -n "$EMPORIA_PASSWORD_FILE" ]; then
+    if ! [ -r "$EMPORIA_PASSWORD_FILE" ] || ! [ -s "$EMPORIA_PASSWORD_FILE" ]; then
+      die "--emporia-password-file $EMPORIA_PASSWORD_FILE: no such readable, non-empty file"
+    fi
+  elif [ ! -s "$CREDENTIALS_DIR/emporia-password" ]; then
+    [ "$interactive" = true ] || die "the Emporia account needs --emporia-password-file (a file holding its password; never pass the password itself)"
+    emporia_password=$(ask_password "Password of the Emporia account $EMPORIA_USERNAME")
+    [ -n "$emporia_password" ] || die "the Emporia account needs its password"
+  fi
+fi
 
 # --- the inventory -----------------------------------------------------------------------------
 step "The inventory ansible/inventories/local"
@@ -301,6 +359,20 @@ mkdir -p "$inventory/host_vars/localhost"
     printf 'collector_instances:\n  - name: main\n    source:\n      kind: modbus\n      port: "%s"\n' "$METER_PORT"
     printf '      meters:\n        - {name: main, model: "%s", device_id: %s}\n' "$METER_MODEL" "$METER_ID"
   fi
+  if [ "${#shelly_names[@]}" -gt 0 ]; then
+    printf '  - name: plugs\n    source:\n      kind: shelly\n      devices:\n'
+    for name in "${shelly_names[@]}"; do
+      printf '        - {name: %s, host: "%s", interval_s: 5' "$name" "${shelly_host[$name]}"
+      if [ -n "${shelly_password_file[$name]:-}" ] || [ -s "$CREDENTIALS_DIR/shelly-$name" ] || [ -n "${shelly_password[$name]:-}" ]; then
+        printf ', password_credential: shelly-%s' "$name"
+      fi
+      printf '}\n'
+    done
+  fi
+  if [ -n "$EMPORIA_USERNAME" ]; then
+    printf '  - name: emporia\n    source:\n      kind: emporia\n      accounts:\n'
+    printf '        - {name: %s, username: "%s", password_credential: emporia-password}\n' "$SITE" "$EMPORIA_USERNAME"
+  fi
   printf 'grafana_listen_address: %s\n' "$([ "$GRAFANA_LAN" = yes ] && echo 0.0.0.0 || echo 127.0.0.1)"
   # Each daily backup keeps this file too (a Pi rebuilt from its backup gets its answers back).
   printf 'backup_config_files_install_answers: "%s"\n' "$here/$inventory/host_vars/localhost/install.yml"
@@ -312,11 +384,54 @@ mkdir -p "$inventory/host_vars/localhost"
   fi
 } >"$inventory/host_vars/localhost/install.yml"
 
+# The pollers' passwords, root-only, each in the credential file its instance loads.
+write_secret() { # write_secret NAME < secret (its first line)
+  install -d -m 0700 "$CREDENTIALS_DIR"
+  (umask 077 && head -n 1 >"$CREDENTIALS_DIR/$1.tmp" && mv -f "$CREDENTIALS_DIR/$1.tmp" "$CREDENTIALS_DIR/$1")
+}
+for name in "${shelly_names[@]}"; do
+  if [ -n "${shelly_password_file[$name]:-}" ]; then
+    write_secret "shelly-$name" <"${shelly_password_file[$name]}"
+  elif [ -n "${shelly_password[$name]:-}" ]; then
+    printf '%s\n' "${shelly_password[$name]}" | write_secret "shelly-$name"
+  fi
+done
+if [ -n "$EMPORIA_USERNAME" ]; then
+  if [ -n "$EMPORIA_PASSWORD_FILE" ]; then
+    write_secret emporia-password <"$EMPORIA_PASSWORD_FILE"
+  elif [ -n "$emporia_password" ]; then
+    printf '%s\n' "$emporia_password" | write_secret emporia-password
+  fi
+fi
+
 if [ "$AZURE" = yes ] && [ -n "$AZURE_SAS_FILE" ]; then
   install -d -m 0700 /etc/homewatt /etc/homewatt/credentials
   chmod 0755 /etc/homewatt
   (umask 077 && head -n 1 "$AZURE_SAS_FILE" >/etc/homewatt/credentials/azure-sas)
 fi
+
+if [ "$ONLY_INVENTORY" = true ]; then
+  printf 'inventory and credentials written (HOMEWATT_ONLY_INVENTORY): nothing installed\n'
+  exit 0
+fi
+
+# --- prerequisites and Ansible -----------------------------------------------------------------
+step "Installing the prerequisites (apt)"
+apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || die "apt-get update failed: no network to the package mirrors?"
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv git iproute2 ca-certificates >/dev/null \
+  || die "apt-get install failed: no network to the package mirrors?"
+
+step "Installing Ansible, pinned, into $ANSIBLE_VENV"
+[ -x "$ANSIBLE_VENV/bin/python" ] || python3 -m venv "$ANSIBLE_VENV"
+# Only Ansible itself, at the versions tools/ansible/requirements.txt pins (the tests' set);
+# pip takes no extras in a constraints file (molecule-plugins[docker]), so they are cut off.
+# --no-compile: the ansible package is some 50,000 files, which pip would all byte-compile
+# (under load here the step took over 30 min); Python compiles what Ansible imports on use.
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+sed -E 's/\[[^]]*\]//' tools/ansible/requirements.txt >"$constraints"
+"$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check --no-compile -c "$constraints" ansible ansible-core \
+  || die "pip could not install Ansible (pip's lines above say why; no network to PyPI?)"
 
 # --- the play ----------------------------------------------------------------------------------
 step "Running ansible/site.yml on this machine (a few minutes the first time)"

@@ -11,10 +11,13 @@ see the report of the issue and the README.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "install.sh"
@@ -162,3 +165,102 @@ def test_non_interactive_without_a_meter_or_demo_says_what_it_needs(tmp_path: Pa
 def test_a_bad_site_name_is_refused(tmp_path: Path) -> None:
     done = install("--demo", "--site", "My_House", env=os_release(tmp_path))
     assert "site 'My_House' must be 1-40 lowercase letters" in one_line_error(done)
+
+
+def answered(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """install.sh from a copy of the checkout's parts it reads, stopped once the inventory and
+    the credentials are written (HOMEWATT_ONLY_INVENTORY), credentials in a directory of the
+    test, in a network namespace of its own (the port check sees no port of the machine)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "ansible" / "inventories").mkdir(parents=True)
+    shutil.copy(SCRIPT, checkout / "install.sh")
+    shutil.copy(REPO / "ansible" / "site.yml", checkout / "ansible" / "site.yml")
+    shutil.copytree(
+        REPO / "ansible" / "inventories" / "example",
+        checkout / "ansible" / "inventories" / "example",
+    )
+    credentials = tmp_path / "credentials"
+    env = {
+        **os.environ, **os_release(tmp_path), "HOMEWATT_ONLY_INVENTORY": "true",
+        "HOMEWATT_CREDENTIALS_DIR": str(credentials),
+    }  # fmt: skip
+    done = subprocess.run(
+        ["unshare", "--net", "bash", str(checkout / "install.sh"), *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return done, checkout / "ansible" / "inventories" / "local" / "host_vars" / "localhost"
+
+
+@needs_root
+def test_plugs_and_an_emporia_account_go_to_the_inventory_and_their_passwords_to_credentials(
+    tmp_path: Path,
+) -> None:
+    office = tmp_path / "office-password"
+    office.write_text("office-secret\n")
+    emporia = tmp_path / "emporia-password"
+    emporia.write_text("emporia-secret\n")
+    done, host_vars = answered(
+        tmp_path, "--demo", "--non-interactive", "--shelly-plug", "kettle=192.168.1.50",
+        "--shelly-plug", "office=192.168.1.51", "--shelly-password-file", f"office={office}",
+        "--emporia-username", "me@example.com", "--emporia-password-file", str(emporia),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (host_vars / "install.yml").read_text()
+    assert "secret" not in text + done.stdout + done.stderr
+    instances = {i["name"]: i["source"] for i in yaml.safe_load(text)["collector_instances"]}
+    assert instances["plugs"] == {
+        "kind": "shelly",
+        "devices": [
+            {"name": "kettle", "host": "192.168.1.50", "interval_s": 5},
+            {"name": "office", "host": "192.168.1.51", "interval_s": 5,
+             "password_credential": "shelly-office"},
+        ],
+    }  # fmt: skip
+    assert instances["emporia"]["accounts"] == [
+        {"name": "home", "username": "me@example.com", "password_credential": "emporia-password"}
+    ]
+    credentials = tmp_path / "credentials"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
+    for name, secret in (
+        ("shelly-office", "office-secret"),
+        ("emporia-password", "emporia-secret"),
+    ):
+        path = credentials / name
+        assert path.read_text() == secret + "\n"
+        assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_uid) == (0o600, 0)
+    assert sorted(p.name for p in credentials.iterdir()) == ["emporia-password", "shelly-office"]
+
+
+@needs_root
+def test_the_answers_file_takes_shelly_plugs_too(tmp_path: Path) -> None:
+    answers = tmp_path / "answers"
+    answers.write_text("DEMO=yes\nSHELLY_PLUGS=kettle=192.168.1.50 lamp=shelly-lamp.local\n")
+    done, host_vars = answered(tmp_path, "--non-interactive", "--answers", str(answers))
+    assert done.returncode == 0, done.stdout + done.stderr
+    instances = yaml.safe_load((host_vars / "install.yml").read_text())["collector_instances"]
+    assert [d["host"] for d in instances[1]["source"]["devices"]] == [
+        "192.168.1.50", "shelly-lamp.local"
+    ]  # fmt: skip
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--shelly-plug", "Kettle=192.168.1.50"),
+         "--shelly-plug 'Kettle=192.168.1.50' must be NAME=ADDRESS"),
+        (("--shelly-plug", "192.168.1.50"), "must be NAME=ADDRESS"),
+        (("--shelly-plug", "a=1.2.3.4", "--shelly-plug", "a=1.2.3.5"), "two plugs are named a"),
+        (("--shelly-password-file", "b=/etc/hostname"), "must be NAME=FILE for a plug given"),
+        (("--shelly-plug", "a=1.2.3.4", "--shelly-password-file", "a=/nonexistent"),
+         "--shelly-password-file a=/nonexistent: no such readable"),
+        (("--emporia-username", "me@example.com"),
+         "the Emporia account needs --emporia-password-file"),
+    ],
+)  # fmt: skip
+def test_a_bad_plug_or_account_answer_is_refused_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], words: str
+) -> None:
+    done, _ = answered(tmp_path, "--demo", "--non-interactive", *args)
+    assert words in one_line_error(done)
