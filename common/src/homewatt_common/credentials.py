@@ -66,11 +66,22 @@ def locate_file(
 
 
 def locate_credential(
-    app: str, name: str, origin: Problem, kind: str, credentials_dir: Path | None
+    app: str,
+    name: str,
+    origin: Problem,
+    kind: str,
+    credentials_dir: Path | None,
+    *,
+    operator_named: bool = False,
 ) -> SecretLocation:
     """A secret named by a `*_credential` key: in `credentials_dir` ($CREDENTIALS_DIRECTORY)
     under systemd, else the file the unit loads (assumed). ProblemsError for an old name, or a
-    credential no homewatt unit loads when there is no credentials directory."""
+    credential no homewatt unit loads when there is no credentials directory.
+
+    `operator_named`: names the operator chooses (a device's password, one credential per
+    device: shelly-office) that the contract cannot list; outside systemd such a name is the
+    file of that name in the contract's credentials directory, where the collector role and
+    install.sh write it and the instance's drop-in loads it from (assumed)."""
     contract = load_contract()
     rename = contract.renamed(app, name)
     if rename is not None:
@@ -94,6 +105,15 @@ def locate_credential(
     if credentials_dir is not None:
         return SecretLocation(credentials_dir / name, origin, kind)
     spec = contract.credential(app, name)
+    if spec is None and operator_named and "/" not in name:
+        path = contract.credentials_dir / name
+        return SecretLocation(
+            path,
+            origin,
+            kind,
+            assumed=f"outside systemd: {path}, where the collector role and install.sh put"
+            f" credential {name} (the instance's drop-in loads it)",
+        )
     if spec is None:
         known = ", ".join(contract.credential_names(app))
         raise ProblemsError(

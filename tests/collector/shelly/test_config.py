@@ -130,3 +130,20 @@ def test_check_config_no_secrets_does_not_read_the_device_passwords(tmp_path: Pa
     result = cli("check-config", "--no-secrets", "-c", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "    its passwords not read (--no-secrets)" in result.stdout.splitlines()
+
+
+def test_outside_systemd_a_device_credential_is_the_file_of_its_name_in_the_credentials_dir(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One credential per device (named by the operator: the contract cannot list them): the
+    file the collector role and install.sh write, /etc/homewatt/credentials/<name>, is read;
+    it is missing here, and the error names it."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = validate_config(
+        collector([{"name": "plug", "host": "192.0.2.10", "password_credential": "shelly-xyz"}]),
+        "",
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_passwords(config.source)  # type: ignore[arg-type]
+    assert "source.devices[0].password_credential" in str(caught.value)
+    assert "/etc/homewatt/credentials/shelly-xyz" in str(caught.value)

@@ -106,6 +106,7 @@ def _read_password(device: ShellyDeviceConfig, index: int) -> str | None:
                 origin,
                 "password",
                 Path(credentials_dir) if credentials_dir else None,
+                operator_named=True,
             )
         elif device.password_file is not None:
             origin = Problem("", "", f"{key}.password_file")
