@@ -89,6 +89,7 @@ def test_secret_files_are_root_only(host: testinfra.host.Host) -> None:
         "influxdb-operator-token",
         "influxdb-write-token",
         "influxdb-grafana-token",
+        "influxdb-cost-token",
     ):
         file = host.file(f"{CREDENTIALS}/{name}")
         assert (file.user, file.group, file.mode) == ("root", "root", 0o600), name
@@ -102,6 +103,7 @@ def test_onboarding_made_one_token_of_each_kind(host: testinfra.host.Host) -> No
     descriptions = [a["description"] for a in auths["authorizations"]]
     assert descriptions.count("homewatt collector: write homewatt") == 1
     assert descriptions.count("homewatt grafana: read homewatt and homewatt_longterm") == 1
+    assert descriptions.count("homewatt cost: read homewatt, write homewatt_longterm") == 1
 
 
 def test_write_token_writes_the_raw_bucket_and_reads_nothing(host: testinfra.host.Host) -> None:
@@ -132,6 +134,24 @@ def test_grafana_token_reads_both_buckets_and_cannot_write(host: testinfra.host.
         401,
         403,
     )
+
+
+def test_cost_token_reads_raw_writes_longterm_over_v1_and_nothing_else(
+    host: testinfra.host.Host,
+) -> None:
+    """What `homewatt-collector cost --write` does with it: InfluxQL on the raw bucket over the
+    v1 /query, line protocol into rp longterm over the v1 /write; anything else is refused."""
+    cost = "influxdb-cost-token"
+    deadline = time.monotonic() + 30
+    while "230.5" not in query(host, cost, "SELECT power_w FROM electricity")[1]:
+        assert time.monotonic() < deadline, "the cost token does not read the raw bucket"
+        time.sleep(1)
+    line = "energy_cost,site=home,period=bill energy=1.5,cost=0.75"
+    assert status(host, "POST", "/write?db=homewatt&rp=longterm&precision=s", cost, line) == 204
+    assert status(host, "POST", "/write?db=homewatt&precision=s", cost, line) == 403
+    raw = "/api/v2/write?org=homewatt&bucket=homewatt&precision=s"
+    assert status(host, "POST", raw, cost, "electricity,device=x power_w=1") in (401, 403, 404)
+    assert status(host, "POST", "/api/v2/buckets", cost, '{"name": "x"}') in (400, 401, 403)
 
 
 def test_data_survives_a_recreated_container(
