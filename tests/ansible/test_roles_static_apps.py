@@ -4,6 +4,7 @@ the rendered configs, each config accepted by the app's own check-config --no-se
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -348,3 +349,18 @@ def test_a_tariff_the_cost_check_refuses_fails_with_its_message(tmp_path: Path) 
     done = cost_check("--tariff", str(tariff))
     assert done.returncode == 1
     assert str(tariff) in done.stderr and "periods" in done.stderr
+
+
+def test_the_readmes_collector_tariff_passes_the_cost_check(tmp_path: Path) -> None:
+    """The README's `collector_tariff` example, rendered by the role, is a tariff the collector
+    accepts."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    [example] = [yaml.safe_load(b) for b in blocks if b.startswith("collector_tariff:")]
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text(
+        static.render(
+            "collector", "tariff.yaml.j2", tmp_path, collector_tariff=example["collector_tariff"]
+        )
+    )
+    done = cost_check("--tariff", str(tariff))
+    assert done.returncode == 0, done.stdout + done.stderr
