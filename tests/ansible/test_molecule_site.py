@@ -1,10 +1,14 @@
-"""The `site` scenario: site.yml (base, docker, influxdb, grafana) on a fresh bookworm and a
-fresh trixie instance from the example inventory's group_vars. Then, on bookworm, secrets are
+"""The `site` scenario: the whole site.yml (base, docker, influxdb, grafana, collector, backup)
+on a fresh bookworm and a fresh trixie instance from the example inventory's group_vars, each
+collecting from the demo meter and backing up to Azurite, which this test runs on the host
+(reachable from the instances over the systemd rig's bridge). Then, on bookworm, secrets are
 rotated with `-e homewatt_rotate_secrets=[...]` (old tokens refused, new ones work, Grafana
 restarted with its new token) and a second run changes nothing (idempotence; trixie: converge
 only, to keep the suite's time); the testinfra verifier checks the stack on both; Molecule's
 whole output and the instances' journal and container logs are searched for every secret the
-run generated or rotated.
+run generated or rotated (and the SAS). The verifier reads the demo samples back and runs one
+backup on each host (the collector's lateness meanwhile); this test then lists the uploaded
+archives in Azurite with azure-storage-blob.
 
 The official InfluxDB 2 and Grafana images are not run here: the stand-ins are (see
 test_molecule_roles.py).
@@ -16,6 +20,9 @@ import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +34,7 @@ from tests.ansible.conftest import (
     can_grant_sys_ptrace,
     long_scenario,
 )
+from tests.support.azurite import Azurite
 from tests.support.dockerd import PrivateDockerd
 from tests.support.systemd_rig import SystemdRig
 
@@ -90,19 +98,47 @@ def instance_logs(docker: PrivateDockerd, host: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site_env(systemd_rig: SystemdRig, standin_images: dict[str, str]) -> dict[str, str]:
+def azurite(systemd_rig: SystemdRig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite on the rig's bridge, where the instances reach it (prepare.yml relays it)."""
+    workdir = Path(tmp_path_factory.mktemp("azurite"))
+    server = Azurite(workdir, host=str(systemd_rig.daemon.network.ip)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def site_env(
+    systemd_rig: SystemdRig, standin_images: dict[str, str], azurite: Azurite
+) -> dict[str, str]:
+    """Molecule's environment: the images, and Azurite's address, container and SAS (rcwl, as
+    Terraform's lifecycle mode gives; valid long enough for a slow run) for the host_vars."""
+    container = azurite.new_container("homewatt-site")
     return {
         **standin_images,
         "HOMEWATT_MOLECULE_IMAGE_TRIXIE": images.role_image(systemd_rig, "trixie"),
+        "HOMEWATT_SITE_AZURITE": f"{azurite.host}:{azurite.port}",
+        "HOMEWATT_SITE_AZURE_CONTAINER": container,
+        "HOMEWATT_SITE_AZURE_SAS": azurite.sas(container, "rcwl", timedelta(hours=8)),
     }
+
+
+def uploaded(azurite: Azurite, container: str) -> dict[str, list[str]]:
+    """The blob names in `container` by their first part (the site), as listed with the
+    account key from the host."""
+    found: dict[str, list[str]] = {}
+    for blob in azurite.container(container).list_blobs():
+        found.setdefault(blob.name.split("/", 1)[0], []).append(blob.name)
+    return found
 
 
 # Hang guards: one step took 450 s at a load average of 6-11 and passed 900 s at 12-17 on the
 # shared 2-core VM.
 @long_scenario
 @pytest.mark.timeout(4800)
-def test_site_converges_on_bookworm_and_trixie_rotates_secrets_and_never_prints_one(
-    molecule: Molecule, systemd_rig: SystemdRig, site_env: dict[str, str]
+def test_site_converges_collects_backs_up_to_azurite_rotates_secrets_and_never_prints_one(
+    molecule: Molecule, systemd_rig: SystemdRig, site_env: dict[str, str], azurite: Azurite
 ) -> None:
     docker = systemd_rig.daemon
     runs: list[MoleculeRun] = []
@@ -152,12 +188,20 @@ def test_site_converges_on_bookworm_and_trixie_rotates_secrets_and_never_prints_
         # second trixie run would double its cost): a re-run after rotation changes nothing.
         again = step("converge", "--", "--limit", ROTATING)
         assert recap(again.output, ROTATING) == (0, 0), "a second run changed something"
+        # The verifier reads the samples back and runs one backup on each host.
         step("verify")
+        blobs = uploaded(azurite, site_env["HOMEWATT_SITE_AZURE_CONTAINER"])
+        for host in HOSTS:
+            site = host.removeprefix("hw-site-")
+            daily = [name for name in blobs.get(site, []) if name.startswith(f"{site}/daily/")]
+            assert daily, f"no daily backup of {site} in Azurite: {blobs}"
         logs = [instance_logs(docker, host) for host in HOSTS]
     finally:
         with contextlib.suppress(AssertionError):
             seen = seen or [v for host in secrets(docker).values() for v in host.values()]
         molecule.run("site", "destroy", timeout=600, env=site_env)
+    sas = site_env["HOMEWATT_SITE_AZURE_SAS"]
+    seen += [sas, *re.findall(r"sig=([^&]+)", sas)]
     output = "\n".join(r.output for r in runs)
     leaked = [s for s in set(seen) if len(s) >= 8 and s in output]
     assert not leaked, f"{len(leaked)} secret(s) appear in Molecule's output"
