@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from homewatt_collector.sources.shelly.config import ShellySourceConfig  # noqa: E402
 from homewatt_collector.sources.shelly.poller import PollResult  # noqa: E402
 from homewatt_collector.sources.shelly.source import ShellySource  # noqa: E402
-from tests.support.shelly_devices import unreachable_address  # noqa: E402
+from tests.support.processes import unreachable_address  # noqa: E402
 
 NETWORK = "127.0.2"
 PASSWORD = "bench-password"  # noqa: S105 (a test device's, on loopback)
