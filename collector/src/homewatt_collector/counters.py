@@ -22,18 +22,16 @@ What is stored for a counter series (device, channel, model, field) is monotonic
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from homewatt_collector import statefile
 from homewatt_collector.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
@@ -206,44 +204,31 @@ def _consistent(before: tuple[float, float], after: tuple[float, float], limit: 
 
 
 def _read_states(path: Path) -> dict[Series, _State]:
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        log.error(
-            "counter state %s: cannot read: %s; every counter takes a new baseline", path, exc
+    states = statefile.load_document(
+        path,
+        "counter state",
+        "every counter takes a new baseline, and a counter reset before is no longer absorbed",
+        _parse_states,
+    )
+    return states or {}
+
+
+def _parse_states(document: Any) -> dict[Series, _State]:
+    if document.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {document.get('version')!r}")
+    states = {
+        Series(s["device"], s["channel"], s["model"], s["field"]): _State(
+            float(s["value"]), float(s["ts"]), float(s["offset"])
         )
-        return {}
-    try:
-        document = json.loads(content.decode("utf-8"))
-        if document.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {document.get('version')!r}")
-        states = {
-            Series(s["device"], s["channel"], s["model"], s["field"]): _State(
-                float(s["value"]), float(s["ts"]), float(s["offset"])
-            )
-            for s in document["series"]
-        }
-        if not all(math.isfinite(v) for st in states.values() for v in vars(st).values()):
-            raise ValueError("a value is not a finite number")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        with contextlib.suppress(OSError):
-            path.rename(aside)
-        log.error(
-            "counter state %s is damaged (%s): moved aside to %s; every counter takes a new"
-            " baseline, and a counter reset before is no longer absorbed",
-            path,
-            exc,
-            aside.name,
-        )
-        return {}
+        for s in document["series"]
+    }
+    if not all(math.isfinite(v) for st in states.values() for v in vars(st).values()):
+        raise ValueError("a value is not a finite number")
     return states
 
 
 def _write_states(path: Path, states: dict[Series, _State]) -> None:
-    """Replace the file atomically (write, fsync, rename): a power cut leaves old or new."""
+    """Replace the file atomically (statefile.py): a power cut leaves old or new."""
     document = {
         "version": FORMAT_VERSION,
         "series": [
@@ -259,9 +244,4 @@ def _write_states(path: Path, states: dict[Series, _State]) -> None:
             for s, st in sorted(states.items())
         ],
     }
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    statefile.save_document(path, document)

@@ -17,16 +17,12 @@ A file that cannot be read is moved aside with one log line, and every channel s
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import math
-import os
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-log = logging.getLogger(__name__)
+from homewatt_collector import statefile
 
 LEDGER_FILE = "emporia.json"
 FORMAT_VERSION = 1
@@ -56,50 +52,36 @@ def load(path: Path | None) -> dict[str, ChannelState]:
     """The states by channel key (empty for no file, or a damaged one moved aside)."""
     if path is None:
         return {}
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        log.error("emporia state %s: cannot read: %s; every channel starts over", path, exc)
-        return {}
-    try:
-        document = json.loads(content.decode("utf-8"))
-        if document.get("version") != FORMAT_VERSION:
-            raise ValueError(f"format version {document.get('version')!r}")
-        states = {
-            key: ChannelState(
-                int(s["minute"]), float(s["total_kwh"]), float(s["export_kwh"]), int(s["second"])
-            )
-            for key, s in document["channels"].items()
-        }
-        for state in states.values():
-            if not (math.isfinite(state.total_kwh) and math.isfinite(state.export_kwh)):
-                raise ValueError("a sum is not a finite number")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        with contextlib.suppress(OSError):
-            path.rename(aside)
-        log.error(
-            "emporia state %s is damaged (%s): moved aside to %s; every channel's energy sum"
-            " starts again at 0 and its gaps before now are not backfilled",
-            path,
-            exc,
-            aside.name,
+    states = statefile.load_document(
+        path,
+        "emporia state",
+        "every channel's energy sum starts again at 0 and its gaps before now are not backfilled",
+        _parse,
+    )
+    return states or {}
+
+
+def _parse(document: Any) -> dict[str, ChannelState]:
+    if document.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {document.get('version')!r}")
+    states = {
+        key: ChannelState(
+            int(s["minute"]), float(s["total_kwh"]), float(s["export_kwh"]), int(s["second"])
         )
-        return {}
+        for key, s in document["channels"].items()
+    }
+    for state in states.values():
+        if not (math.isfinite(state.total_kwh) and math.isfinite(state.export_kwh)):
+            raise ValueError("a sum is not a finite number")
     return states
 
 
 def save(path: Path, states: dict[str, ChannelState]) -> None:
-    """Replace the file atomically (write, fsync, rename): a power cut leaves old or new."""
-    document = {
-        "version": FORMAT_VERSION,
-        "channels": {key: asdict(state) for key, state in sorted(states.items())},
-    }
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    """Replace the file atomically (statefile.py): a power cut leaves old or new."""
+    statefile.save_document(
+        path,
+        {
+            "version": FORMAT_VERSION,
+            "channels": {key: asdict(state) for key, state in sorted(states.items())},
+        },
+    )
