@@ -40,6 +40,22 @@ def test_the_password_file_must_be_private(tmp_path: Path) -> None:
     assert read_passwords(config) == {"home": "s3cret"}
 
 
+def test_outside_systemd_an_account_credential_is_the_file_of_its_name_in_the_credentials_dir(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An account's credential named by the operator (emporia-cabin: not in the contract) is,
+    outside systemd, the file the collector role and install.sh write,
+    /etc/homewatt/credentials/<name>; it is missing here, and the error names it (not "the
+    homewatt unit loads no credential of that name")."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = EmporiaSourceConfig.model_validate(source(password_credential="emporia-cabin"))
+    with pytest.raises(ConfigError) as caught:
+        read_passwords(config)
+    assert "source.accounts[0].password_credential" in str(caught.value)
+    assert "/etc/homewatt/credentials/emporia-cabin" in str(caught.value)
+    assert "loads no credential of that name" not in str(caught.value)
+
+
 def test_schema_timezone_and_channel_names_are_checked() -> None:
     config = EmporiaSourceConfig.model_validate(
         {

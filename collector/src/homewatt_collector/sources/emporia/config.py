@@ -10,18 +10,14 @@ them and their channels, in Vuegraf's shape (`name` is the device's name in the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from homewatt_collector.errors import ConfigError
+from homewatt_collector.sources.passwords import read_password
 from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret
-from homewatt_common.credentials import locate_credential, locate_file, read_located
-from homewatt_common.problems import Problem, ProblemsError
 
-APP = "homewatt-collector"
 TAG = r"^[^\s,=\\\"][^,=\\\"]*$"  # a tag value: no comma, equals sign, quote or backslash
 
 
@@ -128,29 +124,9 @@ class EmporiaSourceConfig(ConfigModel):
 
 def read_passwords(config: EmporiaSourceConfig) -> dict[str, str | None]:
     """Each account's password (None: a simulator, none needed) from its file or systemd
-    credential, checked as every homewatt secret is (mode 0600, not empty); ConfigError
-    naming the account's key and what is wrong."""
-    return {a.name: _read_password(a, index) for index, a in enumerate(config.accounts)}
-
-
-def _read_password(account: EmporiaAccountConfig, index: int) -> str | None:
-    credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    key = f"source.accounts[{index}]"
-    try:
-        if account.password_credential is not None:
-            origin = Problem("", "", f"{key}.password_credential")
-            location = locate_credential(
-                APP,
-                account.password_credential,
-                origin,
-                "password",
-                Path(credentials_dir) if credentials_dir else None,
-            )
-        elif account.password_file is not None:
-            origin = Problem("", "", f"{key}.password_file")
-            location, _ = locate_file(APP, account.password_file, origin, "password")
-        else:
-            return None
-        return read_located(APP, location)
-    except ProblemsError as exc:
-        raise ConfigError(exc.problems) from None
+    credential (passwords.py: mode 0600, not empty); ConfigError naming the account's key and
+    what is wrong."""
+    return {
+        a.name: read_password(a, f"source.accounts[{index}]")
+        for index, a in enumerate(config.accounts)
+    }

@@ -8,19 +8,14 @@ Gen1 devices take it as HTTP Basic auth, Gen2+ as Digest (RFC 7616, SHA-256); th
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from homewatt_collector.errors import ConfigError
+from homewatt_collector.sources.passwords import read_password
 from homewatt_common.configmodel import ConfigModel, PathField, no_inline_secret
-from homewatt_common.credentials import locate_credential, locate_file, read_located
-from homewatt_common.problems import Problem, ProblemsError
-
-APP = "homewatt-collector"
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 HOST = r"^[A-Za-z0-9][A-Za-z0-9.:-]*$"
@@ -85,34 +80,10 @@ class ShellySourceConfig(ConfigModel):
 
 
 def read_passwords(config: ShellySourceConfig) -> dict[str, str | None]:
-    """Each device's password (None: none configured) from its file or systemd credential,
-    checked as every homewatt secret is (homewatt_common: mode 0600, not empty); ConfigError
-    naming the device's key and what is wrong."""
+    """Each device's password (None: none configured) from its file or systemd credential
+    (passwords.py: mode 0600, not empty); ConfigError naming the device's key and what is
+    wrong."""
     passwords: dict[str, str | None] = {}
     for index, device in enumerate(config.devices):
-        passwords[device.name] = _read_password(device, index)
+        passwords[device.name] = read_password(device, f"source.devices[{index}]")
     return passwords
-
-
-def _read_password(device: ShellyDeviceConfig, index: int) -> str | None:
-    credentials_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    key = f"source.devices[{index}]"
-    try:
-        if device.password_credential is not None:
-            origin = Problem("", "", f"{key}.password_credential")
-            location = locate_credential(
-                APP,
-                device.password_credential,
-                origin,
-                "password",
-                Path(credentials_dir) if credentials_dir else None,
-                operator_named=True,
-            )
-        elif device.password_file is not None:
-            origin = Problem("", "", f"{key}.password_file")
-            location, _ = locate_file(APP, device.password_file, origin, "password")
-        else:
-            return None
-        return read_located(APP, location)
-    except ProblemsError as exc:
-        raise ConfigError(exc.problems) from None
