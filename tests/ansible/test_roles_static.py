@@ -148,57 +148,73 @@ def failed_messages(result: dict) -> list[str]:
     return messages
 
 
+def write_fact_cache(cache: Path, facts: dict[str, dict]) -> None:
+    """Each fake host's facts (FACTS, updated by its own) in Ansible's jsonfile fact cache."""
+    cache.mkdir(parents=True)
+    for host, own in facts.items():
+        # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in
+        # __payload__.
+        (cache / f"s1_{host}").write_text(json.dumps({"__payload__": json.dumps({**FACTS, **own})}))
+
+
+def preflight_play(role: str, hosts: str) -> dict:
+    """The play that runs only `role`'s preflight tasks on `hosts`."""
+    return {
+        "name": f"Preflight of {role}",
+        "hosts": hosts,
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Preflight only",
+                "ansible.builtin.include_role": {"name": role, "tasks_from": "preflight"},
+            }
+        ],
+    }
+
+
+def preflight_env(cache: Path, **extra: str) -> dict[str, str]:
+    """ansible-playbook's environment for preflights: the roles, the fact cache (`smart`
+    gathering reads it, never the machine), no colour, and `extra`."""
+    return ansible_env(
+        PATH=f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
+        ANSIBLE_ROLES_PATH=str(ROLES_DIR),
+        ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(cache),
+        ANSIBLE_GATHERING="smart",
+        **extra,
+    )
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    """This process's environment for ansible-playbook: no colour, the target's Python 3, and
+    `extra`."""
+    return {
+        **os.environ,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def preflights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     """Every registered case's preflight, run at once: its Outcome by case name."""
     work = tmp_path_factory.mktemp("preflight")
     cache = work / "facts"
-    cache.mkdir()
+    write_fact_cache(cache, {name: host.facts for name, host in PREFLIGHTS.items()})
     groups: dict[str, dict] = {}
     for name, host in PREFLIGHTS.items():
-        # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in
-        # __payload__.
-        (cache / f"s1_{name}").write_text(
-            json.dumps({"__payload__": json.dumps({**FACTS, **host.facts})})
-        )
         groups.setdefault(host.role, {"hosts": {}})["hosts"][name] = host.variables
     inventory = work / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
     playbook = work / "preflight.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": f"Preflight of {role}",
-                    "hosts": role,
-                    "gather_facts": False,
-                    "tasks": [
-                        {
-                            "name": "Preflight only",
-                            "ansible.builtin.include_role": {
-                                "name": role,
-                                "tasks_from": "preflight",
-                            },
-                        }
-                    ],
-                }
-                for role in sorted(groups)
-            ]
-        )
-    )
-    env = {
-        **os.environ,
-        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
-        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
-        "ANSIBLE_GATHERING": "smart",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-        "ANSIBLE_FORKS": str(len(PREFLIGHTS)),
+    playbook.write_text(yaml.safe_dump([preflight_play(role, role) for role in sorted(groups)]))
+    env = preflight_env(
+        cache,
+        ANSIBLE_FORKS=str(len(PREFLIGHTS)),
         # Each host's results as JSON on stdout, so that each case gets its own messages.
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-    }
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+    )
     done = run(
         tool("ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook), env=env,
     )  # fmt: skip
@@ -481,6 +497,36 @@ RENDERS = {
 }
 
 
+def render_play(
+    name: str, role: str, template: str, dest: Path, variables: dict | None = None
+) -> dict:
+    """The play that renders `role`'s `template` into `dest` on the controller, with the role's
+    defaults and vars (as vars_files) and `variables` as task vars (they outrank vars_files,
+    as extra vars would)."""
+    return {
+        "name": name,
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars_files": [
+            str(ROLES_DIR / role / "defaults" / "main.yml"),
+            str(ROLES_DIR / role / "vars" / "main.yml"),
+        ],
+        "vars": {"role_path": str(ROLES_DIR / role)},
+        "tasks": [
+            {
+                "name": "Render",
+                "vars": variables or {},
+                "ansible.builtin.copy": {
+                    "content": "{{ lookup('ansible.builtin.template', role_path ~ "
+                    f"'/templates/{template}') }}}}",
+                    "dest": str(dest),
+                    "mode": "0600",
+                },
+            }
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Each of RENDERS rendered by Ansible on the controller with the role's defaults and vars,
@@ -488,33 +534,12 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     extra vars would)."""
     work = tmp_path_factory.mktemp("render")
     plays = [
-        {
-            "name": f"Render {name}",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "vars_files": [
-                str(ROLES_DIR / render.role / "defaults" / "main.yml"),
-                str(ROLES_DIR / render.role / "vars" / "main.yml"),
-            ],
-            "vars": {"role_path": str(ROLES_DIR / render.role)},
-            "tasks": [
-                {
-                    "name": "Render",
-                    "vars": render.variables,
-                    "ansible.builtin.copy": {
-                        "content": "{{ lookup('ansible.builtin.template', role_path ~ "
-                        f"'/templates/{render.template}') }}}}",
-                        "dest": str(work / name),
-                        "mode": "0600",
-                    },
-                }
-            ],
-        }
+        render_play(f"Render {name}", render.role, render.template, work / name, render.variables)
         for name, render in RENDERS.items()
     ]
     playbook = work / "render.yml"
     playbook.write_text(yaml.safe_dump(plays))
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3"}
+    env = ansible_env()
     done = run(tool("ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return {name: (work / name).read_text() for name in RENDERS}
@@ -605,24 +630,10 @@ def preflight(
 ) -> subprocess.CompletedProcess[str]:
     """Run only `role`'s preflight on a fake host whose facts come from a fact cache."""
     cache = tmp_path / "facts"
-    cache.mkdir(parents=True)
-    # ansible-core 2.19's jsonfile cache: file s1_<host>, the facts as a JSON string in __payload__.
-    (cache / "s1_pi").write_text(json.dumps({"__payload__": json.dumps({**FACTS, **facts})}))
+    write_fact_cache(cache, {"pi": facts})
     playbook = tmp_path / "preflight.yml"
-    task = {"name": "Preflight only", "ansible.builtin.include_role": {
-        "name": role, "tasks_from": "preflight"}}  # fmt: skip
-    play = {"name": "Preflight", "hosts": "pi", "gather_facts": False, "tasks": [task]}
-    playbook.write_text(yaml.safe_dump([play]))
-    env = {
-        **os.environ,
-        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
-        "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
-        "ANSIBLE_GATHERING": "smart",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-    }
+    playbook.write_text(yaml.safe_dump([preflight_play(role, "pi")]))
+    env = preflight_env(cache)
     done = run(
         tool("ansible-playbook"), "-i", "pi,", "-c", "local", "-e", json.dumps(variables),
         str(playbook), env=env,
@@ -635,32 +646,10 @@ def render(role: str, template: str, tmp_path: Path, **variables: object) -> str
     """`role`'s template rendered by Ansible on the controller with the role's defaults, vars
     and filter plugins."""
     out = tmp_path / "rendered"
-    content = f"{{{{ lookup('ansible.builtin.template', role_path ~ '/templates/{template}') }}}}"
-    play = {
-        "name": "Render",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars_files": [
-            str(ROLES_DIR / role / "defaults" / "main.yml"),
-            str(ROLES_DIR / role / "vars" / "main.yml"),
-        ],
-        "vars": {"role_path": str(ROLES_DIR / role)},
-        "tasks": [
-            {
-                "name": "Render",
-                "ansible.builtin.copy": {"content": content, "dest": str(out), "mode": "0600"},
-            }
-        ],
-    }
     playbook = tmp_path / "render.yml"
-    playbook.write_text(yaml.safe_dump([play]))
-    env = {
-        **os.environ,
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-        # the role's own filters, as when the role runs
-        "ANSIBLE_FILTER_PLUGINS": str(ROLES_DIR / role / "filter_plugins"),
-    }
+    playbook.write_text(yaml.safe_dump([render_play("Render", role, template, out)]))
+    # the role's own filters, as when the role runs
+    env = ansible_env(ANSIBLE_FILTER_PLUGINS=str(ROLES_DIR / role / "filter_plugins"))
     done = run(
         tool("ansible-playbook"), "-i", "localhost,", "-c", "local",
         "-e", json.dumps(variables), str(playbook), env=env,
