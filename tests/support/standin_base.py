@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -88,10 +89,22 @@ def tag_for(base: str) -> str:
 
 def build_image(docker: Docker, base: str) -> str:
     """Build (or find) the slim base FROM `base` (the rig's bookworm tag); return its tag."""
-    tag = tag_for(base)
+    return build_once(
+        docker,
+        tag_for(base),
+        lambda context: (context / "Dockerfile").write_text(dockerfile(base)),
+    )
+
+
+def build_once(docker: Docker, tag: str, write_context: Callable[[Path], object]) -> str:
+    """`docker build -t tag` of the context `write_context(directory)` writes, unless the
+    daemon has `tag` already (a content-hash tag: the same tag is the same image); return
+    `tag`. RuntimeError with Docker's output when the build fails. Every stand-in image
+    (this base, InfluxDB 2, Grafana) is built through here."""
     if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
-        with tempfile.TemporaryDirectory(prefix="standin-base-") as tmp:
-            (Path(tmp) / "Dockerfile").write_text(dockerfile(base))
+        name = tag.partition(":")[0].rpartition("/")[2]  # standin-base, influxdb-standin...
+        with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+            write_context(Path(tmp))
             done = docker.docker("build", "-q", "-t", tag, tmp, check=False, timeout=900)
             if done.exit_code != 0:
                 raise RuntimeError(f"building {tag} failed:\n{done.stderr or done.stdout}")

@@ -14,31 +14,12 @@ InfluxDB 2 stand-in shares: one layer to load for both), without its gosu.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
-from typing import Protocol
 
 from tests.support import standin_base
 
 HERE = Path(__file__).resolve().parent
 IMAGE = "homewatt-test/grafana-standin"
-
-
-class DockerResult(Protocol):
-    @property
-    def exit_code(self) -> int: ...
-
-    @property
-    def stdout(self) -> str: ...
-
-    @property
-    def stderr(self) -> str: ...
-
-
-class Docker(Protocol):
-    """The rig's PrivateDockerd (tests/support/dockerd.py): `docker ARGS` against its daemon."""
-
-    def docker(self, *args: str, check: bool = ..., timeout: float = ...) -> DockerResult: ...
 
 
 def dockerfile(base: str) -> str:
@@ -73,14 +54,13 @@ def tag_for(base: str) -> str:
     return _tag(standin_base.tag_for(base))
 
 
-def build_image(docker: Docker, base: str) -> str:
+def build_image(docker: standin_base.Docker, base: str) -> str:
     """Build (or find) the image from the rig's bookworm image `base` (through the slim
     stand-in base); return its content-hash tag."""
     slim = standin_base.build_image(docker, base)
-    tag = _tag(slim)
-    if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
-        with tempfile.TemporaryDirectory(prefix="grafana-standin-") as tmp:
-            (Path(tmp) / "Dockerfile").write_text(dockerfile(slim))
-            (Path(tmp) / "grafana-server").write_bytes((HERE / "grafana-server").read_bytes())
-            docker.docker("build", "-q", "-t", tag, tmp, timeout=900)
-    return tag
+
+    def write_context(context: Path) -> None:
+        (context / "Dockerfile").write_text(dockerfile(slim))
+        (context / "grafana-server").write_bytes((HERE / "grafana-server").read_bytes())
+
+    return standin_base.build_once(docker, _tag(slim), write_context)

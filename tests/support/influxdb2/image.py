@@ -36,7 +36,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,23 +52,12 @@ PORT = 8086
 HEALTHCHECK = ["CMD", "curl", "-fsS", "http://127.0.0.1:8086/health"]
 
 
-class DockerResult(Protocol):
-    @property
-    def exit_code(self) -> int: ...
-
-    @property
-    def stdout(self) -> str: ...
-
-    @property
-    def stderr(self) -> str: ...
-
-
 class Docker(Protocol):
     """What the image needs of a Docker daemon (the rig's PrivateDockerd has it)."""
 
     def docker(
         self, *args: str, input: bytes | None = ..., check: bool = ..., timeout: float = ...
-    ) -> DockerResult: ...
+    ) -> standin_base.DockerResult: ...
 
 
 def dockerfile(base: str) -> str:
@@ -143,13 +131,9 @@ def build_image(docker: Docker, base: str, *, extra_tags: Sequence[str] = ()) ->
     """Build (or find) the image from the rig's bookworm image `base` (through the slim
     stand-in base, tests/support/standin_base.py); return its content-hash tag."""
     slim = standin_base.build_image(docker, base)
-    tag = f"{IMAGE}:{content_hash(slim)}"
-    if docker.docker("image", "inspect", tag, check=False).exit_code != 0:
-        with tempfile.TemporaryDirectory(prefix="influxdb-standin-") as tmp:
-            build_context(Path(tmp), slim)
-            done = docker.docker("build", "-t", tag, tmp, check=False, timeout=900)
-            if done.exit_code != 0:
-                raise RuntimeError(f"building {tag} failed:\n{done.stderr or done.stdout}")
+    tag = standin_base.build_once(
+        docker, f"{IMAGE}:{content_hash(slim)}", lambda context: build_context(context, slim)
+    )
     for extra in extra_tags:
         docker.docker("tag", tag, extra)
     return tag
