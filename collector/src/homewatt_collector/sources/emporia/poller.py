@@ -35,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -269,21 +269,29 @@ class AccountPoller:
         end = datetime.fromtimestamp(live, UTC)
         start = max(datetime.fromtimestamp(state.minute + MINUTE, UTC), end - MINUTE_REACH)
         found = 0
-        while start < end:
-            self._check_stop()
-            stop = min(start + MINUTE_WINDOW, end)
-            usage, first = self.api.chart(
-                channel.device_gid, channel.channel_num, start, stop, "1MIN"
-            )
-            for ts, kwh in decode.chart_buckets(usage, first, "1MIN"):
-                if kwh is not None and ts < live:
-                    found += self._add(result, channel, state, ts, kwh)
-            start = stop
+        for ts, kwh in self._chart(channel, start, end, MINUTE_WINDOW, "1MIN"):
+            if kwh is not None and ts < live:
+                found += self._add(result, channel, state, ts, kwh)
         if found:
             log.info("emporia %s: %s: %d minutes backfilled", self.account.name, channel.key, found)
             self.empty_until.pop(channel.key, None)
         else:
             self.empty_until[channel.key] = self.clock() + EMPTY_RETRY_S
+
+    def _chart(
+        self, channel: Channel, start: datetime, end: datetime, window: timedelta, scale: str
+    ) -> Iterator[tuple[int, float | None]]:
+        """(bucket start in unix s, kWh or None) of `channel` from `start` to `end`, one API
+        call per `window` (the API's limit for `scale`), in time order; Stopped between calls
+        once the source closes."""
+        while start < end:
+            self._check_stop()
+            stop = min(start + window, end)
+            usage, first = self.api.chart(
+                channel.device_gid, channel.channel_num, start, stop, scale
+            )
+            yield from decode.chart_buckets(usage, first, scale)
+            start = stop
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -320,21 +328,14 @@ class AccountPoller:
         state = self.work[channel.key]
         end = decode.floor_to(instant, "1S")
         start = max(datetime.fromtimestamp(state.second + 1, UTC), end - SECOND_REACH)
-        while start < end:
-            self._check_stop()
-            stop = min(start + SECOND_WINDOW, end)
-            usage, first = self.api.chart(
-                channel.device_gid, channel.channel_num, start, stop, "1S"
-            )
-            for ts, kwh in decode.chart_buckets(usage, first, "1S"):
-                if kwh is None or ts <= state.second or ts >= int(end.timestamp()):
-                    continue
-                state.second = ts
-                if self.vuegraf:
-                    result.samples.append(schema.vuegraf_sample(channel, "1S", ts, kwh))
-                else:
-                    result.samples.append(
-                        schema.homewatt_sample(self.site, channel, "1S", ts, kwh, None)
-                    )
-            start = stop
+        for ts, kwh in self._chart(channel, start, end, SECOND_WINDOW, "1S"):
+            if kwh is None or ts <= state.second or ts >= int(end.timestamp()):
+                continue
+            state.second = ts
+            if self.vuegraf:
+                result.samples.append(schema.vuegraf_sample(channel, "1S", ts, kwh))
+            else:
+                result.samples.append(
+                    schema.homewatt_sample(self.site, channel, "1S", ts, kwh, None)
+                )
         result.states[channel.key] = replace(state)
