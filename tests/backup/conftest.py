@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,14 @@ def make_site(
             "sas_credential": "azure-sas",
         }
     site.credentials.mkdir(exist_ok=True, mode=0o700)
+    return site.save()
+
+
+def daily_boundary_away_from_now(site: Site) -> Site:
+    """`schedule.daily_full_hour_utc` 12 hours from the wall clock's hour, for a test whose
+    auto runs pick their kind by the real clock: the daily boundary never falls between its
+    runs (a full at 02:59:59 and the next run at 03:00:00 is rightly another full)."""
+    site.config["schedule"] = {"daily_full_hour_utc": (datetime.now(UTC).hour + 12) % 24}
     return site.save()
 
 

@@ -21,7 +21,13 @@ from homewatt_backup.cli import app
 from homewatt_backup.models import Kind
 from homewatt_backup.runner import RequestedKind
 from homewatt_common import clock as shared_clock
-from tests.backup.conftest import DB, Site, make_site, sample_lines
+from tests.backup.conftest import (
+    DB,
+    Site,
+    daily_boundary_away_from_now,
+    make_site,
+    sample_lines,
+)
 from tests.backup.test_runner import Clock, remote_names, runner
 from tests.support.azurite import Azurite
 from tests.support.influxdb1 import InfluxDB1
@@ -116,6 +122,7 @@ def test_a_run_400_days_ahead_never_steers_later_runs_or_rotation(
     "in the future") and each incremental rotated out right after it was made."""
     influxdb1.write(DB, sample_lines(int(datetime.now(UTC).timestamp()) - 3000, 40, step=60))
     site = make_site(tmp_path / "site", influxdb1, azurite, keep_full=1, local_full=1)
+    daily_boundary_away_from_now(site)  # the real runs below: daily, hourly, hourly
     ahead = run_cli(site, "run", ahead_days=400)
     # the SAS (valid 2 h) has "expired" by that clock: the archive stays local
     assert ahead.returncode == 1 and "expired at" in ahead.stderr, ahead.stderr

@@ -12,7 +12,14 @@ import pytest
 
 from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.models import BackupId, Kind
-from tests.backup.conftest import DB, SITE, make_site, sample_lines, write_secret
+from tests.backup.conftest import (
+    DB,
+    SITE,
+    daily_boundary_away_from_now,
+    make_site,
+    sample_lines,
+    write_secret,
+)
 from tests.support.azurite import Azurite
 from tests.support.influxdb1 import InfluxDB1
 
@@ -66,7 +73,7 @@ def test_daily_backup_uploads_then_restores_a_dropped_database_identically(
 def test_hourly_incrementals_restore_to_a_point_in_time_on_top_of_the_full(
     tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
 ) -> None:
-    site = make_site(tmp_path / "site", influxdb1, azurite)
+    site = daily_boundary_away_from_now(make_site(tmp_path / "site", influxdb1, azurite))
     base = now_s() - 2 * 3600
     influxdb1.write(DB, sample_lines(base, 100, step=5))
     assert site.cli("run", "--kind", "daily").exit_code == 0
@@ -145,7 +152,7 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(
 def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
     tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
 ) -> None:
-    site = make_site(tmp_path / "site", influxdb1, azurite)
+    site = daily_boundary_away_from_now(make_site(tmp_path / "site", influxdb1, azurite))
     influxdb1.write(DB, sample_lines(now_s() - 600, 5))
     ok = site.cli("run")
     assert ok.exit_code == 0, ok.output

@@ -19,6 +19,7 @@ from homewatt_backup.models import (
     Kind,
     Manifest,
     RemoteBackup,
+    ShardRecord,
     site_ok,
 )
 
@@ -94,6 +95,38 @@ def test_manifest_and_record_round_trip_through_json() -> None:
     assert meta["engineversion"] == "1.6.7"
     assert all(re.fullmatch(r"[a-z][a-z0-9]*", k) for k in meta)  # valid Azure metadata names
     assert all(v.isascii() for v in meta.values())
+
+
+def test_a_full_manifest_keeps_each_shards_counts_and_reads_earlier_ones_without() -> None:
+    created = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    week = datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    shards = (
+        ShardRecord(3, "saved", "influxdb1/x.s3.tar.gz", 4096, "autogen", *week, {"e": 12}),
+        ShardRecord(4, "expired"),
+    )
+    manifest = Manifest(
+        "home", Kind.DAILY, created, Engine.INFLUXDB1, "1.6.7", "homewatt", None, created, "s",
+        (FileEntry("influxdb1/x.s3.tar.gz", 4096, "ab" * 32),), shards=shards,
+    )  # fmt: skip
+    data = json.loads(manifest.to_json())
+    assert data["shards"] == [
+        {
+            "id": 3,
+            "state": "saved",
+            "file": "influxdb1/x.s3.tar.gz",
+            "size": 4096,
+            "retention_policy": "autogen",
+            "start": "2026-11-16T00:00:00Z",
+            "end": "2026-11-23T00:00:00Z",
+            "field_values": {"e": 12},
+        },
+        {"id": 4, "state": "expired"},
+    ]
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    data["shards"][0] = {"id": 3, "state": "saved", "file": "influxdb1/x.s3.tar.gz", "size": 1}
+    earlier = Manifest.from_dict(data).shards[0]
+    assert earlier == ShardRecord(3, "saved", "influxdb1/x.s3.tar.gz", 1)
+    assert earlier.field_values is None
 
 
 def test_the_site_pattern_is_the_contracts() -> None:

@@ -1,13 +1,19 @@
 """InfluxDB 1.x (Debian's influxdb 1.6.7) for tests: `influxd run` with a generated config on
 free loopback ports (HTTP and the RPC bind-address that `influxd backup/restore -portable`
-use), data under the test's tmp directory."""
+use), data under the test's tmp directory.
+
+`V2WriteEndpoint` gives it the v2 write endpoint that InfluxDB 1.8+ serves and 1.6.7 lacks, so
+the collector's sink (which speaks only `/api/v2/write`) delivers into it."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +138,84 @@ bind-address = "{self.rpc_address}"
             for key, kind in series["values"]:
                 out[(series["name"], key)] = kind
         return out
+
+
+class V2WriteEndpoint:
+    """`POST /api/v2/write?bucket=DB[/RP]&precision=P` in front of an InfluxDB 1.x, as InfluxDB
+    1.8+ serves it (its docs, "InfluxDB 2.x API compatibility endpoints": the bucket is
+    `database/retention-policy`, the org is ignored, `Authorization: Token` passes through):
+    each request is sent on as `POST /write?db=DB&rp=RP&precision=P` with the same body,
+    Content-Encoding (gzip) and Authorization, and InfluxDB's status and body come back as they
+    are. `GET /ping` is passed through. Listens on `host` (a free port): the rig's bridge
+    address for a collector unit in a container. Every write's status is kept in `statuses`."""
+
+    def __init__(self, influxdb: InfluxDB1, host: str = "127.0.0.1") -> None:
+        self.influxdb = influxdb
+        self.statuses: list[int] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if urllib.parse.urlsplit(self.path).path != "/ping":
+                    return self._answer(404, b'{"error":"not found"}', {})
+                self._answer(*endpoint._send("GET", "/ping", None, {}))
+
+            def do_POST(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if parts.path != "/api/v2/write":
+                    return self._answer(404, b'{"error":"not found"}', {})
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                database, _, policy = query.get("bucket", "").partition("/")
+                params = {"db": database, "precision": query.get("precision", "ns")}
+                if policy:
+                    params["rp"] = policy
+                headers = {
+                    name: self.headers[name]
+                    for name in ("Content-Encoding", "Content-Type", "Authorization")
+                    if self.headers[name] is not None
+                }
+                path = "/write?" + urllib.parse.urlencode(params)
+                status, data, answer_headers = endpoint._send("POST", path, body, headers)
+                endpoint.statuses.append(status)
+                self._answer(status, data, answer_headers)
+
+            def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        request = urllib.request.Request(  # noqa: S310 (the test's own server)
+            f"{self.influxdb.url}{path}", data=body, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                status, data, answer = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, data, answer = error.code, error.read(), error.headers
+        kept = {k: v for k, v in answer.items() if k in ("Content-Type", "Retry-After")}
+        return status, data, kept
+
+    def start(self) -> V2WriteEndpoint:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

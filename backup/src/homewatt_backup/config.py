@@ -108,6 +108,9 @@ class InfluxDB1Config(_Model):
     password_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     health_database: str | None = None
     timeout_s: float = Field(default=60, gt=0, le=3600)
+    # How long a restore waits for influxd to load the shards `influxd restore` sent it
+    # (influxd imports them after the CLI has exited; engines/influxdb1.py, wait_loaded).
+    restore_wait_s: float = Field(default=600, gt=0, le=6 * 3600)
 
     @field_validator("url")
     @classmethod

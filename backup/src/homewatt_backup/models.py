@@ -128,21 +128,49 @@ class FileEntry:
 class ShardRecord:
     """One shard of a full backup as the engine listed it: `saved` into `file` (`size`:
     the uncompressed shard archive's bytes), or `expired` (retention removed it during the
-    backup: the engine answered 404 for it)."""
+    backup: the engine answered 404 for it).
+
+    InfluxDB 1.x only (None elsewhere, and in archives made before): the shard's
+    `retention_policy` and time range [`start`, `end`) as SHOW SHARDS lists them, and
+    `field_values`, what InfluxDB counted in that range per measurement right before the dump
+    (`SELECT COUNT(*)`; a point with three fields counts three). The backup holds at least
+    that many: a restore is complete once the restored database counts as many."""
 
     id: int
     state: str  # saved | expired
     file: str | None = None
     size: int | None = None
+    retention_policy: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    field_values: Mapping[str, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "state": self.state}
+        optional = {
+            "file": self.file,
+            "size": self.size,
+            "retention_policy": self.retention_policy,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "field_values": None if self.field_values is None else dict(self.field_values),
+        }
+        data.update({k: v for k, v in optional.items() if v is not None})
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ShardRecord:
         size = data.get("size")
+        counted = data.get("field_values")
         return cls(
             int(data["id"]),
             str(data["state"]),
             None if data.get("file") is None else str(data["file"]),
             None if size is None else int(size),
+            None if data.get("retention_policy") is None else str(data["retention_policy"]),
+            from_iso(data.get("start")),
+            from_iso(data.get("end")),
+            None if counted is None else {str(k): int(v) for k, v in counted.items()},
         )
 
 
@@ -227,9 +255,7 @@ class Manifest:
         data["range_start"] = iso(self.range_start)
         data["range_stop"] = iso(self.range_stop)
         data["field_values"] = None if self.field_values is None else self.field_values.to_dict()
-        data["shards"] = [
-            {k: v for k, v in asdict(shard).items() if v is not None} for shard in self.shards
-        ]
+        data["shards"] = [shard.to_dict() for shard in self.shards]
         return data
 
     def to_json(self) -> bytes:

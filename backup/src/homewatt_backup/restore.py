@@ -185,7 +185,7 @@ class Restorer:
             shards = sum(1 for f in manifest.files if f.name.endswith(".tar.gz"))
             steps = shards if manifest.engine is Engine.INFLUXDB2 else 1
             advance = self.reporter.task(f"restore {name}", max(1, steps))
-            self.engine.restore_full(extracted, target, merge, advance)
+            self.engine.restore_full(extracted, target, merge, advance, manifest.shards)
             return
         limit = None
         if until is not None:

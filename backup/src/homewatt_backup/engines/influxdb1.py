@@ -4,24 +4,30 @@ engines.protocol.DatabaseEngine.
 - dump, full: `influxd backup -portable` (RPC on the bind-address, no root needed), the
   portable format `influxd restore -portable` reads; every shard SHOW SHARDS lists before and
   after it must be in its manifest, and every shard file whole at the size the manifest gives;
+  right before it, the field values of every shard's time range are counted per measurement
+  (kept in homewatt's manifest: what a restore waits for);
 - dump, incremental: InfluxQL `SELECT * FROM <measurement> WHERE time >= .. AND time < ..
   GROUP BY *` over `/query` (chunked JSON), one query per measurement and window, turned into
   line protocol with the field types SHOW FIELD KEYS reports;
 - report: `SELECT COUNT(*) FROM /.*/` over the range counts field values per measurement;
 - write back: `/write` in gzip batches; CREATE DATABASE;
-- restore: `influxd restore -portable` into a new database; merging into an existing one goes
-  through a temporary database and `SELECT * INTO`.
+- restore: `influxd restore -portable` into a new database, then a wait until influxd has
+  loaded every shard (see `wait_loaded`); merging into an existing one goes through a
+  temporary database and `SELECT * INTO`, once that one is loaded.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
 import subprocess
+import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -41,7 +47,7 @@ from homewatt_backup.engines.protocol import (
 )
 from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
-from homewatt_backup.models import Engine, ShardRecord, format_ts
+from homewatt_backup.models import Engine, ShardRecord, format_ts, from_iso
 from homewatt_common.lineprotocol import (
     FieldValue,
     LineProtocolError,
@@ -70,6 +76,24 @@ def _json_type(value: FieldValue) -> str:
 # as `influxd restore` does to the shards it writes; asked again a moment later, it answers.
 ENGINE_CLOSED = "engine is closed"
 ENGINE_CLOSED_ATTEMPTS = 10
+# InfluxDB 1.x's tsdb.ErrShardDisabled: influxd is importing a shard `influxd restore` sent.
+SHARD_DISABLED = "shard is disabled"
+RESTORE_POLL_S = 0.5
+SHORTFALLS_SHOWN = 6  # shards named in a restore's error (one line), the rest counted
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard as SHOW SHARDS lists it: `id`, `retention_policy`, time range [start, end)."""
+
+    id: int
+    retention_policy: str
+    start: datetime
+    end: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.retention_policy} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d}"
 
 
 class InfluxDB1Engine:
@@ -140,23 +164,44 @@ class InfluxDB1Engine:
                 types.setdefault(str(key), str(kind))
         return types
 
-    def shard_ids(self, db: str) -> set[int]:
-        """The ids of the shards SHOW SHARDS lists for `db`."""
-        rows = self._series(self._query("SHOW SHARDS", "InfluxDB: list shards"))
-        return {int(v[0]) for s in rows if s.get("name") == db for v in s.get("values", [])}
+    def shards(self, db: str) -> list[Shard]:
+        """The shards SHOW SHARDS lists for `db`."""
+        out = []
+        for series in self._series(self._query("SHOW SHARDS", "InfluxDB: list shards")):
+            if series.get("name") != db:
+                continue
+            columns = list(series["columns"])
+            for values in series.get("values", []):
+                row = dict(zip(columns, values, strict=True))
+                start, end = from_iso(row.get("start_time")), from_iso(row.get("end_time"))
+                if start is None or end is None:
+                    raise InfluxError(f"InfluxDB: SHOW SHARDS gives shard {row['id']} no times")
+                out.append(Shard(int(row["id"]), str(row["retention_policy"]), start, end))
+        return out
+
+    def _count(self, q: str, db: str, what: str) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for series in self._series(self._query(q, what, db)):
+            for row in series.get("values", []):
+                counts[str(series["name"])] += sum(int(v or 0) for v in row[1:])
+        return counts
 
     def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
         q = (
             "SELECT COUNT(*) FROM /.*/ "  # noqa: S608 (times formatted here)
             f"WHERE time >= '{seconds_iso(start)}' AND time < '{seconds_iso(stop)}'"
         )
-        counts: Counter[str] = Counter()
-        for series in self._series(
-            self._query(q, "InfluxDB: count field values", self.config.database)
-        ):
-            for row in series.get("values", []):
-                counts[str(series["name"])] += sum(int(v or 0) for v in row[1:])
-        return counts
+        return self._count(q, self.config.database, "InfluxDB: count field values")
+
+    def shard_field_values(self, db: str, shard: Shard) -> Counter[str]:
+        """Field values per measurement `db` holds in `shard`'s retention policy and time
+        range (each point is in exactly one shard). InfluxDB reads every value: about 0.2-0.4 s
+        per million on a 2-core x86 (backup/README.md, Restore, has the cost on a Pi)."""
+        q = (
+            f"SELECT COUNT(*) FROM {influxql_ident(shard.retention_policy)}./.*/ "  # noqa: S608
+            f"WHERE time >= '{seconds_iso(shard.start)}' AND time < '{seconds_iso(shard.end)}'"
+        )
+        return self._count(q, db, f"InfluxDB: count field values of shard {shard.id}")
 
     def target_state(self, target: str) -> TargetState:
         if target not in self.databases():
@@ -202,13 +247,15 @@ class InfluxDB1Engine:
         self._check_rpc("full backup")
         what = f"full backup from {self.config.rpc_address}"
         db = self.config.database
-        listed_before = self.shard_ids(db)
+        before = {shard.id: shard for shard in self.shards(db)}
+        counted = {i: self.shard_field_values(db, shard) for i, shard in before.items()}
+        listed_before = set(before)
         target = workdir / "influxdb1"
         self._influxd(
             ["backup", "-portable", "-host", self.config.rpc_address, "-db", db, str(target)],
             what,
         )
-        listed_after = self.shard_ids(db)
+        listed_after = {shard.id for shard in self.shards(db)}
         manifests = sorted(target.glob("*.manifest"))
         if not manifests:
             raise InfluxError(f"{what}: influxd backup wrote no manifest")
@@ -235,7 +282,22 @@ class InfluxDB1Engine:
                     f"{what}: shard {shard_id} ({name}) holds {found} bytes, influxd reported "
                     f"{size}: the backup is not kept"
                 )
-            shards.append(ShardRecord(shard_id, "saved", f"influxdb1/{name}", size))
+            listed = before.get(shard_id)
+            if listed is None:  # created during the backup: nothing was counted in it
+                shards.append(ShardRecord(shard_id, "saved", f"influxdb1/{name}", size))
+                continue
+            shards.append(
+                ShardRecord(
+                    shard_id,
+                    "saved",
+                    f"influxdb1/{name}",
+                    size,
+                    listed.retention_policy,
+                    listed.start,
+                    listed.end,
+                    dict(counted[shard_id]),
+                )
+            )
         files = sorted(p for p in target.iterdir() if p.is_file())
         return FullDump([(f"influxdb1/{p.name}", p) for p in files], tuple(shards))
 
@@ -335,38 +397,133 @@ class InfluxDB1Engine:
             f"restore into {new_db!r}",
         )
 
-    def _measurements_when_restored(self, db: str, timeout_s: float = 120) -> list[str]:
-        """influxd restores shards live: they answer 'shard is disabled' for a moment."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.measurements(db)
-            except InfluxError as exc:
-                if "shard is disabled" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    def _loaded_counts(self, db: str, shards: Sequence[Shard]) -> dict[int, Counter[str]] | None:
+        """Field values per shard of `db`, or None while influxd still imports one of them."""
+        try:
+            return {shard.id: self.shard_field_values(db, shard) for shard in shards}
+        except InfluxError as exc:
+            if SHARD_DISABLED in str(exc):
+                return None
+            raise
+
+    def _short(self, db: str, pending: Sequence[ShardRecord]) -> list[tuple[ShardRecord, str]]:
+        """Of the backup's shards `pending`, those `db` holds fewer field values of than
+        counted at backup time (their shard found by retention policy and time range), each
+        with what it lacks, e.g. 'shard 3 (autogen 2026-11-09..2026-11-16): electricity 0 of
+        1200 field values' (3: the shard's id in the backup)."""
+        restored = {(s.retention_policy, s.start, s.end): s for s in self.shards(db)}
+        out = []
+        for record in pending:
+            assert record.field_values is not None and record.start and record.end
+            wanted = Shard(record.id, record.retention_policy or "", record.start, record.end)
+            shard = restored.get((wanted.retention_policy, wanted.start, wanted.end))
+            loaded = None if shard is None else self._loaded_counts(db, [shard])
+            got = Counter[str]() if shard is None or loaded is None else loaded[shard.id]
+            short = [
+                f"{name} {'?' if loaded is None else got[name]} of {want} field values"
+                for name, want in sorted(record.field_values.items())
+                if want and (loaded is None or got[name] < want)
+            ]
+            if short:
+                state = "" if loaded is not None else ", being imported" if shard else ", absent"
+                lacks = f"shard {record.id} ({wanted.label}{state}): " + ", ".join(short)
+                out.append((record, lacks))
+        return out
+
+    def _unsettled(
+        self, db: str, with_data: int, previous: dict[int, Counter[str]] | None
+    ) -> tuple[str | None, dict[int, Counter[str]] | None]:
+        """For an archive without counts: why `db` is not yet taken as loaded (None: it is),
+        and the counts seen now (the next call's `previous`)."""
+        counts = self._loaded_counts(db, self.shards(db))
+        if counts is None:
+            return "a shard is still being imported", None
+        holding = sum(1 for c in counts.values() if sum(c.values()))
+        if holding < with_data:
+            return f"{holding} of the archive's {with_data} shards with data hold points", counts
+        if counts != previous:
+            return "the field value counts are still changing", counts
+        return None, counts
+
+    def wait_loaded(self, db: str, saved: Sequence[ShardRecord], directory: Path) -> None:
+        """Return once influxd has loaded everything `influxd restore` sent into `db`.
+
+        `influxd restore -portable` uploads each shard and closes the connection without an
+        answer (influxdb's services/snapshotter/client.go, UploadShard); influxd imports it in
+        its own goroutine (the shard answers 'shard is disabled' meanwhile). When the CLI
+        exits, the last shards may exist empty and answering, not yet imported.
+
+        With the counts of the backup (`saved` records with `field_values`): wait until `db`
+        counts at least as many field values per measurement in each shard's time range as
+        InfluxDB counted before the dump (a shard is counted until it has them, then no more).
+        Archives made before those counts: wait until every shard of `db` answers, as many
+        shards hold points as the archive has shard files with TSM data, and the counts are
+        the same twice in a row, RESTORE_POLL_S apart. That is weaker: a shard cut short on
+        the server side, or one still loading after a pause, can pass it.
+
+        InfluxError naming the shards and measurements still short after
+        `influxdb.restore_wait_s` seconds (one line: the first SHORTFALLS_SHOWN shards)."""
+        pending = [r for r in saved if r.field_values is not None and r.start and r.end]
+        counted = bool(pending)
+        with_data = 0 if counted else _shards_with_data(directory)
+        bound = self.config.restore_wait_s
+        deadline = time.monotonic() + bound
+        previous: dict[int, Counter[str]] | None = None
+        for poll in itertools.count():
+            if counted:
+                short = self._short(db, pending)
+                pending = [record for record, _ in short]
+                missing = [lacks for _, lacks in short]
+            else:
+                reason, previous = self._unsettled(db, with_data, previous)
+                missing = [] if reason is None else [reason]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                if len(missing) > SHORTFALLS_SHOWN:
+                    missing[SHORTFALLS_SHOWN:] = [f"and {len(missing) - SHORTFALLS_SHOWN} more"]
+                raise InfluxError(
+                    f"restore into {db!r}: influxd has not loaded every restored shard after "
+                    f"{bound:g} s (influxdb.restore_wait_s; its log says why): "
+                    + "; ".join(missing)
+                )
+            if poll == 0:
+                log.info("waiting for InfluxDB to load the restored shards of %s", db)
+            time.sleep(RESTORE_POLL_S)
 
     def restore_full(
-        self, extracted: Path, target: str, merge: bool, progress: Progress = no_progress
+        self,
+        extracted: Path,
+        target: str,
+        merge: bool,
+        progress: Progress = no_progress,
+        shards: Sequence[ShardRecord] = (),
     ) -> None:
         """Restore into a database that does not exist; with `merge`, into a temporary one
-        whose points are then copied into `target` (SELECT INTO) and which is dropped."""
+        whose points are then copied into `target` (SELECT INTO) and which is dropped. Returns
+        once influxd has loaded every shard (`wait_loaded`; `shards`: the archive's records),
+        else InfluxError; a merge copies nothing before that."""
         directory = extracted / "influxdb1"
         manifests = sorted(directory.glob("*.manifest"))
         if not manifests:
             raise InfluxError("restore: the archive holds no influxd backup manifest")
         files = json.loads(manifests[-1].read_text()).get("files") or []
         source_db = str(files[0]["database"]) if files else self.config.database
+        saved = [r for r in shards if r.state == "saved"]
         if not merge:
             self._restore(directory, source_db, target)
-            self._measurements_when_restored(target)
+            self.wait_loaded(target, saved, directory)
             progress(1)
             return
         temp = f"{target}_restore_{format_ts(datetime.now(UTC)).lower()}"
         self._restore(directory, source_db, temp)
         try:
+            try:
+                self.wait_loaded(temp, saved, directory)
+            except InfluxError as exc:
+                raise InfluxError(f"{exc}; nothing was merged into {target!r}") from None
             self.ensure_target(target)
-            for measurement in self._measurements_when_restored(temp):
+            for measurement in self.measurements(temp):
                 q = (
                     f"SELECT * INTO {influxql_ident(target)}..:MEASUREMENT FROM "  # noqa: S608
                     f"{influxql_ident(temp)}..{influxql_ident(measurement)} GROUP BY *"
@@ -379,3 +536,15 @@ class InfluxDB1Engine:
                 method="POST",
             )
         progress(1)
+
+
+def _shards_with_data(directory: Path) -> int:
+    """How many of the archive's shard files (`<ts>.s<id>.tar.gz`) hold a TSM file."""
+    found = 0
+    for path in directory.glob("*.s*.tar.gz"):
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                found += any(m.name.endswith(".tsm") for m in tar)
+        except (OSError, tarfile.TarError) as exc:
+            raise InfluxError(f"restore: shard file {path.name} is unreadable ({exc})") from None
+    return found

@@ -21,7 +21,7 @@ import gzip
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -316,10 +316,18 @@ class InfluxDB2Engine:
         return "nonempty" if rows else "empty"
 
     def restore_full(
-        self, extracted: Path, target: str, merge: bool, progress: Progress = no_progress
+        self,
+        extracted: Path,
+        target: str,
+        merge: bool,
+        progress: Progress = no_progress,
+        shards: Sequence[ShardRecord] = (),
     ) -> None:
         """Restore the bucket as `target` (bucketMetadata + shards). With `merge` (the target
-        exists), restore into a temporary bucket, copy it with Flux `to()`, delete it."""
+        exists), restore into a temporary bucket, copy it with Flux `to()`, delete it. Each
+        shard's POST is answered once InfluxDB has imported it (influxdb's
+        http/restore_service.go, handleRestoreShard, imports within the request): nothing is
+        left to wait for (`shards` is not needed)."""
         directory = extracted / "influxdb2"
         manifests = sorted(directory.glob("*.manifest"))
         if not manifests:

@@ -26,7 +26,7 @@ escapes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,10 +114,18 @@ class DatabaseEngine(Protocol):
         ...
 
     def restore_full(
-        self, extracted: Path, target: str, merge: bool, progress: Progress = no_progress
+        self,
+        extracted: Path,
+        target: str,
+        merge: bool,
+        progress: Progress = no_progress,
+        shards: Sequence[ShardRecord] = (),
     ) -> None:
         """Restore a full backup (an extracted archive's directory) as `target`; with `merge`
         (the target exists) through a temporary database/bucket whose points are copied in.
+        Returns once the restored points are all queryable (`shards`: the archive manifest's
+        records, with what was counted at backup time where the engine records it), else
+        InfluxError naming what is missing; a merge copies nothing before that.
         `progress` gets one step per restore call (1.x) or shard (2.x)."""
         ...
 
