@@ -134,7 +134,7 @@ def specs() -> list[RuleSpec]:
             uid="homewatt-meter-silent",
             title="No data from a meter",
             query='SELECT moving_average(count("power_w"), 3) FROM "electricity" '
-            "WHERE \"channel\" = 'total' AND $timeFilter "
+            "WHERE \"channel\" = 'total' AND \"source\" != 'emporia' AND $timeFilter "
             'GROUP BY time(1m), "site", "device" fill(0)',
             range_s=86400,
             comparison="lt",
@@ -148,6 +148,28 @@ def specs() -> list[RuleSpec]:
             runbook="homewatt-collector outbox and journalctl -u homewatt-collector@<unit>: a "
             "timeout means wiring, termination or power of the meter; 'serial port is not there' "
             "the RS485 adapter; nothing at all the Pi or the collector.",
+        ),
+        RuleSpec(
+            uid="homewatt-plug-silent",
+            title="No data from a plug or circuit",
+            query='SELECT moving_average(count("power_w"), 10) FROM "electricity" '
+            'WHERE "source" =~ /^(shelly|emporia)$/ AND $timeFilter '
+            'GROUP BY time(1m), "site", "source", "device" fill(0)',
+            range_s=86400,
+            comparison="lt",
+            threshold=0.01,  # no reading at all in the window
+            severity="warning",
+            summary="No data from {{ $labels.source }} device {{ $labels.device }} at "
+            "{{ $labels.site }} for 10 minutes",
+            description="The Shelly device or the Emporia device (a Vue, a smart plug) wrote no "
+            "reading of any channel for at least ten whole minutes (samples per minute, averaged "
+            "over the last ten minutes: {{ humanize $values.B.Value }}). Emporia's data comes a "
+            "minute or two late and is backfilled after an outage; every device of an Emporia "
+            "account falls silent together when the account's login or the cloud fails.",
+            runbook="journalctl -u homewatt-collector@<unit> names the device and the error; "
+            "the Health dashboard's Backed off and Timeouts per meter show whether it is being "
+            "retried. Shelly: is the plug powered and on the WiFi (curl http://<host>/shelly)? "
+            "Emporia: does the Emporia app show data, and is the login (password file) right?",
         ),
         RuleSpec(
             uid="homewatt-source-stale",
@@ -182,7 +204,7 @@ def specs() -> list[RuleSpec]:
             "read fails).",
             runbook="journalctl -u homewatt-collector@<unit> names the meter and the error "
             "(timeout, CRC, exception code); the Health dashboard's Timeouts per meter tells a "
-            "silent meter from a noisy line; run homewatt-collector scan on the line.",
+            "silent meter from a noisy line; run homewatt-collector modbus scan on the line.",
         ),
         RuleSpec(
             uid="homewatt-outbox-growing",

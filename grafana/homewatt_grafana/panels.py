@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from grafana_foundation_sdk.builders import bargauge, stat, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dashboard_models
@@ -83,6 +83,41 @@ def stat_panel(
         panel = panel.time_from(time_from)
     if time_shift:
         panel = panel.time_shift(time_shift)
+    for query in queries:
+        panel = panel.with_target(query)
+    return panel
+
+
+def bar_gauge_panel(
+    contract: Contract,
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[InfluxQL],
+    *,
+    steps: Sequence[Step] = OK_ONLY,
+    decimals: int | None = None,
+    time_from: str | None = None,
+) -> bargauge.Panel:
+    """One horizontal bar per series (its last value): many devices and channels side by side."""
+    panel = (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(datasource_ref(contract))
+        .unit(unit)
+        .min(0)
+        .thresholds(thresholds(*steps))
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .value_mode(common.BarGaugeValueMode.COLOR)
+        .show_unfilled(True)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).fields(""))
+    )
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    if time_from:
+        panel = panel.time_from(time_from)
     for query in queries:
         panel = panel.with_target(query)
     return panel

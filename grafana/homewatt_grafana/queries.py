@@ -20,6 +20,8 @@ from homewatt_grafana.contract import Contract
 SITE = '"site" =~ /^${site:regex}$/'
 DEVICE = '"device" =~ /^${device:regex}$/'
 CHANNEL = '"channel" =~ /^${channel:regex}$/'
+HOUSE = '"device" =~ /^${house:regex}$/'  # the meter the user names the house's
+SUBMETERS = '"source" =~ /^(shelly|emporia)$/'  # circuits and plugs (README: the data model)
 TOTAL = "\"channel\" = 'total'"
 PHASES = '"channel" =~ /^l[123]$/'
 

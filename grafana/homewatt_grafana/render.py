@@ -17,12 +17,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from homewatt_grafana import alerts, provisioning
 from homewatt_grafana.contract import Contract
-from homewatt_grafana.dashboards import energy, health, home
+from homewatt_grafana.dashboards import circuits, energy, health, home
 
 DASHBOARDS: dict[str, Callable[[Contract], dashboard_builders.Dashboard]] = {
     home.UID: home.build,
     energy.UID: energy.build,
     health.UID: health.build,
+    circuits.UID: circuits.build,
 }
 RULES = "provisioning/alerting/homewatt-rules.yaml"
 RULES_TEMPLATE = "alerting/homewatt-rules.yaml.j2"

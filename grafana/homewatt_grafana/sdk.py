@@ -103,7 +103,7 @@ def _without_macros(query: str) -> str:
     }
     for macro, value in sample.items():
         query = query.replace(macro, value)
-    for name in ("site", "device", "channel"):
+    for name in ("site", "device", "channel", "house"):
         query = query.replace("${" + name + ":regex}", "x")
     return query
 

@@ -1,8 +1,9 @@
 """What homewatt's code writes to InfluxDB, read from the code itself, and the check that a query
 only names measurements, fields and tags in it (a query for data nothing writes is a defect).
 
-- `electricity`: the tags and fields of a DemoSource sample and of the collector's Modbus samples
-  (a real run's lines), and every field of every shipped meter template;
+- `electricity`: the tags and fields of a DemoSource sample, of the collector's Modbus and
+  Shelly samples (real runs' lines), of an Emporia minute point (`schema.homewatt_sample`), and
+  every field of every shipped meter template;
 - `homewatt_health`: the tags and fields of the collector's health points (a real run's lines);
 - `homewatt_backup`: the backup's `health_line()`;
 - the long-term `electricity`: the contract's downsampling fields, with the source's tags;
@@ -19,10 +20,14 @@ from homewatt_backup.runner import health_line
 from homewatt_collector.cost.bill import CounterSeries, Reading, Slot, compute_bill
 from homewatt_collector.cost.tariff import Tariff
 from homewatt_collector.cost.write import cost_lines
-from homewatt_collector.meters import builtin_templates
-from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_collector.sources.demo.config import DemoSourceConfig
+from homewatt_collector.sources.demo.source import DemoSource
+from homewatt_collector.sources.emporia import schema
+from homewatt_collector.sources.emporia.ledger import ChannelState
+from homewatt_collector.sources.modbus.meters import builtin_templates
 from homewatt_grafana.contract import Contract
 from homewatt_grafana.influxql import Statement, all_statements
+from tests.grafana.circuits import emporia_channels
 from tests.grafana.dataset import parse_line
 
 
@@ -46,6 +51,9 @@ def written_by_the_code(contract: Contract, collector_lines: list[str]) -> Model
 
     demo = DemoSource(DemoSourceConfig(), site="x").read(1_700_000_000).samples[0]
     add(raw, demo.measurement, set(demo.tags), set(demo.fields))
+    state = ChannelState(minute=0, total_kwh=1.0, export_kwh=1.0)
+    emporia = schema.homewatt_sample("x", emporia_channels()[0], "1MIN", 60, 0.001, state)
+    add(raw, emporia.measurement, set(emporia.tags), set(emporia.fields))
     for template_name in builtin_templates().names():
         template = builtin_templates().get(template_name)
         add(raw, "electricity", set(), {r.field for r in template.registers})

@@ -17,6 +17,10 @@ InfluxDB 1.6.7 the way the contract lays out InfluxDB 2 (database `homewatt`, re
   counter runs on across the changes of step), up to the moment the collector run starts, plus a
   second meter that went silent 10 minutes before and a second site; encoded with the
   collector's line-protocol encoder;
+- circuits and plugs (circuits.py): a Shelly Plug S's last two days, then a second real
+  `homewatt-collector run` (instance `plugs`, source shelly) polling it on an in-repo Shelly
+  test device beside a plug that never answers; an Emporia account's Vue (mains, circuits,
+  balance) and two smart plugs, minute points and per-second points as the poller writes them;
 - backup health points as homewatt-backup writes them (`runner.health_line`, the SAS's expiry
   by `runner.sas_expires_in_days` from a SAS string);
 - the long-term retention policy filled by the InfluxQL equivalent of the contract's
@@ -57,13 +61,17 @@ from homewatt_backup.models import Kind
 from homewatt_backup.runner import health_line, sas_expires_in_days
 from homewatt_collector.models import Sample
 from homewatt_collector.outbox import Outbox
-from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig
+from homewatt_collector.sources.demo.config import DemoSourceConfig
+from homewatt_collector.sources.demo.source import DemoSource
 from homewatt_common.lineprotocol import encode_line
 from homewatt_grafana.contract import Contract
+from tests.grafana import circuits
 from tests.grafana.three_phase import DEVICE_ID, MeterHistory, history
+from tests.support.faketime import shifted_clock_env
 from tests.support.influxdb1 import InfluxDB1
 from tests.support.meterbus import MeterBus, start_meter_bus
-from tests.support.processes import ServerProcess, free_port, wait_until
+from tests.support.processes import ServerProcess, free_port, unreachable_address, wait_until
+from tests.support.shelly_devices import FakeShelly
 
 COLLECTOR_BIN = Path(sys.executable).with_name("homewatt-collector")
 REPO = Path(__file__).resolve().parents[2]
@@ -188,6 +196,15 @@ def _collector_config(path: Path, port: str, outbox_dir: Path, partial_writes_ur
     return path
 
 
+def _stored_lines(outbox: Path) -> list[str]:
+    """Every line the stopped collector left in its outbox (its sinks never took them)."""
+    opened = Outbox(outbox, max_bytes=10**9)
+    try:
+        return [entry.line for entry in opened.peek(10**6)]
+    finally:
+        opened.close()
+
+
 def _enqueued(outbox: Path) -> int:
     if not outbox.exists():
         return 0
@@ -240,7 +257,7 @@ class _PartialWrites(BaseHTTPRequestHandler):
 # source loop survives them, counted in worker_restarts.
 FAULTS = [
     {
-        "target": "homewatt_collector.sources.modbus:ModbusSource.read_within",
+        "target": "homewatt_collector.sources.modbus.source:ModbusSource.read_within",
         "raise": "RuntimeError",
         "message": "injected by the Grafana tests",
         "after": 3,
@@ -271,17 +288,14 @@ class CollectorRun:
             self.bus.stop()
             self.partial_writes.shutdown()
             self.partial_writes.server_close()
-        outbox = Outbox(self.outbox, max_bytes=10**9)
-        try:
-            return [entry.line for entry in outbox.peek(10**6)]
-        finally:
-            outbox.close()
+        return _stored_lines(self.outbox)
 
 
-def start_collector(workdir: Path, registers: dict[int, int]) -> CollectorRun:
+def start_collector(workdir: Path, registers: dict[int, int], clock_offset_s: int) -> CollectorRun:
     """Start the real collector reading an SDM630 with these input registers on an emulated
     line (and a meter id that never answers), delivering to a sink nobody listens on and to
-    one that answers every write with a 422 partial write; FAULTS injected."""
+    one that answers every write with a 422 partial write; FAULTS injected; its wall clock
+    `clock_offset_s` from the real one."""
     (workdir / "bus").mkdir(parents=True, exist_ok=True)
     bus = start_meter_bus(workdir / "bus", {DEVICE_ID: {"input": registers}})
     outbox_dir = workdir / "outbox"
@@ -289,7 +303,7 @@ def start_collector(workdir: Path, registers: dict[int, int]) -> CollectorRun:
     threading.Thread(target=partial_writes.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{partial_writes.server_address[1]}"
     config = _collector_config(workdir / f"{UNIT}.yaml", bus.port, outbox_dir, url)
-    env = dict(os.environ)
+    env = shifted_clock_env(clock_offset_s)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(FAULT_INJECTION), env.get("PYTHONPATH", "")) if p
     )
@@ -301,6 +315,66 @@ def start_collector(workdir: Path, registers: dict[int, int]) -> CollectorRun:
         env=env,
     ).start()
     return CollectorRun(process, bus, outbox_dir / "outbox-local.sqlite", partial_writes)
+
+
+@dataclass
+class PlugRun:
+    """A running `homewatt-collector run` with a shelly source (see `start_plug_collector`)."""
+
+    process: ServerProcess
+    washer: FakeShelly
+    unplugged: contextlib.ExitStack
+    outbox: Path
+
+    def finish(self) -> list[str]:
+        """Wait until the washer's samples are stored (after the counter rule's first reads)
+        and the unplugged plug has been backed off, stop, return the outbox's lines."""
+        try:
+            wait_until(lambda: _enqueued(self.outbox) >= 40, 60, "the plugs' cycles")
+        finally:
+            self.process.stop()
+            self.washer.stop()
+            self.unplugged.close()
+        return _stored_lines(self.outbox)
+
+
+def start_plug_collector(workdir: Path, washer_counter_wmin: float, clock_offset_s: int) -> PlugRun:
+    """The real collector polling the Shelly washer plug (the in-repo test device, its counter
+    going on from the history's) and a plug that never answers, into an outbox whose sink
+    nobody listens on; its wall clock `clock_offset_s` from the real one."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    washer = circuits.live_washer(washer_counter_wmin, "127.0.0.71")
+    unplugged = contextlib.ExitStack()
+    dead = unplugged.enter_context(unreachable_address("127.0.0.72"))
+    config = {
+        "site": SITE,
+        "unit": circuits.PLUGS_UNIT,
+        "interval_s": 1,
+        "source": circuits.plugs_config(washer.address, dead),
+        "sinks": [
+            {
+                "name": "local",
+                "url": f"http://127.0.0.1:{free_port()}",
+                "org": "homewatt",
+                "bucket": "homewatt",
+                "anonymous": True,
+                "timeout_s": 1,
+                "retry_min_s": 0.2,
+                "retry_max_s": 1,
+            }
+        ],
+        "outbox": {"dir": str(workdir / "outbox"), "checkpoint_interval_s": 1},
+        "clock": {"wait_for_sync": False},
+    }
+    path = workdir / f"{circuits.PLUGS_UNIT}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    process = ServerProcess(
+        "homewatt-collector plugs",
+        [str(COLLECTOR_BIN), "run", "-c", str(path), "--no-table"],
+        workdir / "collector.log",
+        env=shifted_clock_env(clock_offset_s),
+    ).start()
+    return PlugRun(process, washer, unplugged, workdir / "outbox" / "outbox-local.sqlite")
 
 
 # -------------------------------------------------------------------------- simulated data
@@ -445,20 +519,36 @@ def longterm_points(contract: Contract, points: list[Point]) -> list[Point]:
 # -------------------------------------------------------------------------- building
 
 
-def build(workdir: Path, contract: Contract) -> Dataset:
+def build(workdir: Path, contract: Contract, at: datetime | None = None) -> Dataset:
     """Everything above, in InfluxDB. The collector runs in real time (seconds) while the
     simulated history is computed, and InfluxDB downsamples while Python computes what it
-    should get."""
-    end = int(time.time())  # the simulated history ends as the collector starts
+    should get.
+
+    `at`: the instant the history ends and the collector runs start (default: now). Another
+    instant moves the whole dataset: the history is computed up to it, and the collector runs
+    and the cost command are processes whose wall clock reads it (tests/support/faketime.py),
+    so the dashboards can be checked at the instants where calendars disagree (a local
+    midnight, the 1st of a month, a DST day) whenever the tests run."""
+    real = int(time.time())
+    end = real if at is None else int(at.timestamp())  # the simulated history ends here
+    offset = end - real
     meter = MeterHistory(start=(end - THREE_PHASE_DAYS * DAY) // 300 * 300)
     samples = list(history(THREE_PHASE, SITE, meter, range(meter.start, end, 300)))
-    run = start_collector(workdir / "collector", meter.image(end))
+    washer, washer_counter = circuits.shelly_history(SITE, end)
+    run = start_collector(workdir / "collector", meter.image(end), offset)
     try:
         samples += demo_data(DEMO, 7, SITE, history_steps(end))
         samples += demo_data(GONE_QUIET, 3, SITE, range(end - 2 * DAY, end - 600, 60))
         samples += demo_data(CABIN, 11, OTHER_SITE, range(end - 3 * DAY, end, 60))
     finally:
         collector_lines = run.finish(cycles=12)
+    # After the Modbus run, not beside it: its 1 s reads on the emulated line stay on time
+    plugs = start_plug_collector(workdir / "plugs", washer_counter, offset)
+    try:
+        samples += washer
+        samples += circuits.emporia_history(SITE, end)
+    finally:
+        collector_lines += plugs.finish()
     other_lines = collector_lines + backup_lines(end)
     lines = [encode_line(s.measurement, s.tags, s.fields, s.ts) for s in samples] + other_lines
     # The samples' own values are the expected side's input: no round trip through a parser.
@@ -480,7 +570,7 @@ def build(workdir: Path, contract: Contract) -> Dataset:
         )
         dataset.longterm = longterm_points(contract, dataset.raw(contract.source_measurement))
         into.result()
-    dataset.bills = write_costs(workdir / "cost", influx, contract, now)
+    dataset.bills = write_costs(workdir / "cost", influx, contract, now, offset)
     return dataset
 
 
@@ -490,10 +580,13 @@ COST_ZONE = "Europe/Berlin"  # the site's time zone (the dashboard tests' TZ)
 COST_DAYS = 70  # billed days up to today: this month and the two before are in view
 
 
-def write_costs(workdir: Path, influx: InfluxDB1, contract: Contract, now: int) -> dict[int, float]:
+def write_costs(
+    workdir: Path, influx: InfluxDB1, contract: Contract, now: int, clock_offset_s: int
+) -> dict[int, float]:
     """`homewatt-collector cost --write` of SITE's last COST_DAYS days (today's so far
     included) from the raw counters, into the long-term retention policy as
-    collector/cost.example.yaml says; SITE's `bill` points read back (ts -> cost)."""
+    collector/cost.example.yaml says, its wall clock `clock_offset_s` from the real one;
+    SITE's `bill` points read back (ts -> cost)."""
     workdir.mkdir(parents=True)
     (workdir / "tariff.yaml").write_text(
         yaml.safe_dump(
@@ -540,6 +633,7 @@ def write_costs(workdir: Path, influx: InfluxDB1, contract: Contract, now: int) 
         text=True,
         timeout=600,
         check=False,
+        env=shifted_clock_env(clock_offset_s),
     )
     assert done.returncode == 0, done.stderr
     source = f'"{contract.longterm.name}"."energy_cost"'

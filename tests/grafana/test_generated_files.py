@@ -54,7 +54,12 @@ def test_no_generated_file_is_left_over(generated: dict[str, str]) -> None:
 def test_dashboards_are_shareable_by_uid(
     dashboards: dict[str, dict[str, Any]], contract: Contract
 ) -> None:
-    assert set(dashboards) == {"homewatt-home", "homewatt-energy", "homewatt-health"}
+    assert set(dashboards) == {
+        "homewatt-home",
+        "homewatt-energy",
+        "homewatt-health",
+        "homewatt-circuits",
+    }
     for uid, dashboard in dashboards.items():
         assert dashboard["id"] is None, uid
         assert "__inputs" not in dashboard, uid

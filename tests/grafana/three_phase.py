@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from homewatt_collector.meters import builtin_templates
-from homewatt_collector.modbus.bus import ModbusBus
-from homewatt_collector.modbus.plan import Block
 from homewatt_collector.models import Sample
-from homewatt_collector.sources.demo import household_load
-from homewatt_collector.sources.modbus import MeterConfig, ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources.demo.source import household_load
+from homewatt_collector.sources.modbus.bus import ModbusBus
+from homewatt_collector.sources.modbus.config import MeterConfig, ModbusSourceConfig
+from homewatt_collector.sources.modbus.meters import builtin_templates
+from homewatt_collector.sources.modbus.plan import Block
+from homewatt_collector.sources.modbus.source import ModbusSource
 from tests.collector.meters_data import f32_words, sdm630_input_registers
 
 MODEL = "sdm630"

@@ -169,14 +169,33 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
     meter_errors = meter_series(
         "Read errors per meter",
         "Failed or rejected reads of each meter per interval (timeouts, CRC errors, exception "
-        "answers, impossible values, implausible counters).",
+        "answers, impossible values, implausible counters); of a Shelly device, its failed "
+        "polls; of an Emporia device, its account's failed polls.",
         "read_errors",
     )
     meter_timeouts = meter_series(
         "Timeouts per meter",
         "Requests each meter left unanswered per interval: a meter that is off, unwired or "
-        "at another address times out every cycle.",
+        "at another address times out every cycle; a Shelly plug that is unplugged or off the "
+        "WiFi at each retry.",
         "timeouts",
+    )
+    backed_off = series_panel(
+        contract,
+        "Backed off",
+        "1 while a device is backed off, 0 while it is read on schedule (highest per "
+        "interval). A Modbus meter silent in 3 cycles in a row is only probed every 30 s; a "
+        "Shelly device whose poll failed is retried after 1, 2, 4... up to 60 s; an Emporia "
+        "account whose poll failed after growing pauses (every device of the account).",
+        COUNT,
+        [
+            InfluxQL(
+                contract, "A", q.series("max", "backoff", q.DEVICE_HEALTH, METER, BY_METER)
+            ).alias(METER_ALIAS)
+        ],
+        steps=ANY_IS_BAD,
+        decimals=0,
+        min_interval="1s",
     )
     last_ok = stat_panel(
         contract,
@@ -322,8 +341,13 @@ def build(contract: Contract) -> dashboard_builders.Dashboard:
                 ],
             ),
             (
-                "Meters",
-                [(last_ok, 24, 4), (meter_errors, 12, 8), (meter_timeouts, 12, 8)],
+                "Meters, plugs and cloud accounts",
+                [
+                    (last_ok, 24, 4),
+                    (meter_errors, 8, 8),
+                    (meter_timeouts, 8, 8),
+                    (backed_off, 8, 8),
+                ],
             ),
             (
                 "Delivery",
