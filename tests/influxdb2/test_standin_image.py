@@ -79,16 +79,25 @@ class Deployment:
     def healthy(self, container: str, timeout: float = 60) -> None:
         """Wait until the image's health check command (the one the influxdb role gives Docker)
         passes inside `container`'s network namespace."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        attempts = 0
         while time.monotonic() < deadline:
-            if self.sidecar(container, *HEALTHCHECK[1:], check=False).exit_code == 0:
+            check = self.sidecar(container, *HEALTHCHECK[1:], check=False)
+            attempts += 1
+            if check.exit_code == 0:
                 return
             state = json.loads(self.docker("inspect", "--format", "{{json .State}}", container))
             if not state["Running"]:
                 break
             time.sleep(0.5)
         logs = self.image.docker.docker("logs", container, check=False)
-        raise AssertionError(f"{container} not healthy\n{logs.stdout}{logs.stderr}")
+        raise AssertionError(
+            f"{container} not healthy after {time.monotonic() - started:.0f} s and {attempts}"
+            f" health checks; the last exited {check.exit_code}:"
+            f" {(check.stderr or check.stdout).strip()[-500:]}\n"
+            f"container log:\n{logs.stdout}{logs.stderr}"
+        )
 
     def sidecar(self, container: str, *command: str, check: bool = True) -> DockerResult:
         """Run `command` in a new container of the image on `container`'s volumes and network.

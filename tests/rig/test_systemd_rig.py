@@ -5,6 +5,9 @@ inside)."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
 import secrets
 import shutil
@@ -15,12 +18,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker_inside import busybox_archive, install_docker, load_image
-from tests.support.dockerd import PrivateDockerd, RigUnavailable, _cmdline, _read_pid
+from tests.support.dockerd import (
+    PrivateDockerd,
+    RigUnavailable,
+    _cmdline,
+    _flock,
+    _read_pid,
+    prune_gone_checkouts,
+)
 from tests.support.systemd_container import (
     SYSTEMD_RUN_OPTIONS,
     SystemdContainer,
     leaked_cgroups,
 )
+from tests.support.systemd_image import APT_RETRIES
 from tests.support.systemd_rig import SystemdRig
 
 pytestmark = [pytest.mark.systemd_rig, pytest.mark.timeout(900)]
@@ -263,6 +274,142 @@ def test_each_checkout_has_its_own_daemon_and_the_last_user_cleans_up(
         first.stop()
         shutil.rmtree(first.data_dir, ignore_errors=True)
         shutil.rmtree(first.state_dir, ignore_errors=True)
+
+
+def test_the_data_of_a_rig_whose_checkout_is_gone_is_pruned_and_no_other(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deleted CI clone left 1.5-2 GB of images per run behind (the disk filled up on
+    2026-11-30). Pruned: a recorded checkout that is gone. Kept: one that exists, one whose lock
+    a session holds, one whose dockerd pid is alive, and a data dir with no record."""
+    gone, busy, running = (PrivateDockerd(tmp_path / name) for name in ("gone", "busy", "running"))
+    present_checkout = tmp_path / "present"
+    present_checkout.mkdir()
+    present = PrivateDockerd(present_checkout)
+    unrecorded = PrivateDockerd(tmp_path / "unrecorded")  # a dir from before the record
+    rigs = (gone, busy, running, present, unrecorded)
+    try:
+        for rig in rigs:
+            (rig.data_root / "image").mkdir(parents=True)
+            (rig.data_root / "image" / "layer").write_bytes(b"x" * 4096)
+            if rig is not unrecorded:
+                (rig.data_dir / "checkout").write_text(f"{rig.checkout}\n")
+        running.state_dir.mkdir(parents=True, exist_ok=True)
+        running.pidfile.write_text(f"{os.getpid()}\n")  # a live pid
+        with _flock(busy.state_dir / "lock"), caplog.at_level(logging.WARNING):
+            pruned = prune_gone_checkouts()
+        assert gone.data_dir in pruned  # (and any real gone checkout's on this machine)
+        assert not {rig.data_dir for rig in (busy, running, present, unrecorded)} & set(pruned)
+        assert not gone.data_dir.exists() and not gone.state_dir.exists()
+        for kept in (busy, running, present, unrecorded):
+            assert (kept.data_root / "image" / "layer").exists(), kept.checkout
+        assert f"pruned the test rig of a checkout that is gone: {gone.checkout}" in caplog.text
+    finally:
+        for rig in rigs:
+            shutil.rmtree(rig.data_dir, ignore_errors=True)
+            shutil.rmtree(rig.state_dir, ignore_errors=True)
+
+
+def rule_exists(table: str, chain: str, rule: tuple[str, ...]) -> bool:
+    check = ["iptables", "-w", "-t", table, "-C", chain, *rule]
+    return subprocess.run(check, capture_output=True, check=False).returncode == 0
+
+
+def delete_rule(table: str, chain: str, rule: tuple[str, ...]) -> None:
+    subprocess.run(["iptables", "-w", "-t", table, "-D", chain, *rule], check=True)
+
+
+def fetch_release(box: SystemdContainer) -> int:
+    """Exit code of fetching Debian's Release file from inside `box` (the mirror, via NAT)."""
+    script = (
+        "import urllib.request; urllib.request.urlopen("
+        "'http://deb.debian.org/debian/dists/bookworm/Release', timeout=20).read()"
+    )
+    return box.run(["python3", "-c", script], check=False).exit_code
+
+
+def test_a_rig_restarted_on_a_new_block_keeps_it_and_its_stop_spares_another_rigs_nat(
+    systemd_rig: SystemdRig, tmp_path: Path
+) -> None:
+    """What deleted a CI rig's MASQUERADE rule (2026-11-30): rig B starts and stops (dockerd
+    stores B's subnet), rig A takes that free block, B starts again on the next block. dockerd
+    20.10 used to put B's bridge back on its stored address, A's subnet; B's stop then deleted
+    every rule naming that subnet, A's MASQUERADE among them. Two checkouts whose keys prefer
+    the same block make it happen on any machine."""
+    del systemd_rig  # only to run beside a live rig, as in CI
+
+    def key(path: Path) -> str:
+        return hashlib.sha256(str(path.resolve()).encode()).hexdigest()
+
+    b_checkout = tmp_path / "rig-b"
+    # the last two digits of the 10-digit key choose the first block a rig tries
+    candidates = (tmp_path / f"rig-a-{n}" for n in range(100_000))
+    a_checkout = next(c for c in candidates if key(c)[8:10] == key(b_checkout)[8:10])
+    for checkout in (a_checkout, b_checkout):
+        checkout.mkdir()
+    a, b_first, b_again = (PrivateDockerd(c) for c in (a_checkout, b_checkout, b_checkout))
+    try:
+        b_first.acquire()
+        b_subnet = b_first.network.network
+        b_first.release()  # the bridge is gone, dockerd's store keeps its subnet
+        a.acquire()
+        assert a.network.network == b_subnet, "setup: A takes the block B left"
+        b_again.acquire()
+        assert not b_again.network.network.overlaps(a.network.network)
+        b_again.release()
+        missing = [rule for rule in a.network_rules() if not rule_exists(*rule)]
+        assert not missing, f"B's stop deleted A's rules: {missing}"
+    finally:
+        for daemon in (b_first, b_again, a):
+            daemon.release()
+            daemon.stop()
+            shutil.rmtree(daemon.data_dir, ignore_errors=True)
+            shutil.rmtree(daemon.state_dir, ignore_errors=True)
+
+
+def test_lost_nat_and_forward_rules_come_back_on_adopting_and_before_a_run(
+    systemd_rig: SystemdRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever deletes a rule of the bridge, the next session that adopts the rig and the next
+    `docker run` (or build) put it back, logged; a container then reaches the Debian mirror."""
+    daemon = systemd_rig.daemon
+    masquerade, *forward = daemon.network_rules()
+    assert masquerade[:2] == ("nat", "POSTROUTING") and "MASQUERADE" in masquerade[2]
+    assert all(rule_exists(*rule) for rule in daemon.network_rules())
+    caplog.set_level(logging.WARNING, logger="tests.support.dockerd")
+
+    delete_rule(*masquerade)
+    delete_rule(*forward[2])  # -i bridge ! -o bridge -j ACCEPT: the way out
+    adopter = PrivateDockerd(daemon.checkout)
+    try:
+        adopter.acquire()  # a second session of this checkout adopts the running daemon
+    finally:
+        adopter.release()
+    assert daemon.healthy(), "a second session's release stopped the daemon"
+    assert all(rule_exists(*rule) for rule in daemon.network_rules())
+    restored = [r.getMessage() for r in caplog.records if "restored" in r.getMessage()]
+    assert len(restored) == 2 and "MASQUERADE" in restored[0], restored
+    assert (
+        "restored: iptables -t nat -A POSTROUTING" in (daemon.log_dir / "network.log").read_text()
+    )
+
+    delete_rule(*masquerade)  # mid-session, as in CI
+    box = SystemdContainer.boot(daemon, systemd_rig.image("bookworm"), purpose="nat")
+    try:
+        assert rule_exists(*masquerade)
+        assert fetch_release(box) == 0
+    finally:
+        box.stop()
+
+
+def test_apt_in_rig_containers_retries_a_failed_download_8_times(
+    systemd_container: SystemdContainer,
+) -> None:
+    dump = systemd_container.run(["apt-config", "dump", "Acquire::Retries"]).stdout
+    assert 'Acquire::Retries "8";' in dump
+    assert 'Acquire::Retries::Delay::Maximum "30";' in dump
+    baked = systemd_container.run(["cat", APT_RETRIES.path]).stdout
+    assert baked == APT_RETRIES.content.decode()
 
 
 def test_without_root_the_rig_fails_with_one_line_saying_why(

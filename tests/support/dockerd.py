@@ -23,8 +23,28 @@ and stopped at that one's end; HOMEWATT_TEST_KEEP_DOCKERD=1 keeps it running for
 session (`python -m tests.support.systemd_rig stop` stops it).
 
 Stopping: dockerd by its pid (SIGTERM: it stops its containers, then itself), then containerd
-by its pid, then every iptables rule naming the bridge or its subnet is deleted (dockerd leaves
-them behind) and the bridge is removed.
+by its pid, then every iptables rule naming the bridge is deleted (dockerd leaves them behind)
+and the bridge is removed. Only rules naming our bridge: a rule naming just a subnet may be
+another rig's.
+
+Other rigs on the machine (found in CI, 2026-11-30): dockerd 20.10 keeps its default bridge
+network in data-root/network/files/local-kv.db and, at its next start, puts the bridge's
+address back to the stored one ("even if a bridge exists try to setup IPv4"), whatever address
+the rig gave the bridge. A checkout whose old block another rig had taken meanwhile then shared
+that rig's subnet, and its stop deleted the other rig's MASQUERADE rule (which names the
+subnet). So the store is deleted before dockerd starts (it holds nothing a session needs:
+leftover containers are removed anyway) and a start that still ends with another address
+fails. And every session checks the bridge's NAT and FORWARD rules (`ensure_network_rules`)
+when it starts or adopts the daemon and before each `docker build` and `docker run`, and puts
+back a missing one, logged (warning, and in logs/network.log): a rule lost to anything else
+on the machine costs a log line, not a failed apt inside a container.
+
+Checkouts that are gone (a CI clone deleted after its run, a removed worktree) leave their
+data root behind: 1.5-2 GB of images each, which filled this machine's disk on 2026-11-30. So
+each rig records its checkout's path in its data dir (`checkout`), and every start prunes the
+data dirs whose recorded checkout no longer exists and whose daemon is not running (their
+lock free, no live dockerd or containerd), logged (`prune_gone_checkouts`). A data dir without
+that record (made before it existed) is left alone.
 
 Cost (measured on the 2-core dev VM): start about 2 s, stop about 3 s without containers.
 """
@@ -37,6 +57,7 @@ import hashlib
 import http.client
 import ipaddress
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -57,6 +78,10 @@ BLOCK_PREFIX = 20
 RIG_LABEL = "homewatt-test.rig"  # on every container the rig starts
 KEEP_ENV = "HOMEWATT_TEST_KEEP_DOCKERD"
 REQUIRED_TOOLS = ("dockerd", "containerd", "iptables", "iptables-save", "ip", "debootstrap")
+# Subcommands after which containers reach the Debian mirror through the bridge's NAT.
+NETWORK_COMMANDS = ("build", "run")
+
+log = logging.getLogger(__name__)
 
 
 class RigUnavailable(RuntimeError):
@@ -188,6 +213,44 @@ def _flock(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[IO[bytes]]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def prune_gone_checkouts(data_root: Path | None = None) -> list[Path]:
+    """Delete the data dirs (under `data_root`, default DATA_ROOT) of rigs whose checkout is
+    gone: the path recorded in `<dir>/checkout` does not exist, no session holds the rig's lock
+    and neither its dockerd nor its containerd runs. Its bridge and the iptables rules naming it
+    go too (`_teardown`). Returns the dirs deleted; a dir without a record is never touched."""
+    root = DATA_ROOT if data_root is None else data_root
+    pruned: list[Path] = []
+    for record in sorted(root.glob("*/checkout")):
+        checkout = Path(record.read_text().strip())
+        if not checkout.is_absolute() or checkout.exists():
+            continue
+        rig = PrivateDockerd(checkout)
+        if rig.data_dir != record.parent:
+            continue  # a record that does not name its own dir: not ours to judge
+        lock_path = rig.state_dir / "lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("ab") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a session of it is starting or stopping it
+            if any(_pid_alive(pid) for pid in rig.daemon_pids()):
+                continue
+            rig._teardown()
+            if os.path.ismount(rig.data_root):
+                _run(["umount", "-l", str(rig.data_root)], check=False)
+            _run(["rm", "-rf", "--one-file-system", str(rig.data_dir)], check=False)
+        if rig.data_dir.exists():
+            log.warning("could not prune the test rig of a gone checkout: %s", rig.data_dir)
+            continue
+        shutil.rmtree(rig.state_dir, ignore_errors=True)
+        log.warning(
+            "pruned the test rig of a checkout that is gone: %s (%s)", checkout, rig.data_dir
+        )
+        pruned.append(rig.data_dir)
+    return pruned
+
+
 class PrivateDockerd:
     """containerd + dockerd + a bridge of this checkout's own. See the module docstring.
 
@@ -239,7 +302,12 @@ class PrivateDockerd:
     def docker(
         self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 600
     ) -> DockerResult:
-        """Run `docker ARGS` against this daemon; AssertionError on a non-zero exit if `check`."""
+        """Run `docker ARGS` against this daemon; AssertionError on a non-zero exit if `check`.
+
+        Before `build` and `run` the bridge's NAT and FORWARD rules are checked (and restored).
+        """
+        if args and args[0] in NETWORK_COMMANDS:
+            self.ensure_network_rules()
         argv = (docker_cli(), *args)
         done = subprocess.run(
             argv, input=input, capture_output=True, env=self.env(), timeout=timeout, check=False
@@ -262,7 +330,58 @@ class PrivateDockerd:
             and _ping(self.socket)
         )
 
+    def network_rules(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(table, chain, rule) of every rule dockerd 20.10 makes for this bridge (`--ip-masq`,
+        inter-container traffic allowed), as `iptables -S` prints them; [] without a bridge.
+
+        The MASQUERADE rule lets containers reach the Debian mirror, PyPI and npm; the FORWARD
+        rules let their packets (and the answers) through the FORWARD chain's DROP policy.
+        """
+        found = _run(["ip", "-j", "-4", "addr", "show", "dev", self.bridge], check=False)
+        if found.returncode != 0 or not json.loads(found.stdout or "[]"):
+            return []
+        bridge, subnet = self.bridge, str(self.network.network)
+        established = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+        return [
+            ("nat", "POSTROUTING", ("-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE")),
+            ("filter", "FORWARD", ("-o", bridge, *established)),
+            ("filter", "FORWARD", ("-o", bridge, "-j", "DOCKER")),
+            ("filter", "FORWARD", ("-i", bridge, "!", "-o", bridge, "-j", "ACCEPT")),
+            ("filter", "FORWARD", ("-i", bridge, "-o", bridge, "-j", "ACCEPT")),
+        ]
+
+    def ensure_network_rules(self) -> list[str]:
+        """Put back any of `network_rules()` that is missing (appended to its chain); return
+        them as `iptables -t TABLE -A CHAIN ...` lines, each logged as a warning and in
+        logs/network.log. Touches no other rule. Cost: about 10 ms a rule to check.
+        RigUnavailable when a rule cannot be put back (iptables' message in the line)."""
+        restored = []
+        with _flock(self.state_dir / "rules.lock"):
+            for table, chain, rule in self.network_rules():
+                check = ["iptables", "-w", "-t", table, "-C", chain, *rule]
+                if _run(check, check=False).returncode == 0:
+                    continue
+                line = shlex.join(["iptables", "-t", table, "-A", chain, *rule])
+                added = _run(["iptables", "-w", "-t", table, "-A", chain, *rule], check=False)
+                if added.returncode != 0:
+                    raise RigUnavailable(
+                        f"rig {self.bridge}: `{line}` failed: {added.stderr.strip()}"
+                    )
+                restored.append(line)
+        for line in restored:
+            message = f"rig {self.bridge}: a rule of its bridge was missing, restored: {line}"
+            log.warning("%s", message)
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with (self.log_dir / "network.log").open("a") as out:
+                out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}\n")
+        return restored
+
     # -- lifetime -----------------------------------------------------------------------------
+
+    def daemon_pids(self) -> list[int]:
+        """The pids in this rig's dockerd and containerd pidfiles (alive or not)."""
+        pids = (_read_pid(self.pidfile), _read_pid(self.containerd_pidfile))
+        return [pid for pid in pids if pid is not None]
 
     def acquire(self) -> PrivateDockerd:
         """Start the daemon, or adopt a healthy one of this checkout, and hold a user lease.
@@ -294,6 +413,7 @@ class PrivateDockerd:
             self._lease = lease
             if first_user:
                 self._remove_leftover_containers()
+        self.ensure_network_rules()
         return self
 
     def release(self) -> None:
@@ -322,11 +442,16 @@ class PrivateDockerd:
         for path in (self.state_dir, self.exec_root, self.containerd_dir, self.log_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "checkout").write_text(f"{self.checkout}\n")
+        prune_gone_checkouts()
         if _fs_type(self.data_root) == "overlayfs" and not os.path.ismount(self.data_root):
             # Inside a container (fresh-run): overlay2 cannot use an overlayfs as its backing.
             _run(["mount", "-t", "tmpfs", "-o", "mode=0710", "homewatt-test", str(self.data_root)])
         block = self._ensure_bridge()
+        address = self.network
         pool = list(block.subnets(new_prefix=21))[1]
+        # dockerd would give the bridge the address of its last run back (see the module doc)
+        (self.data_root / "network" / "files" / "local-kv.db").unlink(missing_ok=True)
         containerd_config = self.containerd_dir / "config.toml"
         containerd_config.write_text(
             "version = 2\n"
@@ -371,6 +496,13 @@ class PrivateDockerd:
             self.log_dir / "dockerd.log",
         )
         self._wait(lambda: _ping(self.socket, 0.5), "dockerd", dockerd)
+        if self.network != address:
+            moved = self.network
+            self._teardown()
+            raise RigUnavailable(
+                f"dockerd moved bridge {self.bridge} from {address} to {moved}:"
+                f" see {self.log_dir / 'dockerd.log'}"
+            )
 
     def _spawn(self, argv: list[str], log: Path) -> int:
         with log.open("ab") as out:
@@ -443,21 +575,17 @@ class PrivateDockerd:
                 del self._children[pid]
 
     def _remove_network(self) -> None:
-        """Delete every iptables rule naming our bridge or subnet, then the bridge itself."""
-        existing = _run(["ip", "-j", "-4", "addr", "show", "dev", self.bridge], check=False)
-        subnet = None
-        if existing.returncode == 0 and json.loads(existing.stdout or "[]"):
-            with contextlib.suppress(IndexError, KeyError):
-                subnet = str(self.network.network)
+        """Delete every iptables rule naming our bridge, then the bridge itself (never a rule
+        naming only a subnet: another rig's rule names its own bridge and maybe our subnet)."""
         for table in ("filter", "nat"):
             saved = _run(["iptables-save", "-t", table], check=False).stdout
             for line in saved.splitlines():
                 if not line.startswith("-A "):
                     continue
                 words = shlex.split(line)
-                if self.bridge in words or (subnet is not None and subnet in words):
+                if self.bridge in words:
                     _run(["iptables", "-w", "-t", table, "-D", *words[1:]], check=False)
-        if existing.returncode == 0:
+        if _run(["ip", "link", "show", "dev", self.bridge], check=False).returncode == 0:
             _run(["ip", "link", "del", self.bridge], check=False)
 
     def _remove_leftover_containers(self) -> None:

@@ -19,7 +19,8 @@ The default recipe (`systemd_recipe`) bakes in what a test container needs to re
 npm through this machine's egress: the host's extra CA certificates
 (/usr/local/share/ca-certificates/*.crt, so they are part of the hash), /etc/pip.conf pointing
 pip at the system bundle, and PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE/NODE_EXTRA_CA_CERTS in
-the image's environment (seen by `docker exec`; systemd services get pip.conf only).
+the image's environment (seen by `docker exec`; systemd services get pip.conf only); and
+apt's retries (APT_RETRIES: 8, not 3), so one DNS hiccup does not fail an image build.
 
 Images built FROM these (e.g. a stand-in server) use `FROM homewatt-test/bookworm:<hash>` with
 the tag this module returns; containers from them boot with the flags in systemd_container.py.
@@ -75,6 +76,16 @@ class BakedFile:
     mode: int = 0o644
 
 
+# apt retries a failed download 3 times by default, with a delay that doubles from a second
+# (apt's changelog, 2.3.2 and 2.3.7): a DNS outage of ten seconds fails a build. 8 retries, at
+# most 30 s apart, ride out about two minutes. Every apt in a rig container and in an image
+# built FROM one (stand-ins, Molecule's instances) reads this file.
+APT_RETRIES = BakedFile(
+    "/etc/apt/apt.conf.d/80homewatt-test-retries",
+    b'Acquire::Retries "8";\nAcquire::Retries::Delay::Maximum "30";\n',
+)
+
+
 @dataclass(frozen=True)
 class ImageRecipe:
     """Everything an image is made of; `content_hash()` names the built tarball and image."""
@@ -119,7 +130,8 @@ class ImageRecipe:
 
 
 def systemd_recipe(suite: str = "bookworm") -> ImageRecipe:
-    """The rig's image for `suite`: PACKAGES, the host's extra CA certificates, pip's config."""
+    """The rig's image for `suite`: PACKAGES, the host's extra CA certificates, pip's config,
+    apt's retries (APT_RETRIES)."""
     if suite not in SUITES:
         raise ValueError(f"suite {suite!r}: the rig builds {', '.join(SUITES)}")
     certs = tuple(
@@ -131,7 +143,8 @@ def systemd_recipe(suite: str = "bookworm") -> ImageRecipe:
         f"ENV {name}={CA_BUNDLE}"
         for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS")
     )
-    return ImageRecipe(suite, files=(*certs, pip_conf), config=(*base.config, *trust))
+    files = (*certs, pip_conf, APT_RETRIES)
+    return ImageRecipe(suite, files=files, config=(*base.config, *trust))
 
 
 @contextlib.contextmanager
