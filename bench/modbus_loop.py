@@ -42,7 +42,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig  # noqa: E402
+from homewatt_collector.sources.modbus.config import ModbusSourceConfig  # noqa: E402
+from homewatt_collector.sources.modbus.source import ModbusSource  # noqa: E402
 from tests.collector.meters_data import (  # noqa: E402
     f32_words,
     orno_with_gap_registers,

@@ -40,7 +40,8 @@ from homewatt_collector.forwarder import Backoff, Forwarder  # noqa: E402
 from homewatt_collector.models import Sample  # noqa: E402
 from homewatt_collector.outbox import Outbox  # noqa: E402
 from homewatt_collector.sinks.influxdb import InfluxDBSink  # noqa: E402
-from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig  # noqa: E402
+from homewatt_collector.sources.demo.config import DemoSourceConfig  # noqa: E402
+from homewatt_collector.sources.demo.source import DemoSource  # noqa: E402
 from tests.support.filesizes import MB, FileSizes, sizes  # noqa: E402
 from tests.support.processes import wait_until  # noqa: E402
 from tests.support.victoria import VictoriaMetrics  # noqa: E402

@@ -18,14 +18,14 @@ from pathlib import Path
 PARTS = [
     ("serial waiting (pyserial read/select)", "serial/serialposix.py"),
     ("pymodbus framing and transaction", "pymodbus/"),
-    ("decoding registers", "homewatt_collector/modbus/decode.py"),
+    ("decoding registers", "homewatt_collector/sources/modbus/decode.py"),
     ("counter rule", "homewatt_collector/counters.py"),
     ("outbox (SQLite commit)", "homewatt_collector/outbox.py"),
     ("line protocol", "homewatt_common/lineprotocol.py"),
     ("health samples", "_health_sample"),
     ("health samples", "_device_health_samples"),
     ("forwarder + sink (HTTP)", "homewatt_collector/forwarder.py"),
-    ("modbus source", "homewatt_collector/sources/modbus.py"),
+    ("modbus source", "homewatt_collector/sources/modbus/"),
     ("scheduler + loop", "homewatt_collector/service.py"),
     ("scheduler + loop", "homewatt_collector/scheduler.py"),
 ]

@@ -23,7 +23,8 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from homewatt_backup.cli import app as backup_app
-from homewatt_collector.cli import app as collector_app
+from homewatt_collector.cli.app import app as collector_app
+from homewatt_common.secrets_contract import load_contract
 
 BIN = Path(sys.executable).parent
 APPS = {"homewatt-collector": collector_app, "homewatt-backup": backup_app}
@@ -77,6 +78,28 @@ def test_an_unknown_option_is_one_line_naming_it(prog: str, path: list[str]) -> 
     )
 
 
+def valid_value(param: Any) -> str:
+    """A value the required option `param` accepts when the command line is parsed (a number
+    within its bounds; any word for a string), so that a command runs past its options."""
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if kind is str:
+        return "x"
+    if kind in (int, float):
+        low = getattr(param, "min", None)
+        return str(low if low is not None else 1)
+    pytest.fail(f"no valid value known for required option {param.opts}: add one here")
+
+
+def required_options(command: Any, but: Any = None) -> list[str]:
+    """The command's required options (except `but`), each with a valid value."""
+    return [
+        arg
+        for p in command.params
+        if getattr(p, "required", False) and p is not but
+        for arg in (max(p.opts, key=len), valid_value(p))
+    ]
+
+
 def typed_options() -> Iterator[Any]:
     for prog, app in APPS.items():
         for path, command in commands(app):
@@ -89,12 +112,7 @@ def typed_options() -> Iterator[Any]:
                     int | None,
                     float | None,
                 ):
-                    required = [
-                        arg
-                        for p in command.params
-                        if getattr(p, "required", False) and p is not param
-                        for arg in (max(p.opts, key=len), "x")
-                    ]
+                    required = required_options(command, but=param)
                     option = max(param.opts, key=len)
                     yield pytest.param(
                         prog, [*path, *required], option, id=" ".join([prog, *path, option])
@@ -112,27 +130,52 @@ def test_a_number_option_given_a_word_is_one_line_naming_the_option(
     assert "╭" not in result.stderr and "Traceback" not in result.stderr
 
 
+def command_at(prog: str, path: list[str]) -> Any:
+    return next(command for at, command in commands(APPS[prog]) if at == path)
+
+
 def config_commands() -> Iterator[Any]:
     for prog, app in APPS.items():
         for path, command in commands(app):
             if path and any(p.name == "config" for p in command.params):
-                yield pytest.param(prog, path, id=" ".join([prog, *path]))
+                yield pytest.param(
+                    prog,
+                    path,
+                    required_options(command),
+                    command.hidden,
+                    id=" ".join([prog, *path]),
+                )
 
 
-@pytest.mark.parametrize(("prog", "path"), list(config_commands()))
+@pytest.mark.parametrize(("prog", "path", "required", "hidden"), list(config_commands()))
 def test_the_config_option_works_before_and_after_the_sub_command(
-    prog: str, path: list[str], tmp_path: Path
+    prog: str, path: list[str], required: list[str], hidden: bool, tmp_path: Path
 ) -> None:
     config = tmp_path / "absent.yaml"
     expected = f"{prog}: error: {config}: the file does not exist\n"
-    for args in (
-        ["-c", str(config), *path],
-        [*path, "-c", str(config)],
-        [*path, "--config", str(config)],
-    ):
+    # a hidden command is a deprecated alias: it says where it moves first
+    moved = f"{prog}: warning: `{prog} {' '.join(path)}` moves to " if hidden else None
+    tried = [
+        (["-c", str(config), *path, *required], expected),
+        ([*path, *required, "-c", str(config)], expected),
+        ([*path, "--config", str(config), *required], expected),
+    ]
+    if any(p.name == "instance" for p in command_at(prog, path).params):
+        # the unit's config of an instance that does not exist (as the contract places it)
+        absent = load_contract().unit_of(prog).config_of("nosuch")
+        named = f"{prog}: error: {absent}: the file does not exist\n"
+        tried += [
+            (["--instance", "nosuch", *path, *required], named),
+            ([*path, *required, "--instance", "nosuch"], named),
+        ]
+    for args, error in tried:
         result = invoke(prog, *args)
         assert result.exit_code == 1, (args, result.output)
-        assert result.stderr == expected, args
+        stderr = result.stderr
+        if moved is not None:
+            warning, _, stderr = stderr.partition("\n")
+            assert warning.startswith(moved), args
+        assert stderr == error, args
 
 
 def test_the_backup_units_command_line_still_works(tmp_path: Path) -> None:

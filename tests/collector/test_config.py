@@ -55,6 +55,14 @@ def test_the_committed_example_config_is_valid() -> None:
     assert config.sinks[0].token_credential == "influxdb-write-token"
 
 
+@pytest.mark.parametrize("name", ["collector", "shelly", "emporia"])
+def test_every_example_instance_config_is_valid_and_shows_its_clock_section(name: str) -> None:
+    path = REPO / "collector" / f"{name}.example.yaml"
+    config = load_config(path)
+    assert config.clock.wait_for_sync is True
+    assert "\nclock:\n" in path.read_text(), f"{path.name} shows no clock: section"
+
+
 def test_defaults_fill_in_what_a_minimal_config_leaves_out(tmp_path: Path) -> None:
     config = load_text(tmp_path, VALID)
     assert config.interval_s == 1

@@ -23,7 +23,7 @@ from homewatt_collector.cost.bill import (
 )
 from homewatt_collector.cost.cli import choose_days
 from homewatt_collector.cost.config import load_cost_config
-from homewatt_collector.cost.report import day_just_ended
+from homewatt_collector.cost.report import coverage_notes, day_just_ended
 from homewatt_collector.cost.tariff import Tariff, hours_of, load_tariff
 from homewatt_common.problems import ProblemsError
 from tests.collector.conftest import COLLECTOR_BIN, REPO
@@ -166,6 +166,30 @@ def test_the_bill_adds_a_devices_total_channel_not_its_phases_and_only_the_devic
         ("ct", "b"),
     }
     assert billed_channels(keys, ["main"]) == {("main", "total")}
+
+
+def test_only_billed_series_that_do_not_cover_the_range_are_noted() -> None:
+    # An Emporia Vue as the poller writes it (mains `total`, circuits) and a plug outside
+    # `devices:`, their sums begun at noon; a meter whose `total` covers the day, its phase not.
+    tariff = tariff_of()
+    day = date(2026, 11, 29)
+    start = day_start(day, tariff)
+    noon, end = start + 48 * SLOT_S, day_start(date(2026, 11, 30), tariff)
+
+    def counter(device: str, channel: str, first: int) -> CounterSeries:
+        slots = tuple(Slot(t, 1.0, 1.0, 1.0) for t in range(first, end, SLOT_S))
+        return CounterSeries(device, channel, "energy_total_kwh", slots)
+
+    late = [counter("Home", ch, noon) for ch in ("total", "1", "2", "Balance")]
+    meter = [counter("meter", "total", start), counter("meter", "l1", noon)]
+    bill = compute_bill(
+        tariff, day, day, [*late, counter("Kettle", "total", noon), *meter], ["Home", "meter"]
+    )
+    assert bill.billed == {("Home", "total"), ("meter", "total")}
+    assert coverage_notes(bill, "home", "homewatt") == [
+        "Home/total: readings from 2026-11-29 12:00 to 2026-11-30 00:00 only:"
+        " energy outside is not billed"
+    ]
 
 
 def test_import_comes_from_the_import_counter_where_there_is_one_else_the_total() -> None:

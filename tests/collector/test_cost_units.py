@@ -6,8 +6,9 @@ its energy_cost points read back and compared with the hand bill."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -92,11 +93,19 @@ def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it
     influx = influx_on_bridge
     install_app(box, homewatt_wheels, "homewatt-collector", units=[SERVICE.name, TIMER.name])
     zone = ZoneInfo("Europe/Warsaw")
-    yesterday = datetime.now(UTC).astimezone(zone).date() - timedelta(days=1)
-    start = datetime.combine(yesterday, datetime.min.time(), zone)
-    end = datetime.combine(yesterday + timedelta(days=1), datetime.min.time(), zone)
-    hours = (end.timestamp() - start.timestamp()) / 3600
-    first, last = int(start.timestamp()) - 3600, int(end.timestamp()) + 3600
+
+    def midnight(day: date) -> int:
+        return int(datetime.combine(day, datetime.min.time(), zone).timestamp())
+
+    def day_just_ended() -> date:
+        return datetime.now(UTC).astimezone(zone).date() - timedelta(days=1)
+
+    # The unit bills the day that ended before it runs, by its own clock: yesterday as the
+    # test sees it now, or today if Warsaw's midnight passes before the unit starts. The
+    # counter covers both days, an hour either side.
+    yesterday = day_just_ended()
+    first = midnight(yesterday) - 3600
+    last = midnight(yesterday + timedelta(days=2)) + 3600
     series = "electricity,site=rig,device=main,channel=total"
     lines = [  # 1 kW: the counter rises by 1 kWh an hour
         f"{series} energy_total_kwh={(ts - first) / 3600!r} {ts}"
@@ -127,16 +136,19 @@ def test_the_shipped_cost_unit_writes_yesterdays_bill_and_the_timer_schedules_it
     state = box.unit_properties("homewatt-cost@rig.service", "Result", "ExecMainStatus")
     assert state == {"Result": "success", "ExecMainStatus": "0"}, journal
     assert "status=31/SYS" not in journal and "Operation not permitted" not in journal, journal
-    assert f"site rig, {yesterday.isoformat()}: 2 energy_cost points written" in journal, journal
+    billed = re.search(r"site rig, (\S+): 2 energy_cost points written", journal)
+    assert billed, journal
+    day = date.fromisoformat(billed.group(1))
+    assert day in {yesterday, day_just_ended()}, (day, yesterday)
+    start, end = midnight(day), midnight(day + timedelta(days=1))
+    hours = (end - start) / 3600
     result = influx.query(
         "SELECT energy, cost FROM longterm.energy_cost WHERE period = 'bill'",
         db="homewatt",
         epoch="s",
     )
     (values,) = [s["values"] for s in result[0]["series"]]
-    assert values == [
-        [int(start.timestamp()), pytest.approx(hours), pytest.approx(hours * 0.9 + 1.25)]
-    ]
+    assert values == [[start, pytest.approx(hours), pytest.approx(hours * 0.9 + 1.25)]]
 
     box.systemctl("start", "homewatt-cost@rig.timer")
     timer = box.unit_properties(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from homewatt_collector.outbox import Outbox
-from homewatt_collector.sources.modbus import TIMEOUTS_TO_BACKOFF
+from homewatt_collector.sources.modbus.source import TIMEOUTS_TO_BACKOFF
 from tests.collector.conftest import MeterBus, wait_for_samples, write_config
 from tests.collector.meters_data import orno_with_gap_registers
 from tests.support.processes import ServerProcess, free_port

@@ -24,9 +24,10 @@ from homewatt_collector.counters import (
     Verdict,
     is_cumulative,
 )
-from homewatt_collector.modbus.plan import Block
 from homewatt_collector.models import Reading
-from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources.modbus.config import ModbusSourceConfig
+from homewatt_collector.sources.modbus.plan import Block
+from homewatt_collector.sources.modbus.source import ModbusSource
 from tests.collector.meters_data import orno_with_gap_registers
 
 SERIES = Series("main", "total", "orno-we515", "energy_total_kwh")

@@ -323,7 +323,7 @@ def test_an_unexpected_exception_in_each_worker_is_survived_counted_and_delivery
     in homewatt_health.worker_restarts, and everything else arrives."""
     faults = [
         {
-            "target": "homewatt_collector.sources.demo:DemoSource.open",
+            "target": "homewatt_collector.sources.demo.source:DemoSource.open",
             "raise": "OSError",
             "message": "not today",
         },
@@ -342,7 +342,7 @@ def test_an_unexpected_exception_in_each_worker_is_survived_counted_and_delivery
             "times": 3,
         },
         {
-            "target": "homewatt_collector.sources.demo:DemoSource.read",
+            "target": "homewatt_collector.sources.demo.source:DemoSource.read",
             "raise": "KeyError",
             "message": "a bug",
             "after": 11,

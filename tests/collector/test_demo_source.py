@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from homewatt_collector.sources.demo import DemoSource, DemoSourceConfig, household_load
+from homewatt_collector.sources.demo.config import DemoSourceConfig
+from homewatt_collector.sources.demo.source import DemoSource, household_load
 
 DAY_START = 1_767_225_600  # 2026-01-01T00:00:00Z
 

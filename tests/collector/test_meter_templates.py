@@ -10,10 +10,11 @@ import serial
 
 from homewatt_collector.config import validate_config
 from homewatt_collector.errors import ConfigError
-from homewatt_collector.meters import builtin_templates
-from homewatt_collector.modbus.bus import ModbusBus, PortUnavailable
-from homewatt_collector.modbus.plan import Block
-from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources.modbus.bus import ModbusBus, PortUnavailable
+from homewatt_collector.sources.modbus.config import ModbusSourceConfig
+from homewatt_collector.sources.modbus.meters import builtin_templates
+from homewatt_collector.sources.modbus.plan import Block
+from homewatt_collector.sources.modbus.source import ModbusSource
 
 UNIT_SUFFIXES = ("_w", "_v", "_a", "_hz", "_var", "_va", "_kwh", "_kvarh", "_deg")
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from homewatt_collector.scheduler import Scheduler
-from homewatt_collector.sources import modbus
-from homewatt_collector.sources.modbus import (
+from homewatt_collector.sources.modbus import source as modbus_source
+from homewatt_collector.sources.modbus.config import ModbusSourceConfig
+from homewatt_collector.sources.modbus.source import (
     MIN_PROBE_TIMEOUT_S,
     PROBE_MARGIN_S,
     TIMEOUTS_TO_BACKOFF,
     ModbusSource,
-    ModbusSourceConfig,
 )
 from tests.collector.conftest import MeterBus, pending, write_config
 from tests.collector.meters_data import ORNO_WE515_HOLDING, sdm630_input_registers
@@ -67,7 +67,7 @@ def probed_line(
 ) -> tuple[MeterBus, ModbusSource]:
     """The paced line and a source reading it whose backed-off meters are probed every
     PROBE_EVERY_S (not PROBE_INTERVAL_S); the caller closes the source."""
-    monkeypatch.setattr(modbus, "PROBE_INTERVAL_S", PROBE_EVERY_S)
+    monkeypatch.setattr(modbus_source, "PROBE_INTERVAL_S", PROBE_EVERY_S)
     bus = paced_line(meter_bus)
     return bus, source_on(bus)
 

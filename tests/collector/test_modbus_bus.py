@@ -17,7 +17,8 @@ import pytest
 
 from homewatt_collector.counters import BASELINE_READS, is_cumulative
 from homewatt_collector.models import DeviceStatus, Reading
-from homewatt_collector.sources.modbus import ModbusSource, ModbusSourceConfig
+from homewatt_collector.sources.modbus.config import ModbusSourceConfig
+from homewatt_collector.sources.modbus.source import ModbusSource
 from tests.collector.conftest import MeterBus
 from tests.collector.meters_data import (
     ORNO_WE515_EXPECTED,

@@ -1,4 +1,5 @@
-"""`read`, `scan` and `run` with a Modbus line: what a user does after wiring the adapter."""
+"""`modbus read`, `modbus scan` and `run` with a Modbus line: what a user does after wiring the
+adapter; `read` and `scan`, their hidden aliases for one release."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from homewatt_collector.cli import app
+from homewatt_collector.cli.app import app
 from tests.collector.conftest import MeterBus, write_config
 from tests.collector.meters_data import (
     ORNO_WE515_HOLDING,
@@ -32,7 +33,16 @@ StartBus = Callable[..., MeterBus]
 def test_read_prints_one_meters_values_with_units(meter_bus: StartBus) -> None:
     bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
     result = cli(
-        "read", "--port", bus.port, "--model", "orno-we515", "--id", "1", "--settings", "9600 8N1"
+        "modbus",
+        "read",
+        "--port",
+        bus.port,
+        "--model",
+        "orno-we515",
+        "--id",
+        "1",
+        "--settings",
+        "9600 8N1",
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -51,6 +61,7 @@ def test_read_prints_one_meters_values_with_units(meter_bus: StartBus) -> None:
 def test_read_explains_a_meter_that_does_not_answer(meter_bus: StartBus) -> None:
     bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
     result = cli(
+        "modbus",
         "read",
         "--port",
         bus.port,
@@ -69,13 +80,13 @@ def test_read_explains_a_meter_that_does_not_answer(meter_bus: StartBus) -> None
 
 
 def test_read_of_an_unknown_model_or_port_is_one_clear_error(tmp_path: Path) -> None:
-    result = cli("read", "--port", "/dev/ttyUSB9", "--model", "orno-we999")
+    result = cli("modbus", "read", "--port", "/dev/ttyUSB9", "--model", "orno-we999")
     assert result.returncode == 1
     assert result.stderr == (
         "homewatt-collector: error: --model: unknown model 'orno-we999' (known: orno-we514,"
         " orno-we515, orno-we516, orno-we517, sdm120, sdm630)\n"
     )
-    result = cli("read", "--port", str(tmp_path / "nothing"), "--model", "sdm630")
+    result = cli("modbus", "read", "--port", str(tmp_path / "nothing"), "--model", "sdm630")
     assert result.returncode == 1
     assert result.stderr == (
         f"homewatt-collector: error: serial port {tmp_path / 'nothing'} is not there (is the"
@@ -88,7 +99,7 @@ def as_nobody(args: list[str]) -> tuple[int, str]:
     modules already imported: the checkout, e.g. a private CI directory, need not be readable by
     nobody). Exit code and stderr."""
     nobody = pwd.getpwnam("nobody")
-    CliRunner().invoke(app, [args[0], "--port", "/nonexistent", *args[3:]])  # import what it uses
+    CliRunner().invoke(app, [*args[:2], "--port", "/nonexistent", *args[4:]])  # import what it uses
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop root for good, run the command, report, exit
@@ -113,7 +124,9 @@ def as_nobody(args: list[str]) -> tuple[int, str]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a port another user may not open needs root")
-@pytest.mark.parametrize("command", [["read", "--model", "sdm630"], ["scan", "--ids", "1"]])
+@pytest.mark.parametrize(
+    "command", [["modbus", "read", "--model", "sdm630"], ["modbus", "scan", "--ids", "1"]]
+)
 def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
     command: list[str],
 ) -> None:
@@ -123,7 +136,7 @@ def test_a_port_the_user_may_not_open_says_permission_denied_and_the_fix(
         port = os.ttyname(slave)
         os.chown(port, 0, grp.getgrnam("dialout").gr_gid)
         Path(port).chmod(0o660)
-        code, stderr = as_nobody([command[0], "--port", port, *command[1:]])
+        code, stderr = as_nobody([*command[:2], "--port", port, *command[2:]])
     finally:
         os.close(slave)
         os.close(master)
@@ -161,11 +174,11 @@ def test_check_config_warns_of_a_port_that_is_not_there_yet_and_passes(tmp_path:
 
 
 def test_read_with_an_id_out_of_range_is_one_line_naming_the_option() -> None:
-    result = cli("read", "--port", "/dev/ttyUSB9", "--model", "orno-we515", "--id", "300")
+    result = cli("modbus", "read", "--port", "/dev/ttyUSB9", "--model", "orno-we515", "--id", "300")
     assert result.returncode == 2
     assert result.stderr == (
         "homewatt-collector: error: --id: Input should be less than or equal to 247"
-        " (see homewatt-collector read --help)\n"
+        " (see homewatt-collector modbus read --help)\n"
     )
 
 
@@ -174,6 +187,7 @@ def test_scan_finds_the_meters_at_their_real_baud_rate_and_names_the_model(
 ) -> None:
     bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}, 3: {"input": sdm630_input_registers()}})
     result = cli(
+        "modbus",
         "scan",
         "--port",
         bus.port,
@@ -195,14 +209,23 @@ def test_scan_finds_the_meters_at_their_real_baud_rate_and_names_the_model(
 def test_scan_says_so_when_nothing_answers(meter_bus: StartBus) -> None:
     bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
     result = cli(
-        "scan", "--port", bus.port, "--ids", "5-6", "--settings", "9600 8N1", "--timeout", "0.1"
+        "modbus",
+        "scan",
+        "--port",
+        bus.port,
+        "--ids",
+        "5-6",
+        "--settings",
+        "9600 8N1",
+        "--timeout",
+        "0.1",
     )
     assert result.returncode == 1
     assert "nothing answered on" in result.stderr and "try --full" in result.stderr
 
 
 def test_scan_refuses_bad_id_ranges() -> None:
-    result = cli("scan", "--port", "/dev/null", "--ids", "0-300")
+    result = cli("modbus", "scan", "--port", "/dev/null", "--ids", "0-300")
     assert result.returncode == 1
     assert result.stderr == (
         "homewatt-collector: error: --ids: '0-300': Modbus device ids are 1..247\n"
@@ -253,3 +276,45 @@ def test_the_collector_delivers_meter_readings_and_survives_an_unplug(
     log = collector.log_tail(50)
     assert log.count("waiting for it to come back") == 1
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("command", ["read", "scan"])
+def test_read_and_scan_at_the_top_level_still_work_and_say_where_they_moved(
+    command: str, meter_bus: StartBus
+) -> None:
+    bus = meter_bus({1: {"holding": ORNO_WE515_HOLDING}})
+    options = {
+        "read": ["--model", "orno-we515", "--id", "1"],
+        "scan": ["--ids", "1-2", "--timeout", "0.2"],
+    }[command]
+    args = ["--port", bus.port, *options, "--settings", "9600 8N1"]
+    new = cli("modbus", command, *args)
+    old = cli(command, *args)
+    assert new.returncode == 0, new.stderr
+    assert old.returncode == 0, old.stderr
+    # the values and the timing line differ from one read to the next: compare the table rows
+    assert [line.split()[:2] for line in old.stdout.splitlines()] == [
+        line.split()[:2] for line in new.stdout.splitlines()
+    ]
+    assert "orno-we515" in old.stdout
+    moved = (
+        f"homewatt-collector: warning: `homewatt-collector {command}` moves to"
+        f" `homewatt-collector modbus {command}`; it goes away in the next release\n"
+    )
+    assert old.stderr.startswith(moved), old.stderr  # then the same log lines as `modbus ...`
+    assert "moves to" not in new.stderr
+
+
+def test_the_aliases_are_hidden_from_help_and_the_modbus_group_lists_both() -> None:
+    top = cli("--help")
+    assert top.returncode == 0, top.stderr
+    listed = {line.split()[1] for line in top.stdout.splitlines() if line.startswith("│ ")}
+    assert {"modbus", "shelly", "emporia", "cost", "run", "outbox"} <= listed
+    assert not {"read", "scan"} & listed
+    group = cli("modbus", "--help")
+    assert group.returncode == 0, group.stderr
+    assert {"read", "scan"} <= {
+        line.split()[1] for line in group.stdout.splitlines() if line.startswith("│ ")
+    }
+    alias = cli("read", "--help")  # still documented when asked for by name
+    assert alias.returncode == 0 and "homewatt-collector modbus read" in alias.stdout

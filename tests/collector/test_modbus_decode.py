@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from homewatt_collector.counters import is_cumulative
-from homewatt_collector.meters import RegisterSpec, SerialSettings, builtin_templates
-from homewatt_collector.modbus.decode import (
+from homewatt_collector.sources.modbus.decode import (
     DecodeError,
     check_plausible,
     decode_block,
     decode_value,
 )
-from homewatt_collector.modbus.plan import (
+from homewatt_collector.sources.modbus.meters import RegisterSpec, SerialSettings, builtin_templates
+from homewatt_collector.sources.modbus.plan import (
     Block,
     bits_per_char,
     min_bus_time_s,

@@ -1,4 +1,4 @@
-"""The RTU frames of our FC03/FC04 exchange (modbus/bus.py): requests byte for byte as
+"""The RTU frames of our FC03/FC04 exchange (sources/modbus/bus.py): requests byte for byte as
 pymodbus's own framer builds them, answers found in what a line delivers (split, after noise,
 after a broken frame) and checked (device id, function, byte count, CRC)."""
 
@@ -11,7 +11,7 @@ from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
-from homewatt_collector.modbus.bus import crc16, find_response, read_request
+from homewatt_collector.sources.modbus.bus import crc16, find_response, read_request
 
 
 def answer(device_id: int, function: int, registers: list[int]) -> bytes:

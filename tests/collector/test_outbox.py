@@ -215,6 +215,7 @@ def test_a_lowered_bound_gives_the_file_back(ram_dir: Path) -> None:
     assert file_bytes(path) <= 1 * MB, "the database file shrank to the new bound"
     kept = [e.ts for e in smaller.peek(100_000)]
     assert kept == list(range(40_000 - len(kept), 40_000))
+    assert smaller.dropped_at_open == 30_000 - len(kept) == smaller.counter("dropped")
     smaller.close()
 
 

@@ -5,8 +5,10 @@ homewatt_health.worker_restarts, and go on."""
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,58 @@ def test_a_sample_line_protocol_cannot_carry_is_a_read_error_even_of_a_known_sha
     health = [ln for ln in lines if ln.startswith("homewatt_health,")]
     assert ["read_errors=2i" in ln for ln in health] == [False, True, False]
     assert all("read_errors=1i" in ln for ln in health if "read_errors=2i" not in ln)
+
+
+class OneMeterSource(CountingSource):
+    kind = "modbus"
+
+    def read(self, ts: int) -> Reading:
+        self.reads += 1
+        return Reading([Sample("electricity", {"device": "main"}, {"power_w": 1.0}, ts)])
+
+
+@pytest.fixture
+def ram_dir() -> Iterator[Path]:
+    """tmpfs for a small bound, as in test_outbox.py: its many checkpoints' fsyncs are free."""
+    path = Path(tempfile.mkdtemp(prefix="homewatt-service-", dir="/dev/shm"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_samples_dropped_when_the_outbox_opens_with_a_lowered_bound_are_reported(
+    ram_dir: Path,
+) -> None:
+    """A bound lowered in the config since the last run drops the oldest samples as the outbox
+    opens, before the service exists: its first homewatt_health point counts them."""
+    path = ram_dir / "outbox.sqlite"
+    box = Outbox(path, max_bytes=4 * 2**20)
+    box.put(
+        Sample("electricity", {"site": "s", "device": "m"}, {"power_w": float(ts)}, ts)
+        for ts in range(10_000, 25_000)
+    )
+    box.close()
+    outbox = Outbox(path, max_bytes=2**20)
+    assert outbox.dropped_at_open > 0
+    stop = threading.Event()
+    sink = InfluxDBSink(name="nowhere", url="http://127.0.0.1:9", org="o", bucket="b", token=None)
+    source = OneMeterSource()
+    collector = Collector(
+        site="s",
+        unit="u",
+        interval_s=1,
+        source=source,
+        deliveries=[Delivery(outbox, Forwarder(outbox, sink, stop, backoff=Backoff(0.1, 0.2)))],
+        stop=stop,
+        wait_for_clock_sync=False,
+        on_cycle=lambda cycle: stop.set() if source.reads >= 2 else None,
+    )
+    collector.run()
+    reopened = Outbox(path, max_bytes=2**20)
+    try:
+        health = [e.line for e in reopened.peek(100_000) if e.line.startswith("homewatt_health")]
+    finally:
+        reopened.close()
+    dropped = [int(ln.split("outbox_dropped=")[1].split("i")[0]) for ln in health]
+    assert len(dropped) == 2
+    assert dropped[0] >= outbox.dropped_at_open, "the drops at open are in the first point"
+    assert sum(dropped) == outbox.counter("dropped"), "every drop counted once"

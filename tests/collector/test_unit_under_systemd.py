@@ -319,7 +319,11 @@ def test_a_hung_loop_is_killed_by_the_watchdog_and_restarted(
     """The demo source's read hangs at the 4th cycle (injected into the real process, as a
     stuck serial call would); the test drop-in shortens WatchdogSec= to 4 s."""
     faults = [
-        {"target": "homewatt_collector.sources.demo:DemoSource.read", "hang": 3600, "after": 3}
+        {
+            "target": "homewatt_collector.sources.demo.source:DemoSource.read",
+            "hang": 3600,
+            "after": 3,
+        }
     ]
     box.write_file("/opt/homewatt-test/faults.json", json.dumps(faults))
     unit = write_instance(

@@ -44,7 +44,7 @@ def build_wheels(directory: Path) -> Path:
             "--wheel-dir",
             str(wheels),
             str(REPO / "common"),
-            str(REPO / "collector"),
+            f"{REPO / 'collector'}[emporia]",  # and the optional extra's wheels (pyemvue...)
             str(REPO / "backup"),
         ],
         check=True,
@@ -54,11 +54,17 @@ def build_wheels(directory: Path) -> Path:
 
 
 def install_app(
-    box: SystemdContainer, wheels: Path, app: str, *, units: Sequence[str] = ()
+    box: SystemdContainer,
+    wheels: Path,
+    app: str,
+    *,
+    units: Sequence[str] = (),
+    extras: Sequence[str] = (),
 ) -> None:
-    """Install `app` (one of APPS) into `box` from the wheelhouse `wheels` (build_wheels), and
-    the unit files `units` (names in systemd/) unchanged. Installing a second app into the same
-    container reuses its copied wheelhouse and venv."""
+    """Install `app` (one of APPS) with its optional `extras` (homewatt-collector's `emporia`)
+    into `box` from the wheelhouse `wheels` (build_wheels), and the unit files `units` (names
+    in systemd/) unchanged. Installing a second app into the same container reuses its copied
+    wheelhouse and venv."""
     assert app in APPS, app
     if box.run(f"test -d {PREFIX}/wheels", check=False).exit_code != 0:
         box.copy_in(wheels, PREFIX)
@@ -66,7 +72,8 @@ def install_app(
     # by many test sessions) creating the venv alone was measured at 4 min
     box.run(f"test -x {PREFIX}/venv/bin/pip || python3 -m venv {PREFIX}/venv", timeout=900)
     box.run(
-        f"{PREFIX}/venv/bin/pip install --quiet --no-index --find-links {PREFIX}/wheels {app}",
+        f"{PREFIX}/venv/bin/pip install --quiet --no-index --find-links {PREFIX}/wheels"
+        f" '{app}{'[' + ','.join(extras) + ']' if extras else ''}'",
         timeout=900,
     )
     box.run(f"ln -sf {PREFIX}/venv/bin/{app} /usr/local/bin/{app}")

@@ -184,11 +184,16 @@ class Outbox:
         self._drops = LogThrottle(clock=clock)
         self._dropped_unlogged = 0
         self._last_checkpoint = clock()
+        # Samples dropped while opening (a bound lowered in the config since the last run):
+        # the service reports them in its first homewatt_health point.
+        self.dropped_at_open = 0
         if lock:  # the owner of the file, not a status reader beside the service
             with self._lock:
                 self._checkpoint()  # what opening wrote (a new file's schema: ~30 pages)
             self._shrink_legacy_file()
+            before = self.counter("dropped")
             self._enforce_bound()
+            self.dropped_at_open = self.counter("dropped") - before
 
     def _open(self) -> None:
         """Settings, schema, counters; a damaged file shows here (sqlite3.DatabaseError), not

@@ -90,7 +90,10 @@ class Collector:
         self.wait_for_clock_sync = wait_for_clock_sync
         self.on_cycle = on_cycle
         self._watchdog_s = notify.watchdog_interval_s()
-        self._dropped_seen = {id(d): d.outbox.counter("dropped") for d in deliveries}
+        # drops made while the outbox opened count in the first health point
+        self._dropped_seen = {
+            id(d): d.outbox.counter("dropped") - d.outbox.dropped_at_open for d in deliveries
+        }
         self._salvaged_seen = {id(d): d.outbox.counter("salvaged") for d in deliveries}
         self._throttle = LogThrottle()
         self.restarts = Restarts("source loop")

@@ -32,7 +32,7 @@ EXPECTED = """
 import json, sys
 from pathlib import Path
 from homewatt_collector.config import load_config
-from homewatt_collector.sources.demo import DemoSource
+from homewatt_collector.sources.demo.source import DemoSource
 config = load_config(Path("/etc/homewatt/collector/demo.yaml"))
 source = DemoSource(config.source, config.site)
 print(json.dumps({ts: source.read(int(ts)).samples[0].fields for ts in sys.argv[1:]}))

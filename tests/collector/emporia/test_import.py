@@ -5,16 +5,19 @@ nothing; a running unit (the outbox held) gets one clear line and nothing is fet
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
-from homewatt_collector.cli import app
+from homewatt_collector.cli.app import app
 from homewatt_collector.outbox import Outbox
+from homewatt_collector.sources.emporia.history import local_day_seconds
 from tests.collector.conftest import write_config
 from tests.support.emporia_cloud import EmporiaCloud, kwh
 
@@ -59,8 +62,18 @@ def invoke(config: Path) -> Any:
     )
 
 
+def clear_of_the_hour(margin_s: float = 30.0) -> None:
+    """Wait for the next whole hour (UTC) if it comes within `margin_s`: the imports and the
+    hand count below must see the same last complete hour (an import at 13:59:59.9 stops at
+    13:00, a count at 14:00:00.1 expects 14:00; a second import then rightly adds one)."""
+    left = 3600 - time.time() % 3600
+    if left < margin_s:
+        time.sleep(left + 0.1)
+
+
 def test_hours_and_days_are_imported_once(tmp_path: Path, cloud: EmporiaCloud) -> None:
     config = config_for(tmp_path, cloud)
+    clear_of_the_hour()
     result = invoke(config)
     assert result.exit_code == 0, result.output
     queued = lines(tmp_path / "state" / "outbox-local.sqlite")
@@ -77,6 +90,8 @@ def test_hours_and_days_are_imported_once(tmp_path: Path, cloud: EmporiaCloud) -
         assert watts == pytest.approx(kwh(2001, "1,2,3", ts, 3600) * 1000), ts  # type: ignore[operator]
     days = [line for line in queued if "interval=1d" in line and "device=Kettle" in line]
     assert len(days) == DAYS
+    # power only: the running sums (and so a bill) start at the instance's first minute
+    assert not [line for line in queued if "energy_" in line]
     windows = [q for q in cloud.calls("getChartUsage") if q["deviceGid"] == "2001"]
     assert {q["scale"] for q in windows} == {"1H", "1D"}
     again = invoke(config)
@@ -111,3 +126,22 @@ def test_a_running_unit_is_told_to_stop_first(tmp_path: Path, cloud: EmporiaClou
         "in use by another process (the running collector service?): stop it first" in result.output
     )
     assert not cloud.calls("getChartUsage")
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours"),
+    [
+        ("Europe/Berlin", "2027-03-28", 23),  # the clocks go forward
+        ("Europe/Berlin", "2027-10-31", 25),  # and back
+        ("Europe/Berlin", "2027-03-01", 24),
+        ("Europe/London", "2026-10-25", 25),
+        ("UTC", "2027-03-28", 24),
+    ],
+)
+def test_a_local_days_average_power_is_over_its_23_24_or_25_hours(
+    zone: str, day: str, hours: int
+) -> None:
+    """A day point's power_w is its energy over the local day's own length (a 25 h day's
+    2.5 kWh is 100 W, not 104 W)."""
+    midnight = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(zone))
+    assert local_day_seconds(int(midnight.timestamp()), ZoneInfo(zone)) == hours * 3600

@@ -166,13 +166,14 @@ def test_401_and_403_answers_are_counted_and_the_gap_filled_after(
     failed = poller.poll()
     assert failed.errors == 1 and not failed.samples
     assert poller.auth_failed, "a refused token is an auth failure: logged in again later"
-    assert all(d.errors == 1 and not d.ok for d in failed.devices)
+    assert all(d.errors == 1 and not d.ok and d.backoff for d in failed.devices)
     cloud.mode = "down"
     clock.now += 60
     assert poller.poll().errors == 1
     cloud.mode = "ok"
     clock.now += 60
     healed = poller.poll()
+    assert healed.devices and not any(d.backoff for d in healed.devices)
     oven = [ts for ts, _ in by_series(healed)[("Home", "Oven")]]
     assert oven == [LIVE + 60, LIVE + 120, LIVE + 180]
 
@@ -352,6 +353,23 @@ def test_vuegraf_hour_and_day_points_follow_the_hour_and_the_local_day(
     day_used = kwh(2001, "1,2,3", int(midnight) - 86400, 86400)
     assert day_used is not None and kettle_day.fields == {"usage": pytest.approx(day_used * 1000)}
     assert {s.tags["device_name"] for s in hours} >= {"Home", "Home-4", "Home-Balance", "Kettle"}
+
+
+@pytest.mark.parametrize(
+    ("second", "next_second"),
+    [(2.0, 5), (4.9, 5), (5.0, 65), (7.0, 65), (59.9, 65)],
+)
+def test_the_next_poll_is_lag_s_after_the_next_minute_even_from_a_minutes_first_seconds(
+    cloud: EmporiaCloud, second: float, next_second: int
+) -> None:
+    """A poll at 12:00:02 (lag_s 5: it asked for 11:58) is followed by 12:00:05's (for 11:59),
+    not 12:01:05's: a collector started at a minute's first seconds missed a live minute."""
+    clock = Clock()
+    clock.now = datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp() + second
+    poller = make(cloud, clock)
+    assert (
+        poller._next_poll() == datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp() + next_second
+    )
 
 
 def test_failures_back_off_longer_after_a_refused_login(cloud: EmporiaCloud) -> None:

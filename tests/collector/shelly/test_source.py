@@ -66,6 +66,9 @@ def test_a_slow_and_an_unreachable_device_never_delay_the_others(
     assert slow and all(d.timeouts >= 1 and not d.ok for d in slow)
     down = [d for d in statuses if d.device == "dead"]
     assert down and all(d.errors >= 1 and d.timeouts >= 1 and not d.ok for d in down)
+    # homewatt_device_health's backoff: 1 for the failing devices, 0 for those answering
+    assert all(d.backoff for d in slow + down)
+    assert not any(d.backoff for d in statuses if d.device in ("plug0", "plug1", "plug2"))
     assert sum(r.errors for r in readings) == sum(d.errors for d in statuses)
 
 
@@ -80,6 +83,7 @@ def test_an_unreachable_device_is_retried_with_backoff() -> None:
         stop.set()
         poller.join(2)
     attempts = results.qsize()
+    assert all(results.get_nowait().backoff for _ in range(attempts)), "each says: backed off"
     # at 1 s intervals 7 or 8 attempts; backing off 1, 2, 4 s after each failure: 3 or 4
     assert 3 <= attempts <= 4, attempts
 

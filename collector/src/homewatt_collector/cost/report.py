@@ -79,8 +79,10 @@ def render_bill(bill: Bill, site: str, label: str) -> Table:
 
 
 def coverage_notes(bill: Bill, site: str, database: str) -> list[str]:
-    """A line per (device, channel) whose readings do not cover the whole range, or one line
-    when the site has no counter there at all (a wrong site or database?)."""
+    """A line per billed (device, channel) whose readings do not cover the whole range, or one
+    line when the site has no counter there at all (a wrong site or database?). Channels
+    outside the bill (phases inside a `total`, devices not in `devices:`) get no line: their
+    gaps change nothing in it."""
     start = day_start(bill.days[0], bill.tariff)
     end = day_start(bill.days[-1] + timedelta(days=1), bill.tariff)
     if not bill.spans:
@@ -90,6 +92,8 @@ def coverage_notes(bill: Bill, site: str, database: str) -> list[str]:
         ]
     notes = []
     for (device, channel), span in sorted(bill.spans.items()):
+        if (device, channel) not in bill.billed:
+            continue
         if span is None or (span[0] <= start and span[1] >= end):
             continue
         zone = bill.tariff.zone

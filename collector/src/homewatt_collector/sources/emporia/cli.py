@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from homewatt_collector.cli.common import guarded, load
 from homewatt_common.cli import HomewattCommand, HomewattGroup, fail, progress_console
 
 if TYPE_CHECKING:
@@ -23,27 +24,26 @@ def import_history(
     """Import hourly and daily history of every channel into the instance's outbox (the unit
     must be stopped: it holds the outbox; it delivers them when it starts again). A second
     run adds nothing that was imported before."""
-    # the root CLI's helpers: --config/--instance and one-line errors (imported here: the
-    # root CLI imports this module)
     from rich.progress import Progress  # noqa: PLC0415 (rich only when drawing)
 
-    from homewatt_collector import cli as root  # noqa: PLC0415
     from homewatt_collector.config import outbox_dir  # noqa: PLC0415
     from homewatt_collector.outbox import Outbox  # noqa: PLC0415
     from homewatt_collector.service import outbox_path  # noqa: PLC0415
+    from homewatt_collector.sources.emporia import require_pyemvue  # noqa: PLC0415
     from homewatt_collector.sources.emporia.config import (  # noqa: PLC0415
         EmporiaSourceConfig,
         read_passwords,
     )
 
     def action() -> None:
-        from homewatt_collector.sources.emporia.api import EmporiaApi  # noqa: PLC0415
-        from homewatt_collector.sources.emporia.history import run_import  # noqa: PLC0415
-
-        config = root._load(ctx)
+        config = load(ctx)
         source = config.source
         if not isinstance(source, EmporiaSourceConfig):
             raise fail(f"the config's source is {source.kind!r}, not emporia")
+        require_pyemvue()  # the `emporia` extra, before api.py imports it
+        from homewatt_collector.sources.emporia.api import EmporiaApi  # noqa: PLC0415
+        from homewatt_collector.sources.emporia.history import run_import  # noqa: PLC0415
+
         passwords = read_passwords(source)
         directory = outbox_dir(config).path
         outboxes = []
@@ -74,4 +74,4 @@ def import_history(
             " (or run `homewatt-collector outbox replay` now)"
         )
 
-    root._guarded(action)
+    guarded(action)

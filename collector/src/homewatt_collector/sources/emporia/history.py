@@ -135,6 +135,14 @@ def _day_start(first: datetime, index: int, zone: ZoneInfo) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def local_day_seconds(start: int, zone: ZoneInfo) -> int:
+    """The length in seconds of the local day starting at `start` (unix s, a local midnight in
+    `zone`): 86,400, or 82,800 / 90,000 on the days the clocks go forward / back. (Aware
+    datetimes of one zone subtract as wall clocks, always 24 h: hence unix seconds.)"""
+    midnight = datetime.fromtimestamp(start, zone)
+    return int((midnight + timedelta(days=1)).timestamp()) - start
+
+
 def _sample(  # noqa: PLR0917 (one bucket of one channel)
     config: EmporiaSourceConfig,
     site: str,
@@ -149,9 +157,7 @@ def _sample(  # noqa: PLR0917 (one bucket of one channel)
         ts = decode.end_of_local_day(moment, zone) if scale == "1D" else start
         return schema.vuegraf_sample(channel, scale, ts, kwh)
     if scale == "1D":  # a local day may have 23 or 25 hours
-        moment = datetime.fromtimestamp(start, zone)
-        hours = (moment + timedelta(days=1)).replace(hour=0) - moment
-        kwh = kwh * 24 * 3600 / hours.total_seconds()
+        kwh = kwh * 24 * 3600 / local_day_seconds(start, zone)
     return schema.homewatt_sample(site, channel, scale, start, kwh, None)
 
 

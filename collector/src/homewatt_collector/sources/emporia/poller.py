@@ -136,12 +136,15 @@ class AccountPoller:
             next_at = self._next_poll()
 
     def _next_poll(self) -> float:
-        """The next whole `interval_min` minute plus lag_s, or later when backing off: 1, 2,
+        """The next instant lag_s after a whole `interval_min` minute (at 12:00:02 with lag 5 s
+        that is 12:00:05, not 12:01:05: a poll at a minute's first seconds, such as the first
+        one after a start, does not skip that minute's poll), or later when backing off: 1, 2,
         4... up to MAX_BACKOFF_MIN minutes after failures, AUTH_FIRST_MIN, 2 x... up to
         AUTH_BACKOFF_MIN after a refused login (a wrong password is not hammered)."""
         step = self.config.interval_min * MINUTE
         now = self.clock()
-        at = now - now % step + step + self.config.lag_s
+        slot = now - self.config.lag_s  # the poll at `at` asks for the minute before at - lag_s
+        at = slot - slot % step + step + self.config.lag_s
         if self.failures:
             if self.auth_failed:
                 pause = min(AUTH_FIRST_MIN * 2 ** (self.failures - 1), AUTH_BACKOFF_MIN)
@@ -173,7 +176,9 @@ class AccountPoller:
             log.error("%s (retried in a few minutes; the gap is backfilled)", exc)
         self.answering = False
         devices = {(c.device, c.model) for c in self.channels.values()}
-        statuses = [DeviceStatus(d, m, errors=1, ok=False) for d, m in sorted(devices)]
+        statuses = [  # backoff: retried after growing pauses (_next_poll)
+            DeviceStatus(d, m, errors=1, ok=False, backoff=True) for d, m in sorted(devices)
+        ]
         return PollResult(self.account.name, devices=statuses, errors=1)
 
     def _poll(self) -> PollResult:

@@ -40,7 +40,8 @@ UNKNOWN_MODEL = "shelly"  # the model tag before the device ever answered /shell
 @dataclass
 class PollResult:
     """One attempt at a device: its slot's `ts` (unix s) and lateness, the channels read, the
-    errors counted (a failed poll, an invalid channel) and whether it timed out."""
+    errors counted (a failed poll, an invalid channel), whether it timed out, and whether the
+    device is now backed off (the poll failed: its next slots are skipped for 1, 2, 4... s)."""
 
     device: str
     model: str
@@ -49,6 +50,7 @@ class PollResult:
     channels: list[ChannelValues] = field(default_factory=list)
     errors: int = 0
     timeouts: int = 0
+    backoff: bool = False
 
     @property
     def ok(self) -> bool:
@@ -106,6 +108,7 @@ class DevicePoller:
                 result = PollResult(self.config.name, self.model, timed.ts, timed.lateness_s)
                 result.errors = 1
                 self._failed()
+            result.backoff = self.failures > 0
             self.results.put(result)
 
     def poll(self, slot: Slot) -> PollResult:

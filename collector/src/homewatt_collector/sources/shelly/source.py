@@ -117,6 +117,7 @@ class ShellySource:
                 result_errors + (before.errors if before else 0),
                 result.timeouts + (before.timeouts if before else 0),
                 result.ok or (before.ok if before else False),
+                result.backoff,  # the latest poll's
             )
         return Reading(samples, errors, list(statuses.values()))
 

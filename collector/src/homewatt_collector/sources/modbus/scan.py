@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from homewatt_collector.meters import MeterTemplate, SerialSettings, builtin_templates
-from homewatt_collector.modbus.bus import (
+from homewatt_collector.sources.modbus.bus import (
     ModbusBus,
     ModbusExceptionResponse,
     NoResponse,
     PortUnavailable,
 )
-from homewatt_collector.modbus.decode import DecodeError, decode_value
-from homewatt_collector.modbus.plan import Block
+from homewatt_collector.sources.modbus.decode import DecodeError, decode_value
+from homewatt_collector.sources.modbus.meters import (
+    MeterTemplate,
+    SerialSettings,
+    builtin_templates,
+)
+from homewatt_collector.sources.modbus.plan import Block
 
 # What most meters ship with: ORNO 9600 8E1, Eastron SDM630 9600 8N1 and SDM120 2400 8N1.
 COMMON_SETTINGS = (

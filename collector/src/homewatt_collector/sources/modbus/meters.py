@@ -1,4 +1,4 @@
-"""Meter models as data: register templates (shipped YAML files here, or custom ones in config).
+"""Meter models as data: register templates (shipped: templates/*.yaml; custom ones in config).
 
 A template says, per quantity: the data-model field and channel, the register address, the
 function code (3 holding, 4 input), the data type and word order, the scale to SI units, and
@@ -157,9 +157,11 @@ class MeterTemplate(BaseModel):
 
 @functools.cache
 def builtin_templates() -> Registry[MeterTemplate]:
-    """The shipped templates (meters/*.yaml), by file name and aliases."""
+    """The shipped templates (templates/*.yaml beside this module, package data), by file name
+    and aliases."""
     registry: Registry[MeterTemplate] = Registry("meter model")
-    for resource in sorted(resources.files(__package__).iterdir(), key=lambda r: r.name):
+    shipped = resources.files(__package__).joinpath("templates")
+    for resource in sorted(shipped.iterdir(), key=lambda r: r.name):
         if not resource.name.endswith(".yaml"):
             continue
         name = resource.name.removesuffix(".yaml")

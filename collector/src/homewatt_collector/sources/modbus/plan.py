@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from homewatt_collector.meters import RegisterSpec, SerialSettings
+from homewatt_collector.sources.modbus.meters import RegisterSpec, SerialSettings
 
 # RTU framing: a read request is 8 bytes (id, function, address, count, CRC); its response is
 # 5 + 2N bytes (id, function, byte count, N registers, CRC); frames are separated by at least

@@ -30,8 +30,8 @@ from pymodbus.client import ModbusSerialClient
 from pymodbus.framer.rtu import FramerRTU
 
 from homewatt_collector.errors import SourceError
-from homewatt_collector.meters import SerialSettings
-from homewatt_collector.modbus.plan import Block
+from homewatt_collector.sources.modbus.meters import SerialSettings
+from homewatt_collector.sources.modbus.plan import Block
 
 log = logging.getLogger(__name__)
 

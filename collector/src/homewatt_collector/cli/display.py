@@ -1,4 +1,5 @@
-"""Rich renderings for the terminal: the live table of `run` and the `outbox` status."""
+"""Rich renderings for the terminal: the live table of `run` and the `outbox` status, and the
+units and number formats every kind's tables share (the data model puts the unit in the name)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from homewatt_collector.meters import RegisterSpec
-from homewatt_collector.modbus.scan import Found
 from homewatt_collector.models import FieldValue, Sample
 from homewatt_collector.outbox import OutboxStats, QuarantinedEntry
 from homewatt_collector.service import Cycle
@@ -131,35 +130,3 @@ def _age(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
-
-
-def render_meter_reading(title: str, values: dict[RegisterSpec, float]) -> Table:
-    """A meter's values by register: what `read` prints."""
-    table = Table(title=title, title_justify="left")
-    for column in ("quantity", "channel", "value", "register", "note"):
-        table.add_column(column, justify="right" if column in ("value", "register") else "left")
-    for spec, value in sorted(values.items(), key=lambda kv: (kv[0].channel, kv[0].field)):
-        unit = spec.unit or unit_of(spec.field)
-        note = "" if spec.verified else "unverified address"
-        register = f"{'FC03' if spec.function == 3 else 'FC04'} {spec.address:#06x}"
-        table.add_row(
-            quantity_of(spec.field),
-            spec.channel,
-            f"{format_value(value)} {unit}".strip(),
-            register,
-            note,
-        )
-    return table
-
-
-def render_scan(found: list[Found]) -> Table:
-    table = Table(title="devices that answered", title_justify="left")
-    for column in ("id", "serial settings", "looks like"):
-        table.add_column(column)
-    for item in found:
-        models = (
-            ", ".join(item.models)
-            or "unknown model (answers, no mains voltage where known meters keep it)"
-        )
-        table.add_row(str(item.device_id), item.settings.describe(), models)
-    return table

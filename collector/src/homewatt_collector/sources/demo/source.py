@@ -14,31 +14,14 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Literal
-
-from pydantic import Field
 
 from homewatt_collector.models import ELECTRICITY, DeviceStatus, Reading, Sample
-from homewatt_common.configmodel import ConfigModel
+from homewatt_collector.sources.demo.config import DemoSourceConfig
 
 # Mean power of the load below is about 420 W (3,700 kWh a year): a two-person household.
 MEAN_POWER_W = 420.0
 # The counter starts as if the meter had run at the mean power since 2024-01-01.
 COUNTER_EPOCH = 1_704_067_200
-
-
-class DemoSourceConfig(ConfigModel):
-    kind: Literal["demo"] = "demo"
-    device: str = Field(
-        "demo-meter", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="device tag"
-    )
-    seed: int = Field(1, description="changes which days have a kettle, oven or wash, and when")
-    utc_offset_h: float = Field(
-        1.0, ge=-12, le=14, description="local time for the daily load curve"
-    )
-
-    def describe(self) -> str:
-        return f"a simulated household meter (device {self.device}, seed {self.seed})"
 
 
 def _unit(seed: int, *key: object) -> float:

@@ -9,8 +9,8 @@ import math
 import struct
 from collections.abc import Sequence
 
-from homewatt_collector.meters import RegisterSpec, WordOrder
-from homewatt_collector.modbus.plan import Block
+from homewatt_collector.sources.modbus.meters import RegisterSpec, WordOrder
+from homewatt_collector.sources.modbus.plan import Block
 
 # Registers are 16-bit big-endian words (Modbus application protocol v1.1b3, 4.2); a 32-bit
 # value is two words, high word first ("big") or low word first ("little"). The words are
