@@ -370,7 +370,17 @@ def points_per_day_filter() -> Callable[..., int]:
     return module.FilterModule().filters()["homewatt_points_per_day"]
 
 
-METERS = REPO / "collector" / "src" / "homewatt_collector" / "meters"
+METERS = REPO / "collector" / "src" / "homewatt_collector" / "sources" / "modbus" / "templates"
+
+
+def test_the_influxdb_role_reads_the_shipped_meter_templates_where_they_are() -> None:
+    """The role's templates directory is the collector's (a moved folder would make every
+    shipped model count as an unknown one, silently)."""
+    role_vars = yaml.safe_load((ROLES_DIR / "influxdb" / "vars" / "main.yml").read_text())
+    relative = role_vars["_influxdb_meter_templates_dir"].split("'")[1]
+    directory = (ROLES_DIR / "influxdb" / relative.lstrip("/")).resolve()
+    assert directory == METERS.resolve()
+    assert list(directory.glob("*.yaml")), directory
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ the rendered configs, each config accepted by the app's own check-config --no-se
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -364,3 +366,133 @@ def test_the_readmes_collector_tariff_passes_the_cost_check(tmp_path: Path) -> N
     )
     done = cost_check("--tariff", str(tariff))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_kinds_whose_library_is_an_extra_are_the_collectors_optional_dependencies() -> None:
+    """The collector role installs `homewatt-collector[<extra>]` for the instances of a kind in
+    `_collector_kind_extras`: every extra of collector/pyproject.toml is there, each for a
+    source kind the collector has."""
+    variables = static.load(static.ROLES_DIR / "collector" / "vars" / "main.yml")
+    project = tomllib.loads((REPO / "collector" / "pyproject.toml").read_text())["project"]
+    kind_extras = variables["_collector_kind_extras"]
+    assert set(kind_extras.values()) == set(project["optional-dependencies"])
+    schema = (REPO / "collector" / "collector-config.schema.json").read_text()
+    for kind in kind_extras:
+        assert f'"{kind}"' in schema, f"{kind} is not a source kind of the collector"
+    assert not any("pyemvue" in d for d in project["dependencies"]), "pyemvue is an extra"
+
+
+def restart_lists(tmp_path: Path, hosts: dict[str, dict]) -> dict[str, list[str]]:
+    """configure.yml's task that sets `_collector_restart` (the handler's list), run by Ansible
+    on one fake host per case of `hosts` (its variables: the registered results the task reads),
+    in one ansible-playbook run; each host's list."""
+    tasks = yaml.safe_load((static.ROLES_DIR / "collector" / "tasks" / "configure.yml").read_text())
+    [task] = [t for t in tasks if "_collector_restart" in t.get("ansible.builtin.set_fact", {})]
+    out = tmp_path / "restart"
+    out.mkdir()
+    write = {
+        "name": "The list is written",
+        "ansible.builtin.copy": {
+            "content": "{{ _collector_restart | to_json }}",
+            "dest": f"{out}/{{{{ inventory_hostname }}}}.json",
+        },
+    }
+    playbook = tmp_path / "restart.yml"
+    play = {"name": "Restart list", "hosts": "all", "gather_facts": False, "tasks": [task, write]}
+    playbook.write_text(yaml.safe_dump([play]))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    env = static.ansible_env(
+        ANSIBLE_FILTER_PLUGINS=str(static.ROLES_DIR / "collector" / "filter_plugins")
+    )
+    done = static.run(
+        static.tool("ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook),
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {host: json.loads((out / f"{host}.json").read_text()) for host in hosts}
+
+
+def test_an_upgrade_restarts_every_instance_an_unchanged_run_none(tmp_path: Path) -> None:
+    """New apps (pip reinstalled them), a dependency at a new version (pip replaced it) or a new
+    unit template restart every instance, which would otherwise keep running the old code and
+    settings; packages only added (an extra for a new instance) do not; otherwise only the
+    instance whose config changed restarts, none on an unchanged run; under --tags
+    collector_configure (install.yml not run: its results undefined) the configs alone decide.
+    pip's lines as pip 24 prints them (its req_uninstall logs "Successfully uninstalled")."""
+    instances = [DEMO, LINE, PLUGS]
+
+    def case(config_changed: str | None = None, **registered: object) -> dict:
+        configs = [
+            {"changed": i["name"] == config_changed, "__collector_instance": i} for i in instances
+        ]
+        return {
+            "collector_instances": instances,
+            "collector_credentials": {},
+            "_collector_source_credentials": [],
+            "__collector_configs": {"results": configs},
+            "__collector_dropins": {"results": [{**c, "changed": False} for c in configs]},
+            "__collector_credentials_written": {"results": []},
+            **registered,
+        }
+
+    unchanged = {"changed": False}
+    skip = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    skipped = {**skip, "results": [{**skip, "item": "dependencies"}]}
+    current = "Requirement already satisfied: pydantic==2.12.5 in /opt/homewatt/venv/lib"
+
+    def pip(apps: str | None, dependencies: str) -> dict:
+        results = [{"item": "dependencies", "changed": "Successfully installed" in dependencies,
+                    "stdout": dependencies}]  # fmt: skip
+        if apps is not None:
+            results.insert(0, {"item": "apps", "changed": True, "stdout": apps})
+        return {"changed": any(r["changed"] for r in results), "results": results}
+
+    reinstalled = pip(
+        "  Attempting uninstall: homewatt-collector\n"
+        "    Found existing installation: homewatt-collector 0.1.0\n"
+        "    Uninstalling homewatt-collector-0.1.0:\n"
+        "      Successfully uninstalled homewatt-collector-0.1.0\n"
+        "Successfully installed homewatt-collector-0.1.0 homewatt-common-0.1.0",
+        current,
+    )
+    upgraded_dependency = pip(
+        None,
+        "  Attempting uninstall: tenacity\n"
+        "    Found existing installation: tenacity 9.0.0\n"
+        "    Uninstalling tenacity-9.0.0:\n"
+        "      Successfully uninstalled tenacity-9.0.0\n"
+        "Successfully installed tenacity-9.1.2",
+    )
+    extra_added = pip(None, "Successfully installed boto3-1.40.0 pyemvue-0.18.9")
+    lists = restart_lists(
+        tmp_path,
+        {
+            "apps-reinstalled": case(
+                __collector_pip=reinstalled, __collector_unit_template=unchanged
+            ),
+            "dependency-upgraded": case(
+                __collector_pip=upgraded_dependency, __collector_unit_template=unchanged
+            ),
+            "extra-added": case(
+                "plugs", __collector_pip=extra_added, __collector_unit_template=unchanged
+            ),
+            "unit-template-changed": case(
+                __collector_pip=skipped, __collector_unit_template={"changed": True}
+            ),
+            "one-config-changed": case(
+                "line1", __collector_pip=skipped, __collector_unit_template=unchanged
+            ),
+            "unchanged": case(__collector_pip=skipped, __collector_unit_template=unchanged),
+            "configure-tag-only": case("plugs"),
+        },
+    )
+    assert lists == {
+        "apps-reinstalled": ["demo", "line1", "plugs"],
+        "dependency-upgraded": ["demo", "line1", "plugs"],
+        "extra-added": ["plugs"],
+        "unit-template-changed": ["demo", "line1", "plugs"],
+        "one-config-changed": ["line1"],
+        "unchanged": [],
+        "configure-tag-only": ["plugs"],
+    }
