@@ -6,7 +6,8 @@ line), a command-line option (`where` is empty, `key` is `--option`), or a secre
 ever rendered as rich markup: a pattern like `^[a-z0-9]*$` or a URL with `[...]` prints as it is.
 
 `validation_problems` turns a pydantic ValidationError into problems, with the YAML line of each
-key when the document is known (yamlfile.YamlDocument) and messages a newcomer can act on.
+key when the document is known (anything with `line_of`, such as yamlfile.YamlDocument) and
+messages a newcomer can act on.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from homewatt_common.yamlfile import YamlDocument
-
 Loc = tuple[int | str, ...]
+
+
+class Lines(Protocol):
+    """Where a key stands in its file: yamlfile.YamlDocument (which imports this module)."""
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The 1-based line of the key at `loc`, or None when it is not in the file."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def message_of(error: Any, *, example: str = "the example config") -> str:
 def validation_problems(
     exc: ValidationError,
     where: str,
-    document: YamlDocument | None = None,
+    document: Lines | None = None,
     *,
     union_tags: Collection[str] = (),
     rename: Callable[[Loc], str] | None = None,
