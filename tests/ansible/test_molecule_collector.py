@@ -99,7 +99,10 @@ def in_instance(rig: SystemdRig, *argv: str) -> str:
 # Five or more Molecule steps (create, converges, verify, destroy). Passed whole on bookworm in
 # 2681 s at a load of 11-22 (create with prepare 318 s, converge 857 s, idempotence 206 s, the
 # bad-meter converge 391 s, the removal converge 637 s); with trixie added, at a load of 14-18:
-# converge 858 s, idempotence 378 s (see the report of issue 14). Hang guards well above.
+# converge 858 s, idempotence 378 s (see the report of issue 14). With the pollers, the
+# upgrade and the tariff steps, on a fresh 2-core VM (another test session beside it): 687 s
+# (create 65 s, converge 110 s, idempotence 69 s, verify 28 s, seven converges 33-70 s
+# each). Hang guards well above.
 @long_scenario
 @pytest.mark.timeout(7200)
 def test_collector_role_demo_collects_into_the_standin_not_a_real_influxdb2(
