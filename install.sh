@@ -207,6 +207,7 @@ if [ "$ACTION" = uninstall ]; then
     step "Deleting data, secrets and configs (--purge)"
     rm -rf /etc/homewatt /var/lib/homewatt /var/lib/private/homewatt-collector /var/lib/private/homewatt-backup \
       /var/lib/homewatt-collector /var/lib/homewatt-backup /opt/homewatt/venv /opt/homewatt/wheels /opt/homewatt/wheelhouse \
+      /opt/homewatt/constraints.txt /opt/homewatt/collector-restart-pending \
       /var/log/homewatt
     printf '\nhomewatt is removed, its data and secrets too.\n'
   else

@@ -388,6 +388,7 @@ def restart_lists(tmp_path: Path, hosts: dict[str, dict]) -> dict[str, list[str]
     in one ansible-playbook run; each host's list."""
     tasks = yaml.safe_load((static.ROLES_DIR / "collector" / "tasks" / "configure.yml").read_text())
     [task] = [t for t in tasks if "_collector_restart" in t.get("ansible.builtin.set_fact", {})]
+    role_vars = static.load(static.ROLES_DIR / "collector" / "vars" / "main.yml")
     out = tmp_path / "restart"
     out.mkdir()
     write = {
@@ -398,7 +399,13 @@ def restart_lists(tmp_path: Path, hosts: dict[str, dict]) -> dict[str, list[str]
         },
     }
     playbook = tmp_path / "restart.yml"
-    play = {"name": "Restart list", "hosts": "all", "gather_facts": False, "tasks": [task, write]}
+    play = {
+        "name": "Restart list",
+        "hosts": "all",
+        "gather_facts": False,
+        "vars": {"_collector_upgraded": role_vars["_collector_upgraded"]},
+        "tasks": [task, write],
+    }
     playbook.write_text(yaml.safe_dump([play]))
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
@@ -416,13 +423,18 @@ def restart_lists(tmp_path: Path, hosts: dict[str, dict]) -> dict[str, list[str]
 def test_an_upgrade_restarts_every_instance_an_unchanged_run_none(tmp_path: Path) -> None:
     """New apps (pip reinstalled them), a dependency at a new version (pip replaced it) or a new
     unit template restart every instance, which would otherwise keep running the old code and
-    settings; packages only added (an extra for a new instance) do not; otherwise only the
+    settings, and so does such a restart left pending by an earlier run that failed before its
+    handler (its file still there), even under --tags collector_configure; packages only
+    added (an extra for a new instance) do not; otherwise only the
     instance whose config changed restarts, none on an unchanged run; under --tags
     collector_configure (install.yml not run: its results undefined) the configs alone decide.
     pip's lines as pip 24 prints them (its req_uninstall logs "Successfully uninstalled")."""
     instances = [DEMO, LINE, PLUGS]
 
     def case(config_changed: str | None = None, **registered: object) -> dict:
+        """A host whose `config_changed` instance's config changed, with the `registered`
+        results of install.yml's tasks (none: install.yml did not run) and no restart pending
+        from an earlier run unless `__collector_restart_pending` says so."""
         configs = [
             {"changed": i["name"] == config_changed, "__collector_instance": i} for i in instances
         ]
@@ -485,6 +497,20 @@ def test_an_upgrade_restarts_every_instance_an_unchanged_run_none(tmp_path: Path
             ),
             "unchanged": case(__collector_pip=skipped, __collector_unit_template=unchanged),
             "configure-tag-only": case("plugs"),
+            # an earlier run upgraded and failed before its handler: nothing to install now
+            "restart-pending": case(
+                __collector_pip=skipped,
+                __collector_unit_template=unchanged,
+                __collector_restart_pending={"stat": {"exists": True}},
+            ),
+            "restart-pending-configure-tag-only": case(
+                __collector_restart_pending={"stat": {"exists": True}}
+            ),
+            "no-restart-pending": case(
+                __collector_pip=skipped,
+                __collector_unit_template=unchanged,
+                __collector_restart_pending={"stat": {"exists": False}},
+            ),
         },
     )
     assert lists == {
@@ -495,4 +521,45 @@ def test_an_upgrade_restarts_every_instance_an_unchanged_run_none(tmp_path: Path
         "one-config-changed": ["line1"],
         "unchanged": [],
         "configure-tag-only": ["plugs"],
+        "restart-pending": ["demo", "line1", "plugs"],
+        "restart-pending-configure-tag-only": ["demo", "line1", "plugs"],
+        "no-restart-pending": [],
     }
+
+
+def test_the_pending_restart_is_done_only_once_every_instance_was_restarted(
+    tmp_path: Path,
+) -> None:
+    """The handler that removes the pending-restart file (after the restarts), run by Ansible
+    on one fake host per case: removed when the restart list held every instance; kept when it
+    held some (cannot happen with the file there, but must not lose it) or was never set (a run
+    under --tags collector_install, which restarts nothing)."""
+    handlers_file = static.ROLES_DIR / "collector" / "handlers" / "main.yml"
+    handlers = yaml.safe_load(handlers_file.read_text())
+    [forget] = [h for h in handlers if h.get("listen") == "Restart homewatt-collector@<name>"]
+    instances = [DEMO, LINE, PLUGS]
+    cases = {
+        "all-restarted": ["demo", "line1", "plugs"],
+        "some-restarted": ["line1"],
+        "list-not-set": None,
+    }
+    hosts = {}
+    for name, restarted in cases.items():
+        pending = tmp_path / f"{name}.pending"
+        pending.write_text("pending\n")
+        hosts[name] = {"collector_instances": instances, "_collector_restart_pending": str(pending)}
+        if restarted is not None:
+            hosts[name]["_collector_restart"] = restarted
+    task = {k: v for k, v in forget.items() if k != "listen"}
+    play = {"name": "Forget", "hosts": "all", "gather_facts": False, "tasks": [task]}
+    playbook = tmp_path / "forget.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    done = static.run(
+        static.tool("ansible-playbook"), "-i", str(inventory), "-c", "local", str(playbook),
+        env=static.ansible_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    left = {name: (tmp_path / f"{name}.pending").exists() for name in cases}
+    assert left == {"all-restarted": False, "some-restarted": True, "list-not-set": True}
