@@ -154,6 +154,21 @@ class Dataset:
 # -------------------------------------------------------------------------- the collector
 
 
+def _unreachable_local_sink() -> dict[str, Any]:
+    """A collector run's `local` sink on a port nobody listens on: every cycle stays in the
+    outbox (the backlog grows), where the run's lines are read back from."""
+    return {
+        "name": "local",
+        "url": f"http://127.0.0.1:{free_port()}",
+        "org": "homewatt",
+        "bucket": "homewatt",
+        "anonymous": True,
+        "timeout_s": 1,
+        "retry_min_s": 0.2,
+        "retry_max_s": 1,
+    }
+
+
 def _collector_config(path: Path, port: str, outbox_dir: Path, partial_writes_url: str) -> Path:
     config = {
         "site": SITE,
@@ -170,16 +185,7 @@ def _collector_config(path: Path, port: str, outbox_dir: Path, partial_writes_ur
             ],
         },
         "sinks": [
-            {
-                "name": "local",
-                "url": f"http://127.0.0.1:{free_port()}",  # nothing listens: the backlog grows
-                "org": "homewatt",
-                "bucket": "homewatt",
-                "anonymous": True,
-                "timeout_s": 1,
-                "retry_min_s": 0.2,
-                "retry_max_s": 1,
-            },
+            _unreachable_local_sink(),
             {
                 "name": "central",
                 "url": partial_writes_url,  # drops 2 points of every write: sink_rejected
@@ -351,18 +357,7 @@ def start_plug_collector(workdir: Path, washer_counter_wmin: float, clock_offset
         "unit": circuits.PLUGS_UNIT,
         "interval_s": 1,
         "source": circuits.plugs_config(washer.address, dead),
-        "sinks": [
-            {
-                "name": "local",
-                "url": f"http://127.0.0.1:{free_port()}",
-                "org": "homewatt",
-                "bucket": "homewatt",
-                "anonymous": True,
-                "timeout_s": 1,
-                "retry_min_s": 0.2,
-                "retry_max_s": 1,
-            }
-        ],
+        "sinks": [_unreachable_local_sink()],
         "outbox": {"dir": str(workdir / "outbox"), "checkpoint_interval_s": 1},
         "clock": {"wait_for_sync": False},
     }
