@@ -135,6 +135,27 @@ def close(actual: dict[Any, Any], wanted: dict[Any, Any], tolerance: float = 1e-
             assert math.isclose(got, value, rel_tol=tolerance, abs_tol=tolerance), (key, got, value)
 
 
+def per_interval(
+    points: list[Point],
+    field: str,
+    group: tuple[str, ...],
+    result: Result,
+    reduce: Callable[[list[float]], float],
+) -> ex.Rows:
+    """`reduce` of the readings in each of the panel's `$__interval` buckets over its range:
+    what `GROUP BY time($__interval)` should give for `result`'s query."""
+    step = result.interval_ms // 1000
+    return ex.per_bucket(
+        points,
+        field,
+        group,
+        start_ms=result.range.from_ms,
+        end_ms=result.range.to_ms,
+        bucket=lambda ts: ts // step * step,
+        reduce=reduce,
+    )
+
+
 def electricity(dataset: Dataset, **tags: str) -> list[Point]:
     return dataset.raw("electricity", **tags)
 
@@ -570,14 +591,8 @@ def test_live_power_is_the_one_second_readings_averaged_to_the_panels_width(
     result = run_panel(dataset, model, now, dashboard, panel, width=width)
     step = result.interval_ms // 1000
     assert step == {1000: 1, 300: 2}[width]  # 900 s / width, rounded the Grafana way
-    wanted = ex.per_bucket(
-        electricity(dataset, channel="total"),
-        "power_w",
-        ("device",),
-        start_ms=result.range.from_ms,
-        end_ms=result.range.to_ms,
-        bucket=lambda ts: ts // step * step,
-        reduce=ex.mean,
+    wanted = per_interval(
+        electricity(dataset, channel="total"), "power_w", ("device",), result, ex.mean
     )
     close(result.rows(("device",)), wanted, 1e-12)
     assert len(wanted[(DEMO,)]) >= 840 // step  # 1 s data up to when the collector started
@@ -596,17 +611,8 @@ def test_per_phase_panels_average_each_phase(
         "Power factor per phase": "power_factor",
     }[title]
     result = run_panel(dataset, model, now, *find(dashboards, "homewatt-home", title))
-    step = result.interval_ms // 1000
     phases = [p for p in electricity(dataset) if p.tags["channel"] in ("l1", "l2", "l3")]
-    wanted = ex.per_bucket(
-        phases,
-        field,
-        ("device", "channel"),
-        start_ms=result.range.from_ms,
-        end_ms=result.range.to_ms,
-        bucket=lambda ts: ts // step * step,
-        reduce=ex.mean,
-    )
+    wanted = per_interval(phases, field, ("device", "channel"), result, ex.mean)
     close(result.rows(("device", "channel")), wanted, 1e-12)
     assert {k[1] for k in wanted} == {"l1", "l2", "l3"}
 
@@ -615,15 +621,8 @@ def test_grid_frequency_is_averaged_per_meter(
     dataset: Dataset, model: Model, now: datetime, dashboards: dict[str, dict[str, Any]]
 ) -> None:
     result = run_panel(dataset, model, now, *find(dashboards, "homewatt-home", "Grid frequency"))
-    step = result.interval_ms // 1000
-    wanted = ex.per_bucket(
-        electricity(dataset, channel="total"),
-        "frequency_hz",
-        ("device",),
-        start_ms=result.range.from_ms,
-        end_ms=result.range.to_ms,
-        bucket=lambda ts: ts // step * step,
-        reduce=ex.mean,
+    wanted = per_interval(
+        electricity(dataset, channel="total"), "frequency_hz", ("device",), result, ex.mean
     )
     close(result.rows(("device",)), wanted, 1e-12)
 
@@ -674,16 +673,7 @@ def test_collector_health_panels_count_what_the_collector_wrote(
         ("Worker restarts", "worker_restarts", sum),
     ]:
         result = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", title))
-        step = result.interval_ms // 1000
-        wanted_rows = ex.per_bucket(
-            health(dataset),
-            field,
-            by_unit,
-            start_ms=result.range.from_ms,
-            end_ms=result.range.to_ms,
-            bucket=lambda ts, step=step: ts // step * step,
-            reduce=reduce,
-        )
+        wanted_rows = per_interval(health(dataset), field, by_unit, result, reduce)
         got = result.rows(by_unit)
         if reduce is sum:  # fill(0): buckets without points are 0, not missing
             got = {
@@ -715,16 +705,7 @@ def test_meter_health_panels_count_each_meters_errors_timeouts_and_last_good_rea
         ("Timeouts per meter", "timeouts"),
     ]:
         result = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", title))
-        step = result.interval_ms // 1000
-        wanted = ex.per_bucket(
-            devices,
-            field,
-            by_meter,
-            start_ms=result.range.from_ms,
-            end_ms=result.range.to_ms,
-            bucket=lambda ts, step=step: ts // step * step,
-            reduce=sum,
-        )
+        wanted = per_interval(devices, field, by_meter, result, sum)
         got = {  # fill(0): buckets without points are 0, not missing
             k: {t: v for t, v in rows.items() if t in wanted[k]}
             for k, rows in result.rows(by_meter).items()
@@ -744,16 +725,7 @@ def test_meter_health_panels_count_each_meters_errors_timeouts_and_last_good_rea
     # the silent meter and the unplugged plug never had a good read
     assert set(latest) == {(SITE, THREE_PHASE), (SITE, circuits.PLUG)}
     backed_off = run_panel(dataset, model, now, *find(dashboards, "homewatt-health", "Backed off"))
-    step = backed_off.interval_ms // 1000
-    wanted = ex.per_bucket(
-        devices,
-        "backoff",
-        by_meter,
-        start_ms=backed_off.range.from_ms,
-        end_ms=backed_off.range.to_ms,
-        bucket=lambda ts: ts // step * step,
-        reduce=max,
-    )
+    wanted = per_interval(devices, "backoff", by_meter, backed_off, max)
     close(backed_off.rows(by_meter), wanted)
     highest = {k[1]: max(v.values()) for k, v in wanted.items()}
     # the silent meter after 3 silent cycles, the unplugged plug after its first failed poll
@@ -1012,16 +984,7 @@ def test_circuits_and_plugs_power_now_and_over_time_are_each_channels_readings(
 
     dashboard, panel = find(dashboards, CIRCUITS, "Power per circuit and plug")
     result = run_panel(dataset, model, now, dashboard, panel, variables=EVERY_CHANNEL)
-    step = result.interval_ms // 1000
-    wanted = ex.per_bucket(
-        points,
-        "power_w",
-        BY_CHANNEL,
-        start_ms=result.range.from_ms,
-        end_ms=result.range.to_ms,
-        bucket=lambda ts: ts // step * step,
-        reduce=ex.mean,
-    )
+    wanted = per_interval(points, "power_w", BY_CHANNEL, result, ex.mean)
     close(result.rows(BY_CHANNEL), wanted, 1e-12)
     assert len(wanted) == 8  # washer; Vue total, 3 circuits, balance; 2 Emporia plugs; none else
 
