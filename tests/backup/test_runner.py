@@ -38,14 +38,24 @@ T0 = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 
 
 class Clock:
+    """The runner's clock, moved by the test; `sleep` moves it too (and notes the wait) unless
+    `stuck`."""
+
     def __init__(self, start: datetime = T0) -> None:
         self.now = start
+        self.slept: list[float] = []
+        self.stuck = False
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if not self.stuck:
+            self.advance(seconds=seconds)
 
 
 class EtagRecordingStore(AzureBlobStore):
@@ -89,7 +99,7 @@ def runner(
         )
         if isinstance(store, EtagRecordingStore) and etags is not None:
             store.uploaded_etags = etags
-    return Runner(settings, engine, store, clock)
+    return Runner(settings, engine, store, clock, sleep=clock.sleep)
 
 
 def ledger(site: Site) -> dict[str, str]:
@@ -593,6 +603,47 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path, data: 
         f"homewatt-backup: error: another homewatt-backup run holds {site.state_dir / 'lock'}"
     )
     assert not (site.state_dir / "archives").exists()
+
+
+def test_a_run_in_the_second_of_an_existing_archive_waits_for_a_free_second(
+    tmp_path: Path, data: InfluxDB1, azurite: Azurite
+) -> None:
+    """Archives are named to the second and never overwritten. A run in the same second as the
+    last one (CI saw a run finish within its second and the next start in it: "already exists",
+    exit 1), or on a clock stepped back onto earlier runs' seconds, waits for a free second."""
+    site = make_site(tmp_path / "site", data, azurite)
+    clock = Clock(T0 + timedelta(microseconds=250_000))
+    for _ in range(2):
+        result = runner(site, clock).run()
+        assert result.ok, result.errors
+    assert clock.slept == [0.75]  # to the next second, not a whole one
+    clock.now = T0 + timedelta(microseconds=500)  # NTP steps back onto both runs' seconds
+    result = runner(site, clock).run()
+    assert result.ok, result.errors
+    assert clock.slept == [0.75, 0.9995, 1.0]
+    stamps = sorted(
+        b.id.timestamp.replace(microsecond=0) for b in LocalArchives(site.state_dir).list()
+    )
+    assert stamps == [T0 + timedelta(seconds=s) for s in (0, 1, 2)]
+    assert len(remote_names(azurite, site.container)) == 3
+
+
+def test_a_stuck_clock_on_a_taken_second_is_one_clear_error_and_nothing_is_overwritten(
+    tmp_path: Path, data: InfluxDB1
+) -> None:
+    site = make_site(tmp_path / "site", data)
+    clock = Clock()
+    assert runner(site, clock).run().ok
+    before = {p: p.stat().st_mtime_ns for p in site.state_dir.rglob("*.tar")}
+    clock.stuck = True
+    result = runner(site, clock).run()
+    assert result.errors == [
+        "no free second to name this run's archive: 20261123T023000Z is still taken by an "
+        "existing archive after 3 waits for the next second; is the system clock stuck?"
+    ]
+    assert len(clock.slept) == 3
+    assert {p: p.stat().st_mtime_ns for p in site.state_dir.rglob("*.tar")} == before
+    assert no_partial_files(site)
 
 
 # --- verification: recorded locally, never by writing to the blob --------------------------------

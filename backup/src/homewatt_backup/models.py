@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Container, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,13 @@ def utc_now() -> datetime:
 
 def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def temporary_suffix() -> str:
+    """`<timestamp>-<4 hex>` in lower case, for a merge restore's temporary database or bucket:
+    the time says when it was made, the random part keeps two merges within one second (or a
+    clock stepped back onto a leftover's second) apart."""
+    return f"{format_ts(datetime.now(UTC)).lower()}-{secrets.token_hex(2)}"
 
 
 def parse_ts(text: str) -> datetime:

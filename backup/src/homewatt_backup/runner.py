@@ -27,6 +27,7 @@ from homewatt_backup.archive import (
 from homewatt_backup.config import CREDENTIALS_DIR, Settings
 from homewatt_backup.engines import DatabaseEngine
 from homewatt_backup.errors import (
+    ArchiveError,
     BackupError,
     BlobExistsError,
     ClockNotSyncedError,
@@ -57,6 +58,7 @@ from homewatt_common.secretfile import parse_sas
 log = logging.getLogger(__name__)
 
 HOURLY_SPAN = timedelta(hours=1)
+MOMENT_TRIES = 3  # taken seconds waited through before a run gives up (Runner.free_second)
 
 
 class RequestedKind(StrEnum):
@@ -170,12 +172,15 @@ class Runner:
         store: BlobStore | None,
         clock: Callable[[], datetime] = utc_now,
         clock_check: Callable[[], bool | None] | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.config = settings.config
         self.engine = engine
         self.store = store
         self.clock = clock
+        self.sleep = sleep
         # homewatt_common.clock's answer: True synchronised, False not, None cannot tell
         self.clock_check = clock_check or shared_clock.clock_synchronized
         self.archives = LocalArchives(settings.state_dir)
@@ -441,10 +446,28 @@ class Runner:
                 log.info("rotated out local %s%s", backup.id.name, note)
 
     # ---- the run
-    def _run_locked(self, result: RunResult, requested: RequestedKind, upload: bool) -> None:
+    def free_second(self, local: Sequence[LocalBackup]) -> datetime:
+        """The run's moment: now, or the next second while a local archive already bears this
+        second (archives are named to the second and never overwritten: a second run within the
+        same second, or a clock stepped back onto an earlier run's second). Waits under 1 s per
+        taken second; after MOMENT_TRIES waits, ArchiveError names the second still taken."""
+        taken = {format_ts(b.id.timestamp) for b in local}
         now = self.clock()
+        for _ in range(MOMENT_TRIES):
+            if format_ts(now) not in taken:
+                return now
+            self.sleep(1 - now.microsecond / 1_000_000)
+            now = self.clock()
+        raise ArchiveError(
+            f"no free second to name this run's archive: {format_ts(now)} is still taken by an "
+            f"existing archive after {MOMENT_TRIES} waits for the next second; is the system "
+            "clock stuck?"
+        )
+
+    def _run_locked(self, result: RunResult, requested: RequestedKind, upload: bool) -> None:
         self.archives.prepare()
         local = self.archives.list()
+        now = self.free_second(local)
         for ref in future_dated([BackupRef(b.id) for b in local], now):
             log.warning(
                 "%s is dated after now (%s): made while the clock was wrong; kept, but not "

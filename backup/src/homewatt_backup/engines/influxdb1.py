@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,7 +47,7 @@ from homewatt_backup.engines.protocol import (
 )
 from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
-from homewatt_backup.models import Engine, ShardRecord, format_ts, from_iso
+from homewatt_backup.models import Engine, ShardRecord, from_iso, temporary_suffix
 from homewatt_common.lineprotocol import (
     FieldValue,
     LineProtocolError,
@@ -515,7 +515,7 @@ class InfluxDB1Engine:
             self.wait_loaded(target, saved, directory)
             progress(1)
             return
-        temp = f"{target}_restore_{format_ts(datetime.now(UTC)).lower()}"
+        temp = f"{target}_restore_{temporary_suffix()}"
         self._restore(directory, source_db, temp)
         try:
             try:

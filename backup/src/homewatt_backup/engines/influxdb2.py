@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,7 +43,7 @@ from homewatt_backup.engines.protocol import (
 )
 from homewatt_backup.engines.shards import check_shard_file
 from homewatt_backup.errors import InfluxError, from_requests
-from homewatt_backup.models import Engine, ShardRecord, format_ts
+from homewatt_backup.models import Engine, ShardRecord, temporary_suffix
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +337,7 @@ class InfluxDB2Engine:
         if len(buckets) != 1:
             raise InfluxError(f"restore: expected one bucket in the backup, found {len(buckets)}")
         bucket = buckets[0]
-        suffix = format_ts(datetime.now(UTC)).lower()
-        name = target if not merge else f"{target}-restore-{suffix}"
+        name = target if not merge else f"{target}-restore-{temporary_suffix()}"
         body = restore_bucket_request(bucket, self._org_id(), name)
         response = self.http.request(
             "POST",
