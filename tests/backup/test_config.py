@@ -123,6 +123,52 @@ def test_an_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
     assert "secret!" not in message
 
 
+INFLUXDB1 = {"engine": "influxdb1", "database": "homewatt", "password_credential": "p"}
+AZURE_SAS = {
+    "account_url": "https://a.blob.core.windows.net",
+    "container": "home",
+    "retention": "rotation",
+    "sas_credential": "azure-sas",
+}
+AZURE_PRINCIPAL = {
+    **{k: v for k, v in AZURE_SAS.items() if k != "sas_credential"},
+    "auth": "service_principal",
+    "tenant_id": "contoso.onmicrosoft.com",
+    "client_id": "00000000-0000-0000-0000-000000000000",
+    "client_certificate_credential": "azure-client-certificate",
+}
+
+
+@pytest.mark.parametrize(
+    ("section", "base", "key"),
+    [
+        ("influxdb", None, "token"),
+        ("influxdb", INFLUXDB1, "password"),
+        ("azure", AZURE_SAS, "sas"),
+        ("azure", AZURE_PRINCIPAL, "client_secret"),
+        ("azure", AZURE_PRINCIPAL, "client_certificate"),
+    ],
+)
+def test_a_secret_written_in_the_config_is_refused_naming_where_it_goes_never_the_value(
+    tmp_path: Path, section: str, base: dict[str, object] | None, key: str
+) -> None:
+    """Every secret the backup reads, written inline: the apps' shared message (a file or a
+    credential) at the section's mapping, as the collector gives it, not "unknown key"."""
+    data = base_config()
+    data[section] = {**(base or typing.cast(dict[str, object], data[section])), key: "s3cr3t!"}
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, tmp_path)
+    message = str(caught.value)
+    first = line_of(path, section + ":") + 1  # where the section's mapping starts
+    assert message == (
+        f"{path}:{first}: {section}: {key} must not be written in the config "
+        f"file: put the secret in a file named by {key}_file (mode 0600) or in a systemd "
+        f"credential named by {key}_credential (LoadCredential=)"
+    )
+    assert "s3cr3t!" not in message
+
+
 def test_wrong_values_name_the_key_and_the_problem(tmp_path: Path) -> None:
     data = base_config(
         account_url="http://example.com",

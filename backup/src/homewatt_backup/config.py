@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from homewatt_backup.errors import ConfigError
 from homewatt_backup.models import SITE_MAX_LENGTH, Engine, site_ok
 from homewatt_backup.rotation import DEFAULT_KEEP_FULL
-from homewatt_common.configmodel import STRICT, PathField, validate
+from homewatt_common.configmodel import STRICT, PathField, no_inline_secret, validate
 from homewatt_common.credentials import (
     SecretLocation,
     locate_credential,
@@ -80,6 +80,8 @@ class InfluxDB2Config(_Model):
     health_bucket: str | None = None
     timeout_s: float = Field(default=60, gt=0, le=3600)
 
+    _no_inline_token = no_inline_secret("token", "token_file", "token_credential")
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -108,6 +110,8 @@ class InfluxDB1Config(_Model):
     password_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     health_database: str | None = None
     timeout_s: float = Field(default=60, gt=0, le=3600)
+
+    _no_inline_password = no_inline_secret("password", "password_file", "password_credential")
     # How long a restore waits for influxd to load the shards `influxd restore` sent it
     # (influxd imports them after the CLI has exited; engines/influxdb1.py, wait_loaded).
     restore_wait_s: float = Field(default=600, gt=0, le=6 * 3600)
@@ -176,6 +180,14 @@ class AzureConfig(_Model):
     client_secret_file: Path | None = PathField()
     client_secret_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     authority_host: str = DEFAULT_AUTHORITY_HOST
+
+    _no_inline_sas = no_inline_secret("sas", "sas_file", "sas_credential")
+    _no_inline_client_secret = no_inline_secret(
+        "client_secret", "client_secret_file", "client_secret_credential"
+    )
+    _no_inline_client_certificate = no_inline_secret(
+        "client_certificate", "client_certificate_file", "client_certificate_credential"
+    )
 
     @field_validator("account_url")
     @classmethod
