@@ -149,6 +149,79 @@ def test_restore_refuses_a_database_that_holds_data_unless_forced(
     assert f"{DB}_restore_" not in " ".join(influxdb1.databases())
 
 
+def in_policy(influx: InfluxDB1, db: str, rp: str) -> set[tuple[object, ...]]:
+    """Every point of retention policy `rp`, one measurement at a time (a `FROM rp./.*/ GROUP
+    BY *` lists each series with the tag keys of every measurement it matched, so two
+    snapshots of the same points could differ)."""
+    [result] = influx.query("SHOW MEASUREMENTS", db=db)
+    names = [row[0] for s in result.get("series", []) for row in s["values"]]
+    return set().union(*(influx.points(db, f'"{rp}"."{name}"') for name in names))
+
+
+def policies(influx: InfluxDB1, db: str) -> dict[str, tuple[str, bool]]:
+    """name -> (duration, default)."""
+    [series] = influx.query(f'SHOW RETENTION POLICIES ON "{db}"')[0]["series"]
+    return {row[0]: (row[1], row[4]) for row in series["values"]}
+
+
+def test_a_forced_restore_merges_every_retention_policy_and_makes_the_missing_ones(
+    tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
+) -> None:
+    """A 1.x database as homewatt lays it out: raw samples in its default policy `raw`, the
+    long-term means in `longterm` (kept forever). A merge (--force) used to copy the default
+    policy alone: the long-term history was left out without a word."""
+    influxdb1.query(f'DROP DATABASE "{DB}"', post=True)
+    influxdb1.create_database(DB)
+    influxdb1.query(
+        f'CREATE RETENTION POLICY "raw" ON "{DB}" DURATION 30d REPLICATION 1 DEFAULT', post=True
+    )
+    influxdb1.query(
+        f'CREATE RETENTION POLICY "longterm" ON "{DB}" DURATION INF REPLICATION 1 '
+        "SHARD DURATION 4w",
+        post=True,
+    )
+    base = now_s() - 3600
+    influxdb1.write(DB, sample_lines(base, 20, step=30))
+    means = [
+        f"electricity_1m,site=home,device=main power_w={100 + i}.5 {base + 60 * i}"
+        for i in range(20)
+    ]
+    influxdb1.write(DB, means, rp="longterm")
+    backed_up = in_policy(influxdb1, DB, "raw")
+    longterm_before = in_policy(influxdb1, DB, "longterm")
+    assert len(longterm_before) == 20
+    site = make_site(tmp_path / "site", influxdb1, azurite)
+    assert site.cli("run", "--kind", "daily").exit_code == 0
+    [name] = blobs(azurite, site.container or "")
+    raw_before = in_policy(influxdb1, DB, "raw")  # with the run's health point
+
+    # the Pi lost its long-term policy; a newer raw point came in since the backup
+    influxdb1.query(f'DROP RETENTION POLICY "longterm" ON "{DB}"', post=True)
+    newer = sample_lines(now_s() - 10, 1)
+    influxdb1.write(DB, newer)
+    forced = site.cli("restore", name, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert policies(influxdb1, DB) == {
+        "autogen": ("0s", False),
+        "raw": ("720h0m0s", True),
+        "longterm": ("0s", False),  # made again as the backup had it
+    }
+    assert in_policy(influxdb1, DB, "longterm") == longterm_before
+    newer_points = in_policy(influxdb1, DB, "raw") - raw_before
+    assert len(newer_points) == len(newer)  # and every point before the restore is kept
+    assert raw_before < in_policy(influxdb1, DB, "raw")
+
+    # into another database (default policy autogen): raw into its default, longterm by name
+    influxdb1.create_database("other")
+    influxdb1.write("other", newer)
+    into_other = site.cli("restore", name, "--target", "other", "--force")
+    assert into_other.exit_code == 0, into_other.output
+    assert policies(influxdb1, "other") == {"autogen": ("0s", True), "longterm": ("0s", False)}
+    assert in_policy(influxdb1, "other", "longterm") == longterm_before
+    assert in_policy(influxdb1, "other", "autogen") == backed_up | newer_points
+    assert not [d for d in influxdb1.databases() if "_restore_" in d]
+
+
 def test_every_run_writes_a_health_point_and_a_failed_run_exits_non_zero(
     tmp_path: Path, influxdb1: InfluxDB1, azurite: Azurite
 ) -> None:

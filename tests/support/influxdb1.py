@@ -105,9 +105,11 @@ bind-address = "{self.rpc_address}"
         series = self.query("SHOW DATABASES")[0].get("series", [])
         return [row[0] for s in series for row in s.get("values", [])]
 
-    def write(self, db: str, lines: list[str], precision: str = "s") -> None:
+    def write(self, db: str, lines: list[str], precision: str = "s", rp: str | None = None) -> None:
+        """Write `lines` into `db`: its default retention policy, or `rp`."""
         body = ("\n".join(lines) + "\n").encode()
-        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": db, "precision": precision})
+        params = {"db": db, "precision": precision} | ({"rp": rp} if rp else {})
+        url = f"{self.url}/write?" + urllib.parse.urlencode(params)
         request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 (loopback)
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
             assert response.status == 204

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import socket
 import subprocess
 import tarfile
@@ -80,6 +81,21 @@ ENGINE_CLOSED_ATTEMPTS = 10
 SHARD_DISABLED = "shard is disabled"
 RESTORE_POLL_S = 0.5
 SHORTFALLS_SHOWN = 6  # shards named in a restore's error (one line), the rest counted
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """One retention policy as SHOW RETENTION POLICIES lists it: durations as InfluxDB prints
+    them ("2160h0m0s"; "0s" is infinite), which CREATE RETENTION POLICY takes back."""
+
+    name: str
+    duration: str
+    shard_duration: str
+    default: bool
+
+
+# what SHOW RETENTION POLICIES prints for a duration (Go's time.Duration): put into a query as is
+_DURATION = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h|d|w))+$")
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,39 @@ class InfluxDB1Engine:
     def databases(self) -> list[str]:
         rows = self._series(self._query("SHOW DATABASES", "InfluxDB: list databases"))
         return [str(v[0]) for s in rows for v in s.get("values", [])]
+
+    def retention_policies(self, db: str) -> list[RetentionPolicy]:
+        q = f"SHOW RETENTION POLICIES ON {influxql_ident(db)}"
+        rows = self._series(self._query(q, "InfluxDB: list retention policies"))
+        policies = []
+        for series in rows:
+            columns = list(series["columns"])
+            for values in series.get("values", []):
+                row = dict(zip(columns, values, strict=True))
+                policies.append(
+                    RetentionPolicy(
+                        str(row["name"]),
+                        str(row["duration"]),
+                        str(row["shardGroupDuration"]),
+                        bool(row["default"]),
+                    )
+                )
+        return policies
+
+    def create_retention_policy(self, db: str, policy: RetentionPolicy) -> None:
+        """Create `policy` (not as the default) on `db`, with its durations."""
+        for duration in (policy.duration, policy.shard_duration):
+            if not _DURATION.match(duration):
+                raise InfluxError(
+                    f"restore: retention policy {policy.name!r} has a duration InfluxDB "
+                    f"should not print: {duration!r}"
+                )
+        self._query(
+            f"CREATE RETENTION POLICY {influxql_ident(policy.name)} ON {influxql_ident(db)} "
+            f"DURATION {policy.duration} REPLICATION 1 SHARD DURATION {policy.shard_duration}",
+            f"restore: create retention policy {policy.name} on {db}",
+            method="POST",
+        )
 
     def measurements(self, db: str) -> list[str]:
         rows = self._series(self._query("SHOW MEASUREMENTS", "InfluxDB: list measurements", db))
@@ -499,8 +548,9 @@ class InfluxDB1Engine:
         progress: Progress = no_progress,
         shards: Sequence[ShardRecord] = (),
     ) -> None:
-        """Restore into a database that does not exist; with `merge`, into a temporary one
-        whose points are then copied into `target` (SELECT INTO) and which is dropped. Returns
+        """Restore into a database that does not exist (every retention policy of the backup);
+        with `merge`, into a temporary one whose points are then copied into `target` (SELECT
+        INTO, every retention policy: `_merge`) and which is dropped. Returns
         once influxd has loaded every shard (`wait_loaded`; `shards`: the archive's records),
         else InfluxError; a merge copies nothing before that."""
         directory = extracted / "influxdb1"
@@ -523,12 +573,7 @@ class InfluxDB1Engine:
             except InfluxError as exc:
                 raise InfluxError(f"{exc}; nothing was merged into {target!r}") from None
             self.ensure_target(target)
-            for measurement in self.measurements(temp):
-                q = (
-                    f"SELECT * INTO {influxql_ident(target)}..:MEASUREMENT FROM "  # noqa: S608
-                    f"{influxql_ident(temp)}..{influxql_ident(measurement)} GROUP BY *"
-                )
-                self._query(q, f"restore: copy {measurement} into {target}", method="POST")
+            self._merge(temp, target)
         finally:
             self._query(
                 f"DROP DATABASE {influxql_ident(temp)}",
@@ -536,6 +581,29 @@ class InfluxDB1Engine:
                 method="POST",
             )
         progress(1)
+
+    def _merge(self, temp: str, target: str) -> None:
+        """Copy every retention policy of `temp` into `target` (SELECT INTO, tags kept): its
+        default policy into the target's default, each other one into the policy of its name,
+        created with the backup's durations where the target lacks it (an existing one is
+        used as it is)."""
+        existing = {p.name: p for p in self.retention_policies(target)}
+        default = next((p.name for p in existing.values() if p.default), None)
+        measurements = self.measurements(temp)
+        for policy in self.retention_policies(temp):
+            into = default if policy.default and default is not None else policy.name
+            if into not in existing:
+                self.create_retention_policy(target, policy)
+                existing[into] = policy
+                log.info("restore: created retention policy %s on %s", into, target)
+            for measurement in measurements:
+                q = (
+                    f"SELECT * INTO {influxql_ident(target)}.{influxql_ident(into)}.:MEASUREMENT "  # noqa: S608
+                    f"FROM {influxql_ident(temp)}.{influxql_ident(policy.name)}."
+                    f"{influxql_ident(measurement)} GROUP BY *"
+                )
+                what = f"restore: copy {policy.name}.{measurement} into {target}.{into}"
+                self._query(q, what, method="POST")
 
 
 def _shards_with_data(directory: Path) -> int:
