@@ -45,6 +45,24 @@ def test_the_example_tariff_and_cost_config_are_valid() -> None:
     assert config.influxdb.token_credential == "influxdb-cost-token"
 
 
+def test_a_night_across_midnight_is_matched_with_each_hours_own_day() -> None:
+    """As tariff.example.yaml says: days [fri] with "22-06" is Friday's two ends, not the night
+    from Friday into Saturday; that night is days [fri, sat]."""
+    friday_only = tariff_of(
+        import_price=None,
+        periods=[
+            {"name": "night", "price": 0.5, "days": ["fri"], "hours": ["22-06"]},
+            {"name": "day", "price": 1.0},
+        ],
+    )
+    fri, sat = date(2026, 12, 4), date(2026, 12, 5)
+    assert (fri.strftime("%a"), sat.strftime("%a")) == ("Fri", "Sat")
+    at = friday_only.period_at
+    assert at(datetime(2026, 12, 4, 23, 0))[0] == "night"
+    assert at(datetime(2026, 12, 4, 2, 0))[0] == "night"
+    assert at(datetime(2026, 12, 5, 2, 0))[0] == "day"
+
+
 def test_hour_ranges_wrap_past_midnight_and_refuse_what_is_not_a_range() -> None:
     assert hours_of("07-13") == frozenset(range(7, 13))
     assert hours_of("22-06") == frozenset({22, 23, 0, 1, 2, 3, 4, 5})

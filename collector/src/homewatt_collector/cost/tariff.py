@@ -7,7 +7,9 @@
   list of time-of-use periods, each `name`, `price`, optional `days` (mon..sun, holiday) and
   optional `hours` ("07-13": from 07:00 to 13:00 local; "22-06" wraps past midnight). The first
   period that matches an hour wins; a period without `days` matches every day, without `hours`
-  every hour. Every hour of every kind of day must be covered by some period.
+  every hour. Each hour is matched with its own local day (days [fri] with "22-06" covers
+  Friday 00-06 and 22-24, never Saturday 00-06). Every hour of every kind of day must be
+  covered by some period.
 - `holidays`: dates (2026-12-25) that are the `holiday` day kind instead of their weekday.
 - `standing_charge_per_day`: a fixed amount per local day; `export_price`: paid per kWh exported.
 
