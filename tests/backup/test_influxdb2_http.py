@@ -70,12 +70,12 @@ def points(server: InfluxDB2StandIn, bucket: str) -> list[str]:
     return sorted(annotated_csv_to_lines(response.text.splitlines(keepends=True), "s", "read"))
 
 
-def create_bucket(server: InfluxDB2StandIn, name: str) -> str:
+def create_bucket(server: InfluxDB2StandIn, name: str, token: str = TOKEN) -> str:
     org_id = server.store.all("orgs")[0]["id"]
     response = requests.post(
         f"{server.url}/api/v2/buckets",
         json={"orgID": org_id, "name": name, "retentionRules": []},
-        headers={"Authorization": f"Token {TOKEN}"},
+        headers={"Authorization": f"Token {token}"},
         timeout=10,
     )
     assert response.status_code == 201, response.text
