@@ -563,3 +563,29 @@ def test_the_pending_restart_is_done_only_once_every_instance_was_restarted(
     assert done.returncode == 0, done.stdout + done.stderr
     left = {name: (tmp_path / f"{name}.pending").exists() for name in cases}
     assert left == {"all-restarted": False, "some-restarted": True, "list-not-set": True}
+
+
+def test_the_backup_config_holds_the_long_term_bucket_and_passes_check_config(
+    tmp_path: Path,
+) -> None:
+    text = static.render("backup", "backup.yaml.j2", tmp_path)
+    influxdb = yaml.safe_load(text)["influxdb"]
+    # the influxdb role's long-term bucket (contracts/influxdb-grafana.json), beside the raw one
+    contract = json.loads((REPO / "contracts" / "influxdb-grafana.json").read_text())
+    longterm = contract["influxql"]["retention_policies"]["longterm"]["bucket"]
+    assert (influxdb["bucket"], influxdb["extra_buckets"]) == ("homewatt", [longterm])
+    config = tmp_path / "backup.yaml"
+    config.write_text(text)
+    done = check_config("homewatt-backup", config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    none = static.render("backup", "backup.yaml.j2", tmp_path, backup_influxdb_extra_buckets=[])
+    config.write_text(none)
+    assert yaml.safe_load(none)["influxdb"]["extra_buckets"] == []
+    assert check_config("homewatt-backup", config).returncode == 0
+    twice = static.render(
+        "backup", "backup.yaml.j2", tmp_path, backup_influxdb_extra_buckets=[longterm, longterm]
+    )
+    config.write_text(twice)
+    done = check_config("homewatt-backup", config)
+    assert done.returncode == 1
+    assert f"influxdb.extra_buckets: '{longterm}' given more than once" in done.stderr

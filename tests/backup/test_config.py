@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homewatt_backup.config import AzureConfig, load_settings
+from homewatt_backup.config import AzureConfig, InfluxDB2Config, load_settings
 from homewatt_backup.errors import ConfigError
 from homewatt_backup.store import SAS_PERMISSIONS
 from tests.backup.conftest import write_secret
@@ -482,3 +482,34 @@ def test_the_examples_commented_service_principal_keys_load(tmp_path: Path) -> N
     assert settings.config.azure is not None
     assert settings.config.azure.auth == "service_principal"
     assert settings.secret_locations["certificate"].path == creds / "azure-client-certificate"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["lt", "lt"], "extra_buckets: 'lt' given more than once"),
+        (
+            ["lt", "b"],
+            "extra_buckets: 'b' is the bucket itself (influxdb.bucket): list only the other"
+            " buckets",
+        ),
+        ([""], "extra_buckets[0]: String should have at least 1 character"),
+    ],
+    ids=["twice", "the-bucket", "empty"],
+)
+def test_extra_buckets_are_each_named_once_and_never_the_bucket(
+    tmp_path: Path, extra: list[str], problem: str
+) -> None:
+    data = base_config()
+    influxdb = data["influxdb"]
+    assert isinstance(influxdb, dict)
+    influxdb["extra_buckets"] = extra
+    path = config_file(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, None, read_secrets=False)
+    assert str(caught.value).startswith(f"{path}:"), caught.value
+    assert f": influxdb.{problem}" in str(caught.value)
+    influxdb["extra_buckets"] = ["homewatt_longterm"]
+    loaded = load_settings(config_file(tmp_path, data), None, read_secrets=False)
+    assert isinstance(loaded.config.influxdb, InfluxDB2Config)
+    assert loaded.config.influxdb.extra_buckets == ["homewatt_longterm"]

@@ -70,12 +70,12 @@ def points(server: InfluxDB2StandIn, bucket: str) -> list[str]:
     return sorted(annotated_csv_to_lines(response.text.splitlines(keepends=True), "s", "read"))
 
 
-def create_bucket(server: InfluxDB2StandIn, name: str) -> str:
+def create_bucket(server: InfluxDB2StandIn, name: str, token: str = TOKEN) -> str:
     org_id = server.store.all("orgs")[0]["id"]
     response = requests.post(
         f"{server.url}/api/v2/buckets",
         json={"orgID": org_id, "name": name, "retentionRules": []},
-        headers={"Authorization": f"Token {TOKEN}"},
+        headers={"Authorization": f"Token {token}"},
         timeout=10,
     )
     assert response.status_code == 201, response.text
@@ -178,9 +178,13 @@ def test_influxdb2_full_backup_fetches_the_buckets_shards_not_run_against_a_real
     assert groups[0]["startTime"] == "2026-10-19T00:00:00Z"  # Monday: Go's Truncate(7d)
     # what the engine listed, and what became of each shard: sizes of the tars read whole
     assert full.shards == (
-        ShardRecord(1, "saved", "influxdb2/20261123T030000Z.1.tar.gz", len(archives[1])),
-        ShardRecord(2, "saved", "influxdb2/20261123T030000Z.2.tar.gz", len(archives[2])),
-        ShardRecord(3, "expired"),
+        ShardRecord(
+            1, "saved", "influxdb2/20261123T030000Z.1.tar.gz", len(archives[1]), bucket=BUCKET
+        ),
+        ShardRecord(
+            2, "saved", "influxdb2/20261123T030000Z.2.tar.gz", len(archives[2]), bucket=BUCKET
+        ),
+        ShardRecord(3, "expired", bucket=BUCKET),
     )
 
 

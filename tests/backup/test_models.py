@@ -15,11 +15,14 @@ from homewatt_backup.models import (
     ArchiveRecord,
     BackupId,
     Engine,
+    ExtraBucket,
+    FieldValueCheck,
     FileEntry,
     Kind,
     Manifest,
     RemoteBackup,
     ShardRecord,
+    extra_member,
     site_ok,
 )
 
@@ -160,3 +163,40 @@ def test_a_remote_backup_is_verified_by_the_ledger_or_the_legacy_metadata_key() 
     assert legacy.is_verified({})  # made by a version that wrote `verified` into the blob
     no_checksum = RemoteBackup(backup_id, 1, created, {"verified": "2026-11-23"})
     assert not no_checksum.is_verified({name: ""})
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True))
+def test_extra_buckets_get_safe_distinct_members_and_survive_the_manifest_and_metadata(
+    buckets: list[str],
+) -> None:
+    members = [extra_member(b) for b in buckets]
+    assert len(set(members)) == len(buckets)  # no two buckets share a member
+    for member in members:
+        assert member.isascii() and member.startswith("data/") and member.endswith(".lp.gz")
+        assert "/" not in member.removeprefix("data/") and "," not in member
+    created = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    check = FieldValueCheck({"energy_cost": 2}, {"energy_cost": 2}, {"energy_cost": 2})
+    extras = tuple(ExtraBucket(b, extra_member(b), 1, check) for b in buckets)
+    manifest = Manifest(
+        "home", Kind.HOURLY, created, Engine.INFLUXDB2, "2.7.12", "homewatt/homewatt", created,
+        created, "s", (), extra_buckets=extras,
+    )  # fmt: skip
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    meta = ArchiveRecord(manifest, "cd" * 32, 2048, "bWQ1").blob_metadata()
+    assert meta["extrabuckets"].isascii()
+    blob = RemoteBackup(manifest.backup_id, 2048, created, meta)
+    assert blob.extra_buckets == tuple(buckets)
+
+
+def test_a_manifest_of_the_single_bucket_version_reads_with_no_extra_buckets() -> None:
+    created = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    manifest = Manifest(
+        "home", Kind.DAILY, created, Engine.INFLUXDB2, "2.7.12", "homewatt/homewatt", None,
+        created, "s", (), shards=(ShardRecord(1, "saved", "influxdb2/x.1.tar.gz", 10),),
+    )  # fmt: skip
+    data = manifest.to_dict()
+    del data["extra_buckets"]
+    data["shards"] = [{"id": 1, "state": "saved", "file": "influxdb2/x.1.tar.gz", "size": 10}]
+    assert Manifest.from_dict(data) == manifest
+    assert "extrabuckets" not in ArchiveRecord(manifest, "cd" * 32, 1, "bWQ1").blob_metadata()
+    assert RemoteBackup(manifest.backup_id, 1, created, {}).extra_buckets == ()

@@ -39,6 +39,7 @@ import yaml
 
 from homewatt_common import clock as shared_clock
 from tests.backup.conftest import DB, sample_lines
+from tests.backup.test_influxdb2_http import create_bucket
 from tests.support.azurite import Azurite
 from tests.support.homewatt_install import install_app
 from tests.support.influxdb1 import InfluxDB1
@@ -136,6 +137,8 @@ def site(
     azurite = Azurite(tmp_path / "azurite", host=bridge).start()
     try:
         influx.setup(org="homewatt", bucket="homewatt", token=TOKEN)
+        # the example's extra bucket, as the influxdb role creates it on a Pi
+        create_bucket(influx, "homewatt_longterm", TOKEN)
         yield influx, azurite, azurite.new_container("homewatt")
     finally:
         azurite.stop()

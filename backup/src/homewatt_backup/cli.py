@@ -417,6 +417,7 @@ def restore(
         str | None,
         typer.Option(
             help="Database (1.x) or bucket (2.x) to restore into; default: the backed-up one."
+            " Extra buckets (2.x) go into TARGET_<bucket>; without --target, their own names."
         ),
     ] = None,
     force: Annotated[
@@ -462,14 +463,16 @@ def restore(
             _restore_config(settings, restorer, name=name, at=at, root=root, force=force)
             return
         if backup_id is not None:
-            manifest = restorer.restore(backup_id, destination, force)
-            typer.echo(f"restored {manifest.backup_id.name} into {destination}")
+            done = restorer.restore(backup_id, destination, force, renamed=target)
+            typer.echo(f"restored {backup_id.name} into {destination}{done.extras}")
         else:
             assert when is not None
-            chain = restorer.restore_at(settings.config.site, when, destination, force)
+            done = restorer.restore_at(
+                settings.config.site, when, destination, force, renamed=target
+            )
             typer.echo(
-                f"restored {len(chain)} backups into {destination}: "
-                + ", ".join(b.name for b in chain)
+                f"restored {len(done.backups)} backups into {destination}{done.extras}: "
+                + ", ".join(b.name for b in done.backups)
             )
 
     _guarded(action)

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from homewatt_backup.errors import ConfigError
 from homewatt_backup.models import SITE_MAX_LENGTH, Engine, site_ok
@@ -68,13 +75,21 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+BucketName = Annotated[str, Field(min_length=1)]
+
+
 class InfluxDB2Config(_Model):
-    """InfluxDB 2.x: backup and export over its HTTP API with an operator token."""
+    """InfluxDB 2.x: backup and export over its HTTP API with an operator token.
+
+    `bucket` is the primary bucket (health points go there by default; `restore --target`
+    names its new name); `extra_buckets` are backed up beside it, all of `org` (e.g.
+    homewatt_longterm, the long-term means): each name once, none the primary."""
 
     engine: Literal["influxdb2"]
     url: str = "http://127.0.0.1:8086"
     org: str = Field(min_length=1)
-    bucket: str = Field(min_length=1)
+    bucket: BucketName
+    extra_buckets: list[BucketName] = Field(default_factory=list)
     token_file: Path | None = PathField()
     token_credential: str | None = Field(default=None, pattern=_CREDENTIAL_NAME)
     health_bucket: str | None = None
@@ -91,6 +106,19 @@ class InfluxDB2Config(_Model):
     def _secret(self) -> InfluxDB2Config:
         _one_secret_source("token", self.token_file, self.token_credential)
         return self
+
+    @field_validator("extra_buckets")
+    @classmethod
+    def _extra_buckets(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(repr, repeated))} given more than once")
+        primary = info.data.get("bucket")  # validated before (declared first)
+        if primary in value:
+            raise ValueError(
+                f"{primary!r} is the bucket itself (influxdb.bucket): list only the other buckets"
+            )
+        return value
 
     @property
     def source(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, unquote
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # Line protocol timestamp precisions: units per second.
@@ -23,6 +24,9 @@ MANIFEST_FORMAT = 1
 # two backslashes (and a backslash and an n): restore rewrites such lines (legacy_lines.py).
 LINE_PROTOCOL = 2
 MANIFEST_MEMBER = "manifest.json"
+# An hourly archive's line protocol: the primary bucket's (influxdb.bucket) in DATA_MEMBER, as
+# in every archive before extra buckets; each extra bucket's in its own member (extra_member).
+DATA_MEMBER = "data.lp.gz"
 # A site name: exactly Terraform's rule for the keys of `sites` (terraform/variables.tf), which
 # become container names (homewatt-<site>) and blob prefixes. contracts/backup-azure.json
 # `site_pattern` holds the same regex (a test keeps them equal: the app ships without the repo).
@@ -41,6 +45,19 @@ _NAME = re.compile(
 
 def site_ok(site: str) -> bool:
     return SITE_RE.fullmatch(site) is not None
+
+
+def bucket_token(bucket: str) -> str:
+    """A bucket name as one safe path segment and blob metadata word: percent-encoded UTF-8
+    (every byte but letters, digits and `_.-~`), so no `/`, `..`, `,` or non-ASCII remains and
+    two names never give the same token: `homewatt_longterm` stays as it is."""
+    return quote(bucket, safe="")
+
+
+def extra_member(bucket: str) -> str:
+    """The archive member of an extra bucket's line protocol, e.g.
+    `data/homewatt_longterm.lp.gz`."""
+    return f"data/{bucket_token(bucket)}.lp.gz"
 
 
 class Kind(StrEnum):
@@ -142,7 +159,10 @@ class ShardRecord:
     `retention_policy` and time range [`start`, `end`) as SHOW SHARDS lists them, and
     `field_values`, what InfluxDB counted in that range per measurement right before the dump
     (`SELECT COUNT(*)`; a point with three fields counts three). The backup holds at least
-    that many: a restore is complete once the restored database counts as many."""
+    that many: a restore is complete once the restored database counts as many.
+
+    InfluxDB 2 only: `bucket`, the bucket the shard belongs to (None in archives made before
+    extra buckets, which held one bucket)."""
 
     id: int
     state: str  # saved | expired
@@ -152,6 +172,7 @@ class ShardRecord:
     start: datetime | None = None
     end: datetime | None = None
     field_values: Mapping[str, int] | None = None
+    bucket: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "state": self.state}
@@ -162,6 +183,7 @@ class ShardRecord:
             "start": iso(self.start),
             "end": iso(self.end),
             "field_values": None if self.field_values is None else dict(self.field_values),
+            "bucket": self.bucket,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         return data
@@ -179,6 +201,7 @@ class ShardRecord:
             from_iso(data.get("start")),
             from_iso(data.get("end")),
             None if counted is None else {str(k): int(v) for k, v in counted.items()},
+            None if data.get("bucket") is None else str(data["bucket"]),
         )
 
 
@@ -223,6 +246,41 @@ class FieldValueCheck:
 
 
 @dataclass(frozen=True)
+class ExtraBucket:
+    """An InfluxDB 2 bucket a backup holds beside its primary one (`Manifest.source`), e.g.
+    homewatt_longterm. A daily archive names it (its shards are in the `influx backup`
+    layout, recorded in `Manifest.shards` with their bucket); an hourly one also gives the
+    `member` holding its line protocol (extra_member), its `lines` and its completeness check
+    (`field_values`, as the primary's)."""
+
+    bucket: str
+    member: str | None = None
+    lines: int | None = None
+    field_values: FieldValueCheck | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"bucket": self.bucket}
+        if self.member is not None:
+            data["member"] = self.member
+            data["lines"] = self.lines
+            data["field_values"] = (
+                None if self.field_values is None else self.field_values.to_dict()
+            )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExtraBucket:
+        counted = data.get("field_values")
+        lines = data.get("lines")
+        return cls(
+            str(data["bucket"]),
+            None if data.get("member") is None else str(data["member"]),
+            None if lines is None else int(lines),
+            None if counted is None else FieldValueCheck.from_dict(counted),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What an archive holds; stored as its first member and (summarised) in blob metadata.
 
@@ -233,6 +291,10 @@ class Manifest:
     `field_values` (hourly): the completeness check of the dump; `shards` (daily): every shard
     the engine listed and what became of it. Both are absent in archives of earlier versions.
     `line_protocol` (hourly): how data.lp.gz escapes names (LINE_PROTOCOL; 1 when absent).
+
+    `lines` and `field_values` are the primary bucket's (the source's); `extra_buckets`, the
+    other buckets the backup holds, each with its own (InfluxDB 2 `influxdb.extra_buckets`;
+    empty in 1.x archives and in archives made before extra buckets).
     """
 
     site: str
@@ -250,6 +312,7 @@ class Manifest:
     field_values: FieldValueCheck | None = None
     shards: tuple[ShardRecord, ...] = ()
     line_protocol: int = LINE_PROTOCOL
+    extra_buckets: tuple[ExtraBucket, ...] = ()
 
     @property
     def backup_id(self) -> BackupId:
@@ -264,6 +327,7 @@ class Manifest:
         data["range_stop"] = iso(self.range_stop)
         data["field_values"] = None if self.field_values is None else self.field_values.to_dict()
         data["shards"] = [shard.to_dict() for shard in self.shards]
+        data["extra_buckets"] = [extra.to_dict() for extra in self.extra_buckets]
         return data
 
     def to_json(self) -> bytes:
@@ -303,6 +367,7 @@ class Manifest:
             ),
             shards=tuple(ShardRecord.from_dict(s) for s in data.get("shards") or ()),
             line_protocol=int(data.get("line_protocol", 1)),
+            extra_buckets=tuple(ExtraBucket.from_dict(e) for e in data.get("extra_buckets") or ()),
         )
 
     @classmethod
@@ -343,8 +408,14 @@ class ArchiveRecord:
         )
 
     def blob_metadata(self) -> dict[str, str]:
-        """The manifest summary stored as blob metadata (ASCII, C#-identifier keys)."""
+        """The manifest summary stored as blob metadata (ASCII, C#-identifier keys);
+        `extrabuckets` (only when there are some): the extra buckets' names (bucket_token),
+        comma-separated, so a point-in-time restore knows every bucket of its chain before it
+        downloads any."""
         m = self.manifest
+        extras = {}
+        if m.extra_buckets:
+            extras["extrabuckets"] = ",".join(bucket_token(e.bucket) for e in m.extra_buckets)
         return {
             "format": str(m.format),
             "site": m.site,
@@ -360,6 +431,7 @@ class ArchiveRecord:
             "lines": "" if m.lines is None else str(m.lines),
             "sha256": self.sha256,
             "size": str(self.size),
+            **extras,
         }
 
 
@@ -396,6 +468,13 @@ class RemoteBackup:
     @property
     def sha256(self) -> str | None:
         return self.metadata.get("sha256") or None
+
+    @property
+    def extra_buckets(self) -> tuple[str, ...]:
+        """The extra buckets the backup holds, from its metadata (none for blobs made before
+        extra buckets)."""
+        words = self.metadata.get("extrabuckets") or ""
+        return tuple(unquote(word) for word in words.split(",") if word)
 
     def is_verified(self, ledger: Mapping[str, str], revoked: Container[str] = ()) -> bool:
         """Verified after upload: the local ledger (name -> SHA-256, ledger.py) holds this name

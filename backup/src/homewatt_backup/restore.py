@@ -2,15 +2,19 @@
 its SHA-256 and manifest, and restore it into InfluxDB; or restore a chain (the newest full
 at or before a time plus the incrementals after it) to a point in time.
 
-A restore refuses a target bucket/database that holds data unless `force` is given; with
-`force` the backup is merged into it (same series and timestamps are overwritten)."""
+A backup of InfluxDB 2 may hold extra buckets beside its primary one (`influxdb.extra_buckets`,
+e.g. homewatt_longterm): each is restored too, into its own name, or with a `--target X` for
+the primary into `X_<bucket>` (extra_target), so a restore under a new name never writes into
+a live bucket. A restore refuses a target bucket/database that holds data unless `force` is
+given, every target checked before anything is written; with `force` the backup is merged into
+it (same series and timestamps are overwritten)."""
 
 from __future__ import annotations
 
 import gzip
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from homewatt_backup.errors import BackupError, CorruptArchiveError, RestoreRefu
 from homewatt_backup.ledger import VerificationLedger
 from homewatt_backup.legacy_lines import rewrite_legacy_line
 from homewatt_backup.models import (
+    DATA_MEMBER,
     PRECISION_PER_SECOND,
     BackupId,
     Engine,
@@ -62,12 +67,41 @@ def plan_chain(available: Sequence[BackupId], at: datetime) -> list[BackupId]:
     return chain
 
 
+def extra_target(bucket: str, renamed: str | None) -> str:
+    """Where an extra bucket of a backup is restored: into its own name, or, when the primary
+    is restored under a name given with --target (`renamed`), into `<renamed>_<bucket>`
+    (e.g. `--target fresh`: homewatt_longterm into fresh_homewatt_longterm)."""
+    return bucket if renamed is None else f"{renamed}_{bucket}"
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore wrote: the `backups` restored (oldest first), and `into`, every bucket
+    or database written into: the backup's name for it (None: the primary, the backup's
+    source) -> the target; the primary first."""
+
+    backups: list[BackupId]
+    into: dict[str | None, str] = field(default_factory=dict)
+
+    @property
+    def extras(self) -> str:
+        """The extra buckets' targets for the CLI's line, e.g. `; extra bucket
+        homewatt_longterm into fresh_homewatt_longterm` (empty without extra buckets)."""
+        return "".join(
+            f"; extra bucket {bucket} into {target}"
+            for bucket, target in self.into.items()
+            if bucket is not None
+        )
+
+
 def filtered_lines(
     path: Path, until: int | None, legacy: bool = False, name: str = ""
 ) -> Iterator[str]:
-    """The lines of an hourly archive's data.lp.gz (`path`), as InfluxDB splits them (a newline
-    inside a string field stays in its line), without those stamped after `until` (None: all).
-    `legacy`: the archive's manifest says `line_protocol` 1; each line is rewritten in the
+    """The lines of an hourly archive's line protocol member (`path`), as InfluxDB splits them
+    (a newline inside a string field stays in its line), without those stamped after `until`
+    (None: all).
+    `legacy`: the archive's manifest says `line_protocol` 1 (data.lp.gz, the only member those
+    archives have); each line is rewritten in the
     current escaping (legacy_lines.py). CorruptArchiveError names the backup (`name`) and the
     line when one cannot be read or restored."""
     with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
@@ -172,9 +206,22 @@ class Restorer:
         return extracted, manifest
 
     def _restore_fetched(
-        self, extracted: Path, manifest: Manifest, target: str, merge: bool, until: datetime | None
+        self,
+        extracted: Path,
+        manifest: Manifest,
+        targets: dict[str | None, str],
+        merge: dict[str | None, bool],
+        until: datetime | None,
     ) -> None:
+        """Restore every bucket of a fetched backup: the primary (None) and each extra one
+        into its `targets` entry, merging where `merge` says the target exists."""
         name = manifest.backup_id.name
+        unplanned = [e.bucket for e in manifest.extra_buckets if e.bucket not in targets]
+        if unplanned:
+            raise CorruptArchiveError(
+                f"{name} holds bucket {unplanned[0]!r}, which its record or blob metadata does"
+                " not name: not restored"
+            )
         if manifest.kind is Kind.DAILY:
             if manifest.engine is not self.engine.engine:
                 raise BackupError(
@@ -185,7 +232,13 @@ class Restorer:
             shards = sum(1 for f in manifest.files if f.name.endswith(".tar.gz"))
             steps = shards if manifest.engine is Engine.INFLUXDB2 else 1
             advance = self.reporter.task(f"restore {name}", max(1, steps))
-            self.engine.restore_full(extracted, target, merge, advance, manifest.shards)
+            self.engine.restore_full(
+                extracted, targets[None], merge[None], advance, manifest.shards
+            )
+            for extra in manifest.extra_buckets:
+                self.engine.for_bucket(extra.bucket).restore_full(
+                    extracted, targets[extra.bucket], merge[extra.bucket], advance, manifest.shards
+                )
             return
         limit = None
         if until is not None:
@@ -194,17 +247,25 @@ class Restorer:
                 + PRECISION_PER_SECOND[manifest.precision]
                 - 1
             )
-        self.engine.ensure_target(target)
-        advance = self.reporter.task(f"write {name}", manifest.lines)
-        written = self.engine.write_lines(
-            filtered_lines(
-                extracted / "data.lp.gz", limit, legacy=manifest.line_protocol == 1, name=name
-            ),
-            target,
-            manifest.precision,
-            advance,
-        )
-        log.info("restored %s: %d lines into %s", name, written, target)
+        members: list[tuple[str | None, str, int | None]] = [
+            (None, DATA_MEMBER, manifest.lines),
+            *((e.bucket, e.member or "", e.lines) for e in manifest.extra_buckets),
+        ]
+        for bucket, member, lines in members:
+            target = targets[bucket]
+            self.engine.ensure_target(target)
+            advance = self.reporter.task(
+                f"write {name}" + (f" ({bucket})" if bucket else ""), lines
+            )
+            written = self.engine.write_lines(
+                filtered_lines(
+                    extracted / member, limit, legacy=manifest.line_protocol == 1, name=name
+                ),
+                target,
+                manifest.precision,
+                advance,
+            )
+            log.info("restored %s: %d lines into %s", name, written, target)
 
     def _check_target(self, target: str, force: bool) -> bool:
         """True when the target exists (the restore merges into it)."""
@@ -216,25 +277,74 @@ class Restorer:
             )
         return state != "absent"
 
-    def restore(self, backup_id: BackupId, target: str, force: bool = False) -> Manifest:
-        exists = self._check_target(target, force)
+    def _targets(
+        self, target: str, extras: Sequence[str], renamed: str | None
+    ) -> dict[str | None, str]:
+        """The primary (None) -> `target`, each extra bucket -> extra_target; BackupError when
+        two would be restored into one bucket."""
+        targets: dict[str | None, str] = {None: target}
+        for bucket in extras:
+            into = extra_target(bucket, renamed)
+            if into in targets.values():
+                raise BackupError(
+                    f"the backup's bucket {bucket!r} would be restored into {into!r}, as another"
+                    " of its buckets: restore under a new name with --target"
+                )
+            targets[bucket] = into
+        return targets
+
+    def chain_extras(self, chain: Sequence[BackupId]) -> list[str]:
+        """The extra buckets the backups of `chain` hold, in order of first appearance, known
+        before any is downloaded: from the local archives' records, else the blobs'
+        metadata."""
+        local = {b.id: b.record.manifest for b in self.archives.list()}
+        found: list[str] = []
+        for backup_id in chain:
+            if backup_id in local:
+                names = [e.bucket for e in local[backup_id].extra_buckets]
+            else:
+                names = list(self.remote_copy(backup_id).extra_buckets)
+            found.extend(n for n in names if n not in found)
+        return found
+
+    def restore(
+        self, backup_id: BackupId, target: str, force: bool = False, renamed: str | None = None
+    ) -> Restored:
+        """Restore one backup: its primary bucket/database into `target`, each extra bucket
+        into extra_target(bucket, `renamed`) (`renamed`: the --target given, else None).
+        RestoreRefusedError before anything is written when a target holds data and not
+        `force`."""
+        merge: dict[str | None, bool] = {None: self._check_target(target, force)}  # no download yet
         with temporary_dir(self.workdir, "homewatt-restore-") as work:
             extracted, manifest = self.fetch(backup_id, work)
-            self._restore_fetched(extracted, manifest, target, exists, None)
+            extras = [e.bucket for e in manifest.extra_buckets]
+            targets = self._targets(target, extras, renamed)
+            merge |= {bucket: self._check_target(targets[bucket], force) for bucket in extras}
+            self._restore_fetched(extracted, manifest, targets, merge, None)
         self.reporter.done()
-        return manifest
+        return Restored([backup_id], targets)
 
     def restore_at(
-        self, site: str, at: datetime, target: str, force: bool = False
-    ) -> list[BackupId]:
+        self,
+        site: str,
+        at: datetime,
+        target: str,
+        force: bool = False,
+        renamed: str | None = None,
+    ) -> Restored:
+        """Restore the chain up to `at` (plan_chain) into `target` and, for the extra buckets
+        of any of its backups, extra_target(bucket, `renamed`); every target is checked
+        before anything is written."""
         chain = plan_chain(self.available(site), at)
-        exists = self._check_target(target, force)
+        targets = self._targets(target, self.chain_extras(chain), renamed)
+        exists = {bucket: self._check_target(into, force) for bucket, into in targets.items()}
         for index, backup_id in enumerate(chain):
+            merge = {bucket: there or index > 0 for bucket, there in exists.items()}
             with temporary_dir(self.workdir, "homewatt-restore-") as work:
                 extracted, manifest = self.fetch(backup_id, work)
-                self._restore_fetched(extracted, manifest, target, exists or index > 0, at)
+                self._restore_fetched(extracted, manifest, targets, merge, at)
         self.reporter.done()
-        return chain
+        return Restored(chain, targets)
 
     def restore_config(
         self,

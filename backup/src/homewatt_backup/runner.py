@@ -39,12 +39,15 @@ from homewatt_backup.errors import (
 )
 from homewatt_backup.ledger import LedgerEntry, VerificationLedger
 from homewatt_backup.models import (
+    DATA_MEMBER,
     BackupId,
     BackupRef,
+    ExtraBucket,
     FieldValueCheck,
     Kind,
     LocalBackup,
     Manifest,
+    extra_member,
     format_ts,
     iso,
     utc_now,
@@ -220,34 +223,28 @@ class Runner:
                     precision,
                     (),
                     shards=full.shards,
+                    extra_buckets=tuple(ExtraBucket(b) for b in self.engine.extra_buckets),
                 )
             else:
                 overlap = timedelta(hours=self.config.schedule.overlap_hours)
                 start, stop = incremental_window(local, now, overlap)  # stop fixed: now
-                data = work / "data.lp.gz"
-                before = self.engine.count_field_values(start, stop)
-                with open_text_gzip(data) as out:
-                    exported = self.engine.dump_incremental(start, stop, out, precision)
-                after = self.engine.count_field_values(start, stop)
-                check = FieldValueCheck(before, exported.field_values, after)
-                log.info(
-                    "%s: %d field values archived in %d lines; InfluxDB counted %d before "
-                    "and %d after the dump (%s .. %s)",
-                    name,
-                    sum(exported.field_values.values()),
-                    exported.lines,
-                    sum(before.values()),
-                    sum(after.values()),
-                    iso(start),
-                    iso(stop),
+                lines, check = self.export_bucket(
+                    self.engine, start, stop, work / DATA_MEMBER, name=name, bucket=None
                 )
-                shortfalls = check.shortfalls()
-                if shortfalls:
-                    raise IncompleteDumpError(
-                        f"{name} not kept: the export of {iso(start)} .. {iso(stop)} does not "
-                        f"match what InfluxDB counted: {'; '.join(shortfalls)}"
+                payload = [(DATA_MEMBER, work / DATA_MEMBER)]
+                extras = []
+                for bucket in self.engine.extra_buckets:
+                    member = extra_member(bucket)
+                    extra_lines, extra_check = self.export_bucket(
+                        self.engine.for_bucket(bucket),
+                        start,
+                        stop,
+                        work / member,
+                        name=name,
+                        bucket=bucket,
                     )
-                payload = [("data.lp.gz", data)]
+                    payload.append((member, work / member))
+                    extras.append(ExtraBucket(bucket, member, extra_lines, extra_check))
                 manifest = Manifest(
                     self.config.site,
                     kind,
@@ -259,12 +256,54 @@ class Runner:
                     stop,
                     precision,
                     (),
-                    exported.lines,
+                    lines,
                     field_values=check,
+                    extra_buckets=tuple(extras),
                 )
             return self.archives.write(manifest, payload)
         except OSError as exc:
             raise from_oserror(exc, f"writing the {kind.value} backup in {work}") from None
+
+    def export_bucket(
+        self,
+        engine: DatabaseEngine,
+        start: datetime,
+        stop: datetime,
+        path: Path,
+        *,
+        name: str,
+        bucket: str | None,
+    ) -> tuple[int, FieldValueCheck]:
+        """Export one bucket's [start, stop) into `path` (gzip line protocol) between two
+        counts of its field values; return the lines written and the check. `bucket`: an
+        extra bucket's name (None: the primary), named in the log line and the error.
+        IncompleteDumpError when the export does not match the counts (nothing is kept)."""
+        before = engine.count_field_values(start, stop)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open_text_gzip(path) as out:
+            exported = engine.dump_incremental(start, stop, out, self.config.schedule.precision)
+        after = engine.count_field_values(start, stop)
+        check = FieldValueCheck(before, exported.field_values, after)
+        of_bucket = "" if bucket is None else f" of bucket {bucket}"
+        log.info(
+            "%s: %d field values%s archived in %d lines; InfluxDB counted %d before "
+            "and %d after the dump (%s .. %s)",
+            name,
+            sum(exported.field_values.values()),
+            of_bucket,
+            exported.lines,
+            sum(before.values()),
+            sum(after.values()),
+            iso(start),
+            iso(stop),
+        )
+        shortfalls = check.shortfalls()
+        if shortfalls:
+            raise IncompleteDumpError(
+                f"{name} not kept: the export{of_bucket} of {iso(start)} .. {iso(stop)} does "
+                f"not match what InfluxDB counted: {'; '.join(shortfalls)}"
+            )
+        return exported.lines, check
 
     def config_payload(self, work: Path, name: str) -> list[tuple[str, Path]]:
         """The site's configuration for a daily backup (configfiles.py): one tar member, or

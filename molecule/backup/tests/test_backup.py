@@ -3,6 +3,7 @@ instance (NOT InfluxDB 2, which cannot run here); backups stay on the Pi in this
 
 from __future__ import annotations
 
+import json
 import re
 
 import testinfra.host
@@ -53,3 +54,9 @@ def test_one_run_backs_up_the_standin_not_run_against_a_real_influxdb2(
     assert host.check_output("systemctl show -P Result homewatt-backup.service") == "success"
     archives = host.check_output("find /var/lib/private/homewatt-backup -name '*.tar'")
     assert archives.strip(), journal
+    # a daily full's manifest names the long-term bucket beside the raw one (the role's
+    # backup_influxdb_extra_buckets; the prepare's stand-in has both buckets)
+    daily = next(name for name in archives.split() if "/daily/" in name)
+    manifest = json.loads(host.check_output(f"tar -xOf {daily} manifest.json"))
+    assert [e["bucket"] for e in manifest["extra_buckets"]] == ["homewatt_longterm"], manifest
+    assert {s["bucket"] for s in manifest["shards"]} <= {"homewatt", "homewatt_longterm"}

@@ -128,6 +128,7 @@ class InfluxDB1Engine:
     ) -> None:
         self.config = config
         self.source = config.database
+        self.extra_buckets: tuple[str, ...] = ()
         auth = None
         if config.username is not None and secrets.influx_password is not None:
             auth = (config.username, secrets.influx_password)
@@ -234,6 +235,13 @@ class InfluxDB1Engine:
             for row in series.get("values", []):
                 counts[str(series["name"])] += sum(int(v or 0) for v in row[1:])
         return counts
+
+    def for_bucket(self, bucket: str) -> InfluxDB1Engine:
+        """InfluxDB 1.x has no buckets (its full backup holds every retention policy)."""
+        raise InfluxError(
+            f"InfluxDB 1.x has no buckets: {bucket!r} is an InfluxDB 2 bucket, "
+            f"not part of database {self.config.database!r}"
+        )
 
     def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
         q = (

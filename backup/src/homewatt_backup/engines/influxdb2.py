@@ -2,9 +2,11 @@
 engines.protocol.DatabaseEngine. Not run against a real InfluxDB 2 here (see the README).
 
 - dump, full: `/api/v2/backup/metadata` (KV and SQL snapshots, bucket manifests) plus
-  `/api/v2/backup/shards/{id}` for every shard of the bucket, stored in the `influx backup`
-  directory layout (an extracted archive is a directory `influx restore` reads); every shard
-  the metadata lists must arrive whole (gzip and tar read to their ends) or be gone (404);
+  `/api/v2/backup/shards/{id}` for every shard of the bucket and of each extra bucket,
+  stored in the `influx backup` directory layout (an extracted archive is a directory
+  `influx restore` reads; its manifest lists the primary bucket first, then the extra ones);
+  every shard the metadata lists must arrive whole (gzip and tar read to their ends) or be
+  gone (404);
 - dump, incremental: a Flux query per window, its annotated CSV (annotated_csv.py) turned into
   line protocol;
 - report: Flux `count()` over the range counts field values per measurement;
@@ -15,6 +17,7 @@ engines.protocol.DatabaseEngine. Not run against a real InfluxDB 2 here (see the
 
 from __future__ import annotations
 
+import copy
 import email.parser
 import email.policy
 import gzip
@@ -54,7 +57,9 @@ def flux_string(value: str) -> str:
 
 
 class InfluxDB2Engine:
-    """One bucket (`influxdb.org`/`influxdb.bucket`) of an InfluxDB 2.x at `influxdb.url`."""
+    """One bucket (`influxdb.org`/`influxdb.bucket`) of an InfluxDB 2.x at `influxdb.url`, and
+    the extra buckets (`influxdb.extra_buckets`) its full backup also holds; for_bucket gives
+    the engine of one of those."""
 
     engine = Engine.INFLUXDB2
 
@@ -68,6 +73,10 @@ class InfluxDB2Engine:
     ) -> None:
         self.config = config
         self.source = config.source
+        self.extra_buckets = tuple(config.extra_buckets)
+        # the bucket of a full backup that restore_full restores: None, the primary (the
+        # manifest's first); for_bucket's engines, their own
+        self._backup_bucket: str | None = None
         token = secrets.influx_token or ""
         self.http = http or InfluxHTTP(
             config.url,
@@ -76,6 +85,14 @@ class InfluxDB2Engine:
             attempts=attempts,
         )
         self.chunk = timedelta(hours=chunk_hours)
+
+    def for_bucket(self, bucket: str) -> InfluxDB2Engine:
+        view = copy.copy(self)
+        view.config = self.config.model_copy(update={"bucket": bucket, "extra_buckets": []})
+        view.source = view.config.source
+        view.extra_buckets = ()
+        view._backup_bucket = bucket
+        return view
 
     def version(self) -> str:
         return self.http.version()
@@ -126,7 +143,7 @@ class InfluxDB2Engine:
             raise InfluxError("full backup: the metadata answer holds no KV snapshot")
         return manifest, buckets
 
-    def _shard(self, shard_id: int, workdir: Path, base: str) -> ShardRecord:
+    def _shard(self, shard_id: int, workdir: Path, base: str, bucket: str) -> ShardRecord:
         what = f"full backup: shard {shard_id}"
         response = self.http.request(
             "GET",
@@ -139,7 +156,7 @@ class InfluxDB2Engine:
         with response:
             if response.status_code == 404:
                 log.warning("shard %d was removed during the backup (retention); skipped", shard_id)
-                return ShardRecord(shard_id, "expired")
+                return ShardRecord(shard_id, "expired", bucket=bucket)
             file_name = f"{base}.{shard_id}.tar.gz"
             path = workdir / file_name
             compressed = response.headers.get("Content-Encoding", "") == "gzip"
@@ -159,30 +176,33 @@ class InfluxDB2Engine:
                     f"({type(exc).__name__}): the backup is not kept"
                 ) from None
         size = check_shard_file(path, shard_id, "full backup")
-        return ShardRecord(shard_id, "saved", f"influxdb2/{file_name}", size)
+        return ShardRecord(shard_id, "saved", f"influxdb2/{file_name}", size, bucket=bucket)
 
     def dump_full(self, workdir: Path, base: str) -> FullDump:
         target = workdir / "influxdb2"
         target.mkdir()
         manifest, buckets = self._metadata(target, base)
-        wanted = [
-            b
-            for b in buckets
-            if b.get("organizationName") == self.config.org
-            and b.get("bucketName") == self.config.bucket
-        ]
-        if not wanted:
+        org = self.config.org
+        listed = {str(b.get("bucketName")): b for b in buckets if b.get("organizationName") == org}
+        names = [self.config.bucket, *self.extra_buckets]
+        missing = [name for name in names if name not in listed]
+        if missing:
             raise InfluxError(
-                f"full backup: bucket {self.config.bucket!r} of org "
-                f"{self.config.org!r} is not in InfluxDB's backup metadata"
+                f"full backup: {'bucket' if len(missing) == 1 else 'buckets'} "
+                f"{', '.join(map(repr, missing))} of org {org!r} "
+                f"{'is' if len(missing) == 1 else 'are'} not in InfluxDB's backup metadata "
+                "(influxdb.bucket, influxdb.extra_buckets): the backup is not kept"
             )
+        wanted = [listed[name] for name in names]  # the primary first (restore_full)
         records: list[ShardRecord] = []
         for bucket in wanted:
             for rp in bucket.get("retentionPolicies", []):
                 for group in rp.get("shardGroups", []):
                     kept = []
                     for shard in group.get("shards", []):
-                        record = self._shard(int(shard["id"]), target, base)
+                        record = self._shard(
+                            int(shard["id"]), target, base, str(bucket["bucketName"])
+                        )
                         records.append(record)
                         if record.file is not None:
                             path = target / record.file.removeprefix("influxdb2/")
@@ -228,7 +248,8 @@ class InfluxDB2Engine:
 
     def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
         flux = self.flux_export(start, stop) + "\n  |> count()"
-        what = "InfluxDB: count field values"
+        config = self.config
+        what = f"InfluxDB: count field values of bucket {config.bucket!r} of org {config.org!r}"
         counts: Counter[str] = Counter()
         with self._query_csv(flux, what) as response:
             try:
@@ -323,7 +344,8 @@ class InfluxDB2Engine:
         progress: Progress = no_progress,
         shards: Sequence[ShardRecord] = (),
     ) -> None:
-        """Restore the bucket as `target` (bucketMetadata + shards). With `merge` (the target
+        """Restore the backup's primary bucket (the manifest's first; or, for for_bucket's
+        engine, that bucket) as `target` (bucketMetadata + shards). With `merge` (the target
         exists), restore into a temporary bucket, copy it with Flux `to()`, delete it. Each
         shard's POST is answered once InfluxDB has imported it (influxdb's
         http/restore_service.go, handleRestoreShard, imports within the request): nothing is
@@ -334,8 +356,11 @@ class InfluxDB2Engine:
             raise InfluxError("restore: the archive holds no influx backup manifest")
         manifest = json.loads(manifests[-1].read_text())
         buckets = manifest.get("buckets", [])
-        if len(buckets) != 1:
-            raise InfluxError(f"restore: expected one bucket in the backup, found {len(buckets)}")
+        if self._backup_bucket is not None:
+            buckets = [b for b in buckets if b.get("bucketName") == self._backup_bucket]
+        if not buckets:
+            wanted = "" if self._backup_bucket is None else f" {self._backup_bucket!r}"
+            raise InfluxError(f"restore: the backup holds no bucket{wanted}")
         bucket = buckets[0]
         name = target if not merge else f"{target}-restore-{temporary_suffix()}"
         body = restore_bucket_request(bucket, self._org_id(), name)

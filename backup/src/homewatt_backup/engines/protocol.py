@@ -10,7 +10,10 @@ The protocol has four parts:
   the completeness check of every incremental dump), `target_state`;
 - write back: `ensure_target`, `write_lines` (line protocol, e.g. an incremental archive),
   `write_health` (the run's health point);
-- restore: `restore_full` (a full backup into a bucket/database).
+- restore: `restore_full` (a full backup into a bucket/database);
+- more buckets (InfluxDB 2): `extra_buckets` names the buckets backed up beside the source,
+  `for_bucket` gives the engine of one of them (its incremental dump, counts and full
+  restore).
 
 Units: times are timezone-aware UTC datetimes; a range is [start, stop) (start included, stop
 excluded); line protocol timestamps are integers in the given `precision` (s, ms, us or ns);
@@ -72,6 +75,14 @@ class DatabaseEngine(Protocol):
     engine: Engine
     source: str
     """What is backed up: the database (1.x) or `<org>/<bucket>` (2.x)."""
+    extra_buckets: tuple[str, ...]
+    """The buckets backed up beside the source's (2.x `influxdb.extra_buckets`; 1.x none)."""
+
+    def for_bucket(self, bucket: str) -> DatabaseEngine:
+        """The same server, org and credentials seen through `bucket` (one of the backup's
+        extra buckets): its count_field_values, dump_incremental and restore_full are that
+        bucket's. InfluxError on 1.x, which has no buckets."""
+        ...
 
     def version(self) -> str:
         """The server's version (its X-Influxdb-Version header); doubles as the reachability
@@ -79,11 +90,12 @@ class DatabaseEngine(Protocol):
         ...
 
     def dump_full(self, workdir: Path, base: str) -> FullDump:
-        """Write the engine's full backup of the source into `workdir` (file names start with
-        `base`, the backup's timestamp). Every shard the engine listed must be in it, whole
-        (its gzip stream complete, its tar readable to the end, its size what the engine
-        reported): else InfluxError naming the shard. A shard removed by retention during the
-        backup is recorded as `expired`."""
+        """Write the engine's full backup of the source and of every extra bucket into
+        `workdir` (file names start with `base`, the backup's timestamp); an extra bucket
+        that does not exist is an InfluxError naming it and the org. Every shard the engine
+        listed must be in it, whole (its gzip stream complete, its tar readable to the end,
+        its size what the engine reported): else InfluxError naming the shard. A shard removed
+        by retention during the backup is recorded as `expired`."""
         ...
 
     def count_field_values(self, start: datetime, stop: datetime) -> Counter[str]:
@@ -121,11 +133,12 @@ class DatabaseEngine(Protocol):
         progress: Progress = no_progress,
         shards: Sequence[ShardRecord] = (),
     ) -> None:
-        """Restore a full backup (an extracted archive's directory) as `target`; with `merge`
-        (the target exists) through a temporary database/bucket whose points are copied in.
-        Returns once the restored points are all queryable (`shards`: the archive manifest's
-        records, with what was counted at backup time where the engine records it), else
-        InfluxError naming what is missing; a merge copies nothing before that.
+        """Restore a full backup (an extracted archive's directory) as `target`: the source's
+        data (2.x: the archive's primary bucket; through for_bucket, that extra bucket); with
+        `merge` (the target exists) through a temporary database/bucket whose points are
+        copied in. Returns once the restored points are all queryable (`shards`: the archive
+        manifest's records, with what was counted at backup time where the engine records
+        it), else InfluxError naming what is missing; a merge copies nothing before that.
         `progress` gets one step per restore call (1.x) or shard (2.x)."""
         ...
 
