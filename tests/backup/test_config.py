@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -12,13 +14,14 @@ import pytest
 import yaml
 
 from homewatt_backup.config import AzureConfig, InfluxDB2Config, load_settings
-from homewatt_backup.errors import ConfigError
+from homewatt_backup.errors import ConfigError, redact
 from homewatt_backup.store import SAS_PERMISSIONS
 from tests.backup.conftest import write_secret
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((REPO / "contracts" / "backup-azure.json").read_text())
 EXAMPLE = REPO / "backup" / "backup.example.yaml"
+CLI = str(Path(sys.executable).with_name("homewatt-backup"))
 
 
 def line_of(path: Path, text: str) -> int:
@@ -167,6 +170,30 @@ def test_a_secret_written_in_the_config_is_refused_naming_where_it_goes_never_th
         f"credential named by {key}_credential (LoadCredential=)"
     )
     assert "s3cr3t!" not in message
+
+
+def test_check_config_prints_the_inline_secret_message_whole_and_never_the_value(
+    tmp_path: Path,
+) -> None:
+    """The CLI's error lines pass through the redaction of tokens: it must hide a token's value,
+    not the word after "token" in a message ("token must not be written" came out as "token
+    <redacted> not be written")."""
+    data = base_config()
+    typing.cast(dict[str, object], data["influxdb"])["token"] = "dGhpcy1pcy1hLXRva2VuLXZhbHVl=="
+    path = config_file(tmp_path, data)
+    done = subprocess.run(
+        [CLI, "--config", str(path), "check-config", "--no-secrets"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "influxdb: token must not be written in the config file" in done.stderr, done.stderr
+    assert "dGhpcy1pcy1hLXRva2VuLXZhbHVl" not in done.stdout + done.stderr
+    assert redact("Authorization: Token dGhpcy1pcy1hLXRva2VuLXZhbHVl==") == (
+        "Authorization: Token <redacted>"
+    )
+    assert redact("invalid token=dGhpcy1pcy1hLXRva2VuLXZhbHVl") == "invalid token=<redacted>"
 
 
 def test_wrong_values_name_the_key_and_the_problem(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from azure.core import exceptions as azure_exc
 from homewatt_common.problems import ProblemsError
 
 _SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
-_TOKEN = re.compile(r"(Token\s+)\S+", re.IGNORECASE)
+# an Authorization value ("Token <secret>", "token=<secret>"): the secret is 16 or more
+# characters of an API token's alphabet, so prose such as "token must not be written" stays
+_TOKEN = re.compile(r"(Token[\s=]+)[A-Za-z0-9_\-+/=.]{16,}", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
